@@ -1,0 +1,49 @@
+# The README's two commands are `make demo` and `make test`; both set up .venv on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.tpflax-installed
+GOLDEN_VENV := .venv-golden
+GOLDEN_STAMP := $(GOLDEN_VENV)/.installed
+
+.PHONY: demo test test-slow lint format golden golden-check bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m tpflax.demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow and not tensorflow" src tests
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m "slow" src tests
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests tools benchmarks
+	$(BIN)/ruff format --check src tests tools benchmarks
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff format src tests tools benchmarks
+	$(BIN)/ruff check --fix src tests tools benchmarks
+
+# The reference: real tensorpack 0.11 on TensorFlow 2.21 (CPU), in its own venv.
+$(GOLDEN_STAMP): tools/golden/requirements.txt
+	$(PYTHON) -m venv $(GOLDEN_VENV)
+	$(GOLDEN_VENV)/bin/python -m pip install -q --upgrade pip
+	$(GOLDEN_VENV)/bin/python -m pip install -q -r tools/golden/requirements.txt
+	touch $(GOLDEN_STAMP)
+
+golden: $(GOLDEN_STAMP)
+	TF_USE_LEGACY_KERAS=1 TF_CPP_MIN_LOG_LEVEL=2 $(GOLDEN_VENV)/bin/python tools/golden/generate.py --out tests/golden
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) $(GOLDEN_VENV) .pytest_cache .ruff_cache .mypy_cache

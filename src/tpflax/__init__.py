@@ -1,0 +1,60 @@
+"""tpflax: tensorpack's symbolic layers as pure JAX functions.
+
+>>> import tpflax as tp
+>>> tp.Conv2D
+<tpflax layer Conv2D>
+"""
+
+from tpflax import checkpoint
+from tpflax._src.argscope import (
+    argscope,
+    enable_argscope_for_function,
+    enable_argscope_for_module,
+    get_arg_scope,
+)
+from tpflax._src.batch_norm import BatchNorm, BNReLU
+from tpflax._src.conv import Conv2D
+from tpflax._src.dropout import Dropout
+from tpflax._src.fc import FullyConnected
+from tpflax._src.frame import get_variable, is_training, variable_scope
+from tpflax._src.linear_wrap import LinearWrap
+from tpflax._src.pool import AvgPooling, GlobalAvgPooling, MaxPooling
+from tpflax._src.registry import Layer, get_registered_layer, layer_register
+from tpflax._src.regularize import (
+    l1_regularizer,
+    l2_regularizer,
+    regularize_cost,
+    regularize_cost_from_collection,
+)
+from tpflax._src.transform import Transformed, transform
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AvgPooling",
+    "BNReLU",
+    "BatchNorm",
+    "Conv2D",
+    "Dropout",
+    "FullyConnected",
+    "GlobalAvgPooling",
+    "Layer",
+    "LinearWrap",
+    "MaxPooling",
+    "Transformed",
+    "argscope",
+    "checkpoint",
+    "enable_argscope_for_function",
+    "enable_argscope_for_module",
+    "get_arg_scope",
+    "get_registered_layer",
+    "get_variable",
+    "is_training",
+    "l1_regularizer",
+    "l2_regularizer",
+    "layer_register",
+    "regularize_cost",
+    "regularize_cost_from_collection",
+    "transform",
+    "variable_scope",
+]

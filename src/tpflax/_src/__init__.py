@@ -1,0 +1,1 @@
+"""tpflax's implementation; the public names are re-exported by ``tpflax/__init__.py``."""

@@ -1,0 +1,15 @@
+"""Applying a layer's ``activation`` (a JAX function, or a layer such as ``tp.BNReLU``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def apply_activation(activation: Any, x: Any, *, who: str) -> Any:
+    """Calls ``activation(x)``; a layer passed here creates its variables in the calling
+    layer's scope (``conv1/bn/gamma``), as in tensorpack. ``None`` is the identity."""
+    if activation is None:
+        return x
+    if not callable(activation):
+        raise TypeError(f"{who}: activation must be callable or None; got {activation!r}")
+    return activation(x)

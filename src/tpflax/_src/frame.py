@@ -1,0 +1,228 @@
+"""The frame: what a transformed function's layers read while it runs.
+
+A :class:`Frame` carries the params and state being read or built, the new state being
+written, the rng, the ``is_training`` flag and the variable-scope stack. It lives in a
+:class:`contextvars.ContextVar`, so threads and asyncio tasks each see their own, and a pure
+layer call inside a model gets a fresh frame of its own. Nothing here is a module global.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import dataclasses
+import logging
+import zlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from tpflax._src.shape_log import ShapeLogger
+
+log = logging.getLogger("tpflax")
+
+Initializer = Callable[[jax.Array, tuple[int, ...], Any], jax.Array]
+Tree = dict[str, Any]
+
+
+@dataclasses.dataclass
+class Frame:
+    """Everything a running model's layers share; one per ``init``/``apply`` call."""
+
+    mode: str  # 'init' or 'apply'
+    params: Tree
+    state: Tree
+    new_state: Tree
+    is_training: bool
+    rng: jax.Array | None
+    shape_logger: ShapeLogger
+    scope: list[str] = dataclasses.field(default_factory=list)
+    reuse: list[bool] = dataclasses.field(default_factory=lambda: [False])
+    created: dict[str, bool] = dataclasses.field(default_factory=dict)  # name -> trainable
+    layer_names: set[str] = dataclasses.field(default_factory=set)
+    used: set[str] = dataclasses.field(default_factory=set)
+    outputs: dict[str, Any] = dataclasses.field(default_factory=dict)
+    reg_losses: list[Any] = dataclasses.field(default_factory=list)
+    rng_count: int = 0
+
+    @property
+    def scope_name(self) -> str:
+        return "/".join(self.scope)
+
+    def full_name(self, name: str) -> str:
+        return "/".join([*self.scope, name])
+
+
+_FRAME: contextvars.ContextVar[Frame | None] = contextvars.ContextVar("tpflax_frame", default=None)
+
+
+def current_frame(who: str | None = None) -> Frame:
+    """Returns the running frame, or raises naming ``who`` when called outside a model."""
+    frame = _FRAME.get()
+    if frame is None:
+        what = who or "This call"
+        raise RuntimeError(
+            f"{what} must run inside a function transformed by tp.transform (or a flax module); "
+            "outside one, use the pure form, e.g. tp.Conv2D.init(rng, x, ...) and "
+            "tp.Conv2D.apply(params, state, x, ...)"
+        )
+    return frame
+
+
+def maybe_frame() -> Frame | None:
+    return _FRAME.get()
+
+
+@contextlib.contextmanager
+def use_frame(frame: Frame) -> Iterator[Frame]:
+    token = _FRAME.set(frame)
+    try:
+        yield frame
+    finally:
+        _FRAME.reset(token)
+
+
+def is_training() -> bool:
+    """Tensorpack's ``get_current_tower_context().is_training`` for the running model."""
+    return current_frame("tp.is_training()").is_training
+
+
+@contextlib.contextmanager
+def variable_scope(name: str, reuse: bool | None = None) -> Iterator[str]:
+    """Opens a nested variable scope, as ``tf.variable_scope`` does in tensorpack models.
+
+    Args:
+        name: the scope's name; variables and layers inside are named ``name/...``.
+        reuse: ``True`` shares the variables already created under this scope (tensorpack's
+            ``reuse=True``); it is inherited by inner scopes and cannot be switched off inside.
+
+    Yields:
+        The full scope name.
+
+    Raises:
+        TypeError: ``name`` is not a non-empty string without '/' at either end.
+    """
+    if not isinstance(name, str) or not name or name.startswith("/") or name.endswith("/"):
+        raise TypeError(f"tp.variable_scope: name must be a non-empty string; got {name!r}")
+    frame = current_frame(f"tp.variable_scope({name!r})")
+    parts = name.split("/")
+    frame.scope.extend(parts)
+    frame.reuse.append(bool(reuse) or frame.reuse[-1])
+    try:
+        yield frame.scope_name
+    finally:
+        del frame.scope[len(frame.scope) - len(parts) :]
+        frame.reuse.pop()
+
+
+def _lookup(tree: Tree, path: list[str]) -> Any:
+    node: Any = tree
+    for key in path:
+        if not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
+    return node
+
+
+def _store(tree: Tree, path: list[str], value: Any) -> None:
+    node = tree
+    for key in path[:-1]:
+        node = node.setdefault(key, {})
+    node[path[-1]] = value
+
+
+def param_key(rng: jax.Array, full_name: str) -> jax.Array:
+    """A key for one variable, derived from its name so init order does not matter."""
+    return jax.random.fold_in(rng, zlib.crc32(full_name.encode()) & 0x7FFFFFFF)
+
+
+def get_variable(
+    name: str,
+    shape: tuple[int, ...],
+    initializer: Initializer,
+    *,
+    dtype: Any = jnp.float32,
+    trainable: bool = True,
+    who: str = "get_variable",
+) -> jax.Array:
+    """Creates (in ``init``) or reads (in ``apply``) a variable under the current scope.
+
+    Mirrors ``tf.get_variable``: a name created twice in one call without ``reuse=True`` is an
+    error, and so is reusing a name that was never created. Trainable variables live in
+    ``params``, the others (``mean/EMA``) in ``state``.
+
+    Args:
+        name: tensorpack's variable name relative to the scope, e.g. ``'W'`` or ``'mean/EMA'``.
+        shape: the variable's shape.
+        initializer: a JAX initializer ``(key, shape, dtype) -> array``.
+        dtype: the variable's dtype.
+        trainable: ``False`` puts it in ``state``.
+        who: the calling layer, for error messages.
+
+    Returns:
+        The variable's value.
+    """
+    frame = current_frame(who)
+    full = frame.full_name(name)
+    path = full.split("/")
+    tree = frame.params if trainable else frame.state
+    kind = "params" if trainable else "state"
+    reuse = frame.reuse[-1]
+    if full in frame.created:
+        if not reuse:
+            raise ValueError(
+                f"{who}: variable '{full}' already exists; to share it, open the scope with "
+                "tp.variable_scope(..., reuse=True), as in tensorpack"
+            )
+        return _lookup(tree, path)
+    if reuse:
+        raise ValueError(
+            f"{who}: variable '{full}' does not exist, but the scope has reuse=True; "
+            "create it once before sharing it"
+        )
+    frame.created[full] = trainable
+    shape = tuple(int(s) for s in shape)
+    if frame.mode == "init":
+        assert frame.rng is not None  # init always has an rng
+        value = initializer(param_key(frame.rng, full), shape, dtype)
+        _store(tree, path, value)
+        if not trainable:
+            _store(frame.new_state, path, value)
+        return value
+    value = _lookup(tree, path)
+    if value is None or isinstance(value, dict):
+        raise ValueError(
+            f"{who}: {kind} has no variable '{full}' (expected shape {list(shape)}); "
+            f"were these {kind} made by init of this same model?"
+        )
+    if tuple(value.shape) != shape:
+        raise ValueError(
+            f"{who}: variable '{full}' in {kind} has shape {list(value.shape)}, but the layer "
+            f"needs {list(shape)}; were these {kind} made by init of this same model?"
+        )
+    frame.used.add(full)
+    return value
+
+
+def assign_state(name: str, value: Any, *, who: str = "assign_state") -> None:
+    """Writes the new value of a state variable (an EMA update) under the current scope."""
+    frame = current_frame(who)
+    _store(frame.new_state, frame.full_name(name).split("/"), value)
+
+
+def next_rng_key(who: str) -> jax.Array:
+    """A fresh key for a random op (Dropout), split from the rng passed to ``apply``.
+
+    Raises:
+        ValueError: no rng was passed.
+    """
+    frame = current_frame(who)
+    if frame.rng is None:
+        raise ValueError(
+            f"{who}: needs a random key in training; pass rng= to apply "
+            "(e.g. model.apply(params, state, x, is_training=True, rng=jax.random.key(0)))"
+        )
+    frame.rng_count += 1
+    return jax.random.fold_in(frame.rng, frame.rng_count)

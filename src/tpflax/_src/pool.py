@@ -1,0 +1,120 @@
+"""Pooling: pure ops and tensorpack's ``MaxPooling``, ``AvgPooling``, ``GlobalAvgPooling``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from tpflax._src import utils
+from tpflax._src.registry import layer_context, layer_register
+
+
+def _window(fmt: str, pool: tuple[int, int], stride: tuple[int, int]) -> tuple[tuple, tuple]:
+    if fmt == "NHWC":
+        return (1, *pool, 1), (1, *stride, 1)
+    return (1, 1, *pool), (1, 1, *stride)
+
+
+def max_pool(
+    x: jax.Array, pool: tuple[int, int], stride: tuple[int, int], padding: str, fmt: str
+) -> jax.Array:
+    """Max pooling; ``'SAME'`` pads with -inf, the odd pixel at the end (TensorFlow's rule)."""
+    dims, strides = _window(fmt, pool, stride)
+    return lax.reduce_window(x, -jnp.inf, lax.max, dims, strides, padding)
+
+
+def avg_pool(
+    x: jax.Array, pool: tuple[int, int], stride: tuple[int, int], padding: str, fmt: str
+) -> jax.Array:
+    """Average pooling; with ``'SAME'`` each window is divided by the number of real (not
+    padded) elements in it, as TensorFlow does (flax's default counts the padding)."""
+    dims, strides = _window(fmt, pool, stride)
+    total = lax.reduce_window(x, jnp.zeros((), x.dtype), lax.add, dims, strides, padding)
+    if padding == "VALID":
+        return total / jnp.asarray(pool[0] * pool[1], x.dtype)
+    ones = jnp.ones((1, *x.shape[1:]), x.dtype)
+    count = lax.reduce_window(ones, jnp.zeros((), x.dtype), lax.add, dims, strides, padding)
+    return total / count
+
+
+def _pool_args(
+    kind: str, inputs: Any, pool_size: Any, strides: Any, padding: str, data_format: str
+) -> tuple:
+    who = layer_context(kind)
+    utils.check_rank(inputs, (4,), who=who)
+    fmt = utils.data_format(data_format, who=who)
+    pool = utils.shape2d(pool_size, who=who, arg="pool_size")
+    stride = pool if strides is None else utils.shape2d(strides, who=who, arg="strides")
+    return pool, stride, utils.padding(padding, who=who), fmt
+
+
+_POOL_ALIASES = {"shape": "pool_size", "stride": "strides"}
+
+
+@layer_register(log_shape=True, positional=("pool_size", "strides"), aliases=_POOL_ALIASES)
+def MaxPooling(
+    inputs: jax.Array,
+    pool_size: Any,
+    strides: Any = None,
+    padding: str = "valid",
+    data_format: str = "channels_last",
+) -> jax.Array:
+    """Max pooling, tensorpack's ``MaxPooling`` (``tf.layers.MaxPooling2D``).
+
+    Args:
+        inputs: 4-D, in ``data_format``.
+        pool_size: int or pair (alias ``shape``).
+        strides: int or pair; defaults to ``pool_size`` (alias ``stride``).
+        padding: ``'valid'`` (default) or ``'same'``.
+        data_format: ``'channels_last'``/``'NHWC'`` or ``'channels_first'``/``'NCHW'``.
+
+    Returns:
+        The pooled array, named ``<name>/output``.
+    """
+    pool, stride, pad, fmt = _pool_args("MaxPooling", inputs, pool_size, strides, padding, data_format)
+    return max_pool(inputs, pool, stride, pad, fmt)
+
+
+@layer_register(log_shape=True, positional=("pool_size", "strides"), aliases=_POOL_ALIASES)
+def AvgPooling(
+    inputs: jax.Array,
+    pool_size: Any,
+    strides: Any = None,
+    padding: str = "valid",
+    data_format: str = "channels_last",
+) -> jax.Array:
+    """Average pooling, tensorpack's ``AvgPooling`` (``tf.layers.AveragePooling2D``).
+
+    With ``padding='same'`` the padded elements are not counted, as in TensorFlow.
+
+    Args:
+        inputs: 4-D, in ``data_format``.
+        pool_size: int or pair (alias ``shape``).
+        strides: int or pair; defaults to ``pool_size`` (alias ``stride``).
+        padding: ``'valid'`` (default) or ``'same'``.
+        data_format: ``'channels_last'``/``'NHWC'`` or ``'channels_first'``/``'NCHW'``.
+
+    Returns:
+        The pooled array, named ``<name>/output``.
+    """
+    pool, stride, pad, fmt = _pool_args("AvgPooling", inputs, pool_size, strides, padding, data_format)
+    return avg_pool(inputs, pool, stride, pad, fmt)
+
+
+@layer_register(log_shape=True)
+def GlobalAvgPooling(x: jax.Array, data_format: str = "channels_last") -> jax.Array:
+    """Global average pooling, tensorpack's ``GlobalAvgPooling``: ``[N, C]`` from a 4-D map.
+
+    Example:
+        >>> import jax.numpy as jnp, tpflax as tp
+        >>> y, _ = tp.GlobalAvgPooling.apply({}, {}, jnp.ones((2, 3, 3, 5)))
+        >>> y.shape
+        (2, 5)
+    """
+    who = layer_context("GlobalAvgPooling")
+    utils.check_rank(x, (4,), who=who, arg="x")
+    fmt = utils.data_format(data_format, who=who)
+    return jnp.mean(x, axis=(1, 2) if fmt == "NHWC" else (2, 3))

@@ -1,0 +1,53 @@
+"""Tensorpack's shape log: each named layer's input and output shapes, once per layer name.
+
+The format is tensorpack's (``'conv0': [8, 28, 28, 1] --> [8, 28, 28, 32]``; a layer that
+calls other logged layers prints ``input:`` / ``output:`` lines around them, indented). Records
+go to the ``tpflax`` logger at INFO level; silence them with
+``logging.getLogger('tpflax').setLevel(logging.WARNING)``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+log = logging.getLogger("tpflax")
+
+
+class ShapeLogger:
+    """Logs a layer's shapes the first time its scope name is seen.
+
+    One instance belongs to one transformed model (so each model logs its own layers once);
+    it is not shared between models.
+    """
+
+    def __init__(self) -> None:
+        self.logged: set[str] = set()
+        self._stack: list[tuple[str, str]] = []
+        self._depth = 0
+
+    def begin(self) -> None:
+        """Forgets a half-finished nesting left by a call that raised."""
+        self._stack.clear()
+        self._depth = 0
+
+    def wants(self, name: str) -> bool:
+        return name not in self.logged
+
+    def push_inputs(self, name: str, message: str) -> None:
+        while self._stack:
+            outer, outer_msg = self._stack.pop()
+            log.info("%s'%s' input: %s", self._indent(), outer, outer_msg)
+            self._depth += 1
+        self._stack.append((name, message))
+
+    def push_outputs(self, name: str, message: str) -> None:
+        if self._stack:
+            _, in_msg = self._stack.pop()
+            log.info("%s'%s': %s --> %s", self._indent(), name, in_msg, message)
+        else:
+            self._depth -= 1
+            log.info("%s'%s' output: %s", self._indent(), name, message)
+        self.logged.add(name)
+
+    def _indent(self) -> str:
+        return " " * (self._depth * 2)

@@ -1,0 +1,182 @@
+"""``tp.transform``: turns tensorpack-style model code into a pair of pure functions."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import jax
+
+from tpflax._src.frame import Frame, use_frame
+from tpflax._src.shape_log import ShapeLogger
+
+log = logging.getLogger("tpflax")
+
+
+def _check_bool(value: Any, who: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise TypeError(
+        f"{who}: is_training must be a Python bool; got {type(value).__name__}. Under jax.jit "
+        "mark it static: jax.jit(model.apply, static_argnames='is_training')"
+    )
+
+
+def _check_key(rng: Any, who: str, arg: str) -> jax.Array:
+    ok = isinstance(rng, jax.Array) and (
+        jax.dtypes.issubdtype(rng.dtype, jax.dtypes.prng_key)
+        or (rng.dtype == "uint32" and rng.shape == (2,))
+    )
+    if not ok:
+        raise TypeError(
+            f"{who}: {arg} must be a JAX random key (jax.random.key(0) or PRNGKey(0)); "
+            f"got {type(rng).__name__}"
+        )
+    return rng
+
+
+def _copy_tree(tree: Any, who: str, arg: str) -> dict:
+    if not isinstance(tree, Mapping):
+        raise TypeError(
+            f"{who}: {arg} must be a nested dict of tensorpack variable names, as returned by "
+            f"init; got {type(tree).__name__}"
+        )
+    return {k: _copy_tree(v, who, arg) if isinstance(v, Mapping) else v for k, v in tree.items()}
+
+
+def _leaf_names(tree: Mapping[str, Any], prefix: str = "") -> Iterable[str]:
+    for key, value in tree.items():
+        if isinstance(value, Mapping):
+            yield from _leaf_names(value, f"{prefix}{key}/")
+        else:
+            yield f"{prefix}{key}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Transformed:
+    """A model as two pure functions: ``init`` and ``apply``.
+
+    Both run the model function once under a fresh frame; they can be wrapped in ``jax.jit``
+    with ``static_argnames='is_training'``.
+    """
+
+    fn: Callable[..., Any]
+    shape_logger: ShapeLogger = dataclasses.field(default_factory=ShapeLogger, compare=False)
+
+    def init(self, rng: Any, *inputs: Any, is_training: bool = False, **kwargs: Any) -> tuple:
+        """Builds the model on example ``inputs`` and returns ``(params, state)``.
+
+        Args:
+            rng: a JAX random key for the initializers (and Dropout, when training).
+            *inputs: example inputs; only their shapes and dtypes matter.
+            is_training: the mode to build in (tensorpack's ``TowerContext(is_training=)``).
+            **kwargs: passed to the model function.
+
+        Returns:
+            ``(params, state)``: nested dicts keyed by tensorpack's variable names; trainable
+            variables in ``params``, EMA statistics and other non-trainable ones in ``state``.
+        """
+        who = f"{self._name()}.init"
+        frame = Frame(
+            mode="init",
+            params={},
+            state={},
+            new_state={},
+            is_training=_check_bool(is_training, who),
+            rng=_check_key(rng, who, "rng"),
+            shape_logger=self.shape_logger,
+        )
+        self.shape_logger.begin()
+        with use_frame(frame):
+            self.fn(*inputs, **kwargs)
+        return frame.params, frame.state
+
+    def apply(
+        self,
+        params: Mapping[str, Any],
+        state: Mapping[str, Any],
+        *inputs: Any,
+        is_training: bool = False,
+        rng: Any = None,
+        capture: Iterable[str] | None = None,
+        **kwargs: Any,
+    ) -> tuple:
+        """Runs the model and returns ``(outputs, new_state)``.
+
+        Args:
+            params: from ``init`` (or ``tp.checkpoint.restore``).
+            state: from ``init`` or a previous ``apply``.
+            *inputs: the model's inputs.
+            is_training: tensorpack's ``TowerContext(is_training=)``: BatchNorm uses batch
+                statistics and updates its EMA, Dropout drops.
+            rng: a JAX random key; needed when a random layer (Dropout) runs in training.
+            capture: layer outputs to return as well, by tensorpack's tensor names
+                (``'conv1/output'``).
+            **kwargs: passed to the model function.
+
+        Returns:
+            ``(outputs, new_state)``, or ``(outputs, new_state, captured)`` with ``capture``.
+            ``new_state`` has the same structure as ``state``.
+        """
+        who = f"{self._name()}.apply"
+        frame = Frame(
+            mode="apply",
+            params=_copy_tree(params, who, "params"),
+            state=_copy_tree(state, who, "state"),
+            new_state=_copy_tree(state, who, "state"),
+            is_training=_check_bool(is_training, who),
+            rng=None if rng is None else _check_key(rng, who, "rng"),
+            shape_logger=self.shape_logger,
+        )
+        self.shape_logger.begin()
+        with use_frame(frame):
+            outputs = self.fn(*inputs, **kwargs)
+        unused = sorted(set(_leaf_names(frame.params)) - frame.used)
+        if unused:
+            log.warning(
+                "%s: %d variable(s) in params were not used by the model: %s",
+                who,
+                len(unused),
+                ", ".join(unused[:10]) + (", ..." if len(unused) > 10 else ""),
+            )
+        if capture is None:
+            return outputs, frame.new_state
+        captured = {}
+        for name in capture:
+            if name not in frame.outputs:
+                known = ", ".join(sorted(frame.outputs)) or "none"
+                raise ValueError(f"{who}: capture={name!r} is no layer output; known: {known}")
+            captured[name] = frame.outputs[name]
+        return outputs, frame.new_state, captured
+
+    def _name(self) -> str:
+        return getattr(self.fn, "__name__", "model")
+
+
+def transform(
+    fn: Callable[..., Any], *, shape_logger: ShapeLogger | None = None
+) -> Transformed:
+    """Turns a tensorpack-style model function into ``init`` / ``apply``.
+
+    Args:
+        fn: a function of input arrays that calls tpflax layers by name.
+        shape_logger: internal; pure layer calls share one so they log once.
+
+    Returns:
+        A :class:`Transformed` with ``init(rng, *inputs, is_training=False)`` and
+        ``apply(params, state, *inputs, is_training=False, rng=None)``.
+
+    Example:
+        >>> import jax, jax.numpy as jnp, tpflax as tp
+        >>> def net(x):
+        ...     return tp.FullyConnected('fc', x, 3)
+        >>> model = tp.transform(net)
+        >>> params, state = model.init(jax.random.key(0), jnp.ones((2, 4)))
+        >>> jax.tree_util.tree_map(jnp.shape, params)
+        {'fc': {'W': (4, 3), 'b': (3,)}}
+    """
+    if not callable(fn):
+        raise TypeError(f"tp.transform: expected a function; got {type(fn).__name__}")
+    return Transformed(fn, shape_logger or ShapeLogger())

@@ -1,0 +1,103 @@
+"""Argument normalisation shared by every layer: data formats, 2-D shapes, paddings, ranks.
+
+Each helper takes the layer's full scope name so that its error names the layer, the argument,
+what was expected and what was received.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+
+_DATA_FORMATS = {
+    "NHWC": "NHWC",
+    "channels_last": "NHWC",
+    "NCHW": "NCHW",
+    "channels_first": "NCHW",
+}
+
+
+def where(layer: str, name: str | None) -> str:
+    """Formats a layer reference for error messages, e.g. ``Conv2D 'group0/conv1'``."""
+    return f"{layer} '{name}'" if name else layer
+
+
+def data_format(value: Any, *, who: str) -> str:
+    """Returns ``'NHWC'`` or ``'NCHW'`` for any of tensorpack's four spellings."""
+    if isinstance(value, str) and value in _DATA_FORMATS:
+        return _DATA_FORMATS[value]
+    raise ValueError(
+        f"{who}: data_format must be one of 'NHWC', 'channels_last', 'NCHW', 'channels_first'; "
+        f"got {value!r}"
+    )
+
+
+def padding(value: Any, *, who: str) -> str:
+    """Returns ``'SAME'`` or ``'VALID'``; tensorpack accepts either case."""
+    if isinstance(value, str) and value.upper() in ("SAME", "VALID"):
+        return value.upper()
+    raise ValueError(f"{who}: padding must be 'same' or 'valid' (any case); got {value!r}")
+
+
+def shape2d(value: Any, *, who: str, arg: str) -> tuple[int, int]:
+    """Tensorpack's ``shape2d``: an int ``k`` means ``(k, k)``; a pair stays as it is."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        pair: Sequence[Any] = (int(value), int(value))
+    elif isinstance(value, (list, tuple)) and len(value) == 2:
+        pair = value
+    else:
+        raise ValueError(f"{who}: {arg} must be an int or a pair of ints; got {value!r}")
+    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in pair):
+        raise ValueError(f"{who}: {arg} must be an int or a pair of ints; got {value!r}")
+    if any(int(v) < 1 for v in pair):
+        raise ValueError(f"{who}: {arg} must be positive; got {value!r}")
+    return int(pair[0]), int(pair[1])
+
+
+def positive_int(value: Any, *, who: str, arg: str) -> int:
+    """Returns ``value`` if it is a positive int (not a bool), else raises."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{who}: {arg} must be a positive int; got {value!r}")
+    return int(value)
+
+
+def check_rank(x: Any, ranks: Sequence[int], *, who: str, arg: str = "inputs") -> None:
+    """Raises unless ``x`` has one of ``ranks`` dimensions."""
+    if x.ndim not in ranks:
+        want = " or ".join(f"{r}-D" for r in ranks)
+        raise ValueError(f"{who}: {arg} must be {want}; got shape {tuple(x.shape)} ({x.ndim}-D)")
+
+
+def static_dim(x: Any, axis: int, *, who: str, what: str = "channel") -> int:
+    """Returns ``x.shape[axis]`` as an int; symbolic or empty dimensions are an error."""
+    dim = x.shape[axis]
+    if not isinstance(dim, (int, np.integer)):
+        raise ValueError(
+            f"{who}: the {what} dimension (axis {axis}) of the input must be known when the "
+            f"layer is built; got {dim!r} in shape {tuple(x.shape)}"
+        )
+    if int(dim) <= 0:
+        raise ValueError(
+            f"{who}: the {what} dimension (axis {axis}) of the input must be positive; "
+            f"got shape {tuple(x.shape)}"
+        )
+    return int(dim)
+
+
+def check_floating(x: Any, *, who: str, arg: str = "inputs") -> None:
+    """Raises unless ``x`` has a floating dtype; tensorpack layers never cast integers."""
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        raise TypeError(f"{who}: {arg} must have a floating dtype; got {x.dtype}")
+
+
+def shape_str(value: Any) -> str:
+    """Tensorpack's ``get_shape_str``: ``[8, 28, 28, 1]``, or comma-joined for a list."""
+    if isinstance(value, (list, tuple)):
+        return ",".join(shape_str(v) for v in value)
+    shape = getattr(value, "shape", None)
+    if shape is None:
+        return repr(value)
+    return str([int(d) if isinstance(d, (int, np.integer)) else d for d in shape])

@@ -1,0 +1,175 @@
+"""``restore``: loads tensorpack-named values into a model's ``(params, state)``, with
+tensorpack's rules (``SessionInit`` / ``DictRestore``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+
+from tpflax.checkpoint._tree import flatten, nest, strip_suffix
+
+log = logging.getLogger("tpflax")
+
+# Names a training checkpoint holds that are not model variables: optimizer slots, the step
+# counter, learning rate and summary EMAs. Tensorpack skips them when restoring a model.
+_TRAINING_ONLY = re.compile(
+    r"(^|/)(Momentum|Adam|Adam_1|RMSProp|RMSProp_1|Adagrad|AccumGrad|ExponentialMovingAverage)$"
+    r"|^global_step$|^learning_rate$|^EMA/|(^|/)(beta1_power|beta2_power)$"
+)
+
+
+@dataclasses.dataclass
+class RestoreReport:
+    """What ``restore`` did, name by name; ``str(report)`` prints like tensorpack's log."""
+
+    loaded: list[str] = dataclasses.field(default_factory=list)
+    missing: list[str] = dataclasses.field(default_factory=list)
+    unexpected: list[str] = dataclasses.field(default_factory=list)
+    skipped: list[str] = dataclasses.field(default_factory=list)
+    reshaped: list[tuple[str, tuple, tuple]] = dataclasses.field(default_factory=list)
+    cast: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)
+
+    def __str__(self) -> str:
+        lines = [f"Restoring {len(self.loaded)} variables from checkpoint."]
+        lines += [f"Variable {n} in the graph not found in checkpoint!" for n in self.missing]
+        lines += [f"Variable {n} in checkpoint not found in the graph!" for n in self.unexpected]
+        lines += [f"Skipped training-only variable {n} in checkpoint." for n in self.skipped]
+        lines += [
+            f"Variable {n} is reshaped {list(a)} -> {list(b)} during assignment"
+            for n, a, b in self.reshaped
+        ]
+        lines += [f"Variable {n} is cast {a} -> {b} during assignment" for n, a, b in self.cast]
+        return "\n".join(lines)
+
+
+def _load_source(source: Any) -> dict[str, Any]:
+    if isinstance(source, Mapping):
+        return dict(source)
+    if isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"tp.checkpoint.restore: no such file: {path}")
+        if path.endswith(".npz"):
+            with np.load(path, allow_pickle=False) as data:
+                return {k: data[k] for k in data.files}
+        raise ValueError(
+            f"tp.checkpoint.restore: cannot read {path!r}; expected a .npz file or a flat dict"
+        )
+    raise TypeError(
+        "tp.checkpoint.restore: source must be a flat dict of tensorpack names or a .npz path; "
+        f"got {type(source).__name__}"
+    )
+
+
+def _convert(name: str, value: Any, like: Any, report: RestoreReport) -> Any:
+    value = np.asarray(value)
+    want_shape, want_dtype = tuple(like.shape), np.dtype(like.dtype)
+    if tuple(value.shape) != want_shape:
+        if value.size != int(np.prod(want_shape)):
+            raise ValueError(
+                f"tp.checkpoint.restore: variable '{name}' has shape {list(value.shape)} in the "
+                f"checkpoint but {list(want_shape)} in the model"
+            )
+        log.warning(
+            "Variable %s is reshaped %s -> %s during assignment",
+            name,
+            list(value.shape),
+            list(want_shape),
+        )
+        report.reshaped.append((name, tuple(value.shape), want_shape))
+        value = value.reshape(want_shape)
+    if value.dtype != want_dtype:
+        float_pair = np.issubdtype(value.dtype, np.floating) and np.issubdtype(
+            want_dtype, np.floating
+        )
+        int_widen = (
+            np.issubdtype(value.dtype, np.integer)
+            and np.issubdtype(want_dtype, np.integer)
+            and np.can_cast(value.dtype, want_dtype, "safe")
+        )
+        if not (float_pair or int_widen):
+            raise ValueError(
+                f"tp.checkpoint.restore: variable '{name}' is {value.dtype} in the checkpoint "
+                f"but {want_dtype} in the model; only float<->float casts and integer widening "
+                "are allowed"
+            )
+        if float_pair:
+            log.warning(
+                "Variable %s is cast %s -> %s during assignment", name, value.dtype, want_dtype
+            )
+        report.cast.append((name, str(value.dtype), str(want_dtype)))
+        value = value.astype(want_dtype)
+    return jnp.asarray(value)
+
+
+def restore(
+    source: Any,
+    params: Mapping[str, Any],
+    state: Mapping[str, Any] | None = None,
+    strict: bool = True,
+) -> tuple[dict[str, Any], dict[str, Any], RestoreReport]:
+    """Loads tensorpack-named values into a model's ``(params, state)``.
+
+    Names may end in ``:0``. A value of the same size but another shape is reshaped with a
+    warning; float values are cast to the model's float dtype with a warning; integers are only
+    widened; anything else is an error naming the variable. Optimizer slots, ``global_step``
+    and other training-only names are skipped and reported.
+
+    Args:
+        source: a flat dict ``{name: array}`` or a ``.npz`` path.
+        params: the model's params (from ``init``), giving names, shapes and dtypes.
+        state: the model's state.
+        strict: missing or unexpected names are one error listing them all; with ``False``
+            they are only reported (tensorpack's ``ignore_mismatch``) and missing variables
+            keep their current values.
+
+    Returns:
+        ``(params, state, report)``.
+
+    Raises:
+        ValueError: strict mismatch, incompatible shape or dtype, or duplicate names.
+    """
+    flat_source: dict[str, Any] = {}
+    for key, value in _load_source(source).items():
+        name = strip_suffix(key)
+        if name in flat_source:
+            raise ValueError(f"tp.checkpoint.restore: the checkpoint has '{name}' twice")
+        flat_source[name] = value
+    template = flatten(params, state or {})
+    report = RestoreReport()
+    for name in sorted(flat_source):
+        if name not in template:
+            (report.skipped if _TRAINING_ONLY.search(name) else report.unexpected).append(name)
+    report.missing = sorted(n for n in template if n not in flat_source)
+    if strict and (report.missing or report.unexpected):
+        parts = []
+        if report.missing:
+            parts.append(f"missing from the checkpoint: {', '.join(report.missing)}")
+        if report.unexpected:
+            parts.append(f"not in the model: {', '.join(report.unexpected)}")
+        raise ValueError(
+            "tp.checkpoint.restore(strict=True): " + "; ".join(parts) + ". Pass strict=False "
+            "to load the matching names only"
+        )
+    merged: dict[str, Any] = {}
+    for name, like in template.items():
+        if name in flat_source:
+            merged[name] = _convert(name, flat_source[name], like, report)
+            report.loaded.append(name)
+        else:
+            merged[name] = like
+    for message in str(report).splitlines()[1:]:
+        if "not found" in message:
+            log.warning(message)
+    log.info("Restoring %d variables from checkpoint.", len(report.loaded))
+    state_names = set(flatten(state or {}))
+    new_params = nest({n: v for n, v in merged.items() if n not in state_names})
+    new_state = nest({n: v for n, v in merged.items() if n in state_names})
+    return new_params, new_state, report
