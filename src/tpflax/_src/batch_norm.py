@@ -3,14 +3,14 @@
 Tensorpack 0.11 takes one of three paths, and their numbers differ slightly:
 
 * 4-D input, no ``sync_statistics``, no ``virtual_batch_size``: TensorFlow's fused kernel.
-  It clamps ``epsilon`` to at least ``1.001e-5`` and feeds the *unbiased* batch variance
-  (``n / (n - 1)``) to the EMA while normalizing with the biased one.
-* 2-D input, same options: Keras' non-fused layer: ``epsilon`` as given; the EMA gets the
-  biased variance.
-* ``sync_statistics`` or ``virtual_batch_size``: tensorpack's own code, ``epsilon`` as given,
-  biased variance; Ghost BN's EMA uses the statistics of the first virtual batch only.
+  It normalizes with the biased batch variance but feeds the *unbiased* one
+  (``n / (n - 1)``, ``n = N*H*W``) to the EMA.
+* 2-D input, same options: Keras' non-fused layer; the EMA gets the biased variance.
+* ``sync_statistics`` or ``virtual_batch_size``: tensorpack's own code, biased variance;
+  Ghost BN's EMA uses the statistics of the first virtual batch only.
 
-Every one of these rules is pinned by golden fixtures from real tensorpack.
+``epsilon`` is used as given on every path (TF 2.21 no longer clamps it to 1.001e-5 in the
+fused kernel). Every one of these rules is pinned by golden fixtures from real tensorpack.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from tpflax._src import initializers, utils
 from tpflax._src.frame import assign_state, get_variable, is_training
 from tpflax._src.registry import layer_context, layer_register
 
-FUSED_MIN_EPSILON = 1.001e-5  # TensorFlow's fused batch norm never uses less
 _EMA_MODES = ("default", "collection", "internal", "skip")
 
 
@@ -129,7 +128,7 @@ def BatchNorm(
         axis: the channel axis; by default 1 for 2-D, else from ``data_format``.
         training: overrides ``tp.is_training()`` for this layer (alias ``use_local_stat``).
         momentum: EMA momentum (alias ``decay``).
-        epsilon: added to the variance (4-D fused path: at least ``1.001e-5``, as TF does).
+        epsilon: added to the variance.
         center: create ``beta`` (alias ``use_bias``).
         scale: create ``gamma`` (alias ``use_scale``).
         beta_initializer: zeros by default.
@@ -137,8 +136,10 @@ def BatchNorm(
         virtual_batch_size: Ghost BN: normalize each group of this many samples separately
             (training only; must divide the batch). The EMA uses the first group.
         data_format: layout of a 4-D input.
-        ema_update: ``'default'``, ``'collection'``, ``'internal'`` (all update the EMA in
-            ``new_state``) or ``'skip'`` (no update).
+        ema_update: ``'default'`` / ``'collection'`` (update the EMA in ``new_state`` when
+            the model runs with ``is_training=True``), ``'internal'`` (update whenever this
+            layer uses batch statistics, even with ``is_training=False``), or ``'skip'``.
+            As in tensorpack, whose inference tower drops the ``UPDATE_OPS`` collection.
         sync_statistics: a JAX axis name (e.g. ``'batch'``): average the statistics across
             devices under ``shard_map``/``pmap``.
 
@@ -218,7 +219,7 @@ def BatchNorm(
     )
     own_path = sync_statistics is not None or virtual_batch_size is not None
     fused = ndim == 4 and not own_path
-    eps = max(float(epsilon), FUSED_MIN_EPSILON) if fused else float(epsilon)
+    eps = float(epsilon)
     if not training:
         return normalize(
             inputs, moving_mean.reshape(cshape), moving_var.reshape(cshape), *affine, eps
@@ -245,7 +246,9 @@ def BatchNorm(
         if fused:
             n = inputs.size // channels
             ema_var = ema_var * (n / max(n - 1, 1))
-    if ema_update != "skip":
+    # Tensorpack's inference TowerContext freezes UPDATE_OPS, so a BN forced into training
+    # there updates its EMA only with ema_update='internal' (control dependencies).
+    if ema_update == "internal" or (ema_update != "skip" and is_training()):
         assign_state("mean/EMA", ema(moving_mean, ema_mean, momentum), who=who)
         assign_state("variance/EMA", ema(moving_var, ema_var, momentum), who=who)
     return y

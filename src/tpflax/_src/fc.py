@@ -22,7 +22,7 @@ def batch_flatten(x: jax.Array) -> jax.Array:
 def dense(x: jax.Array, W: jax.Array, b: jax.Array | None) -> jax.Array:
     """The op behind ``FullyConnected``: ``x @ W + b`` for a 2-D ``x``."""
     y = x @ W.astype(x.dtype)
-    return y if b is None else y + b.astype(y.dtype)
+    return y if b is None else y + b.astype(y.dtype)[None, :]
 
 
 @layer_register(log_shape=True, positional=("units",), aliases={"out_dim": "units"})

@@ -1,0 +1,17 @@
+"""Test settings: rank promotion raises, warnings are errors (pyproject), fixtures paths."""
+
+from __future__ import annotations
+
+import pathlib
+
+import jax
+import pytest
+
+jax.config.update("jax_numpy_rank_promotion", "raise")
+
+GOLDEN_DIR = pathlib.Path(__file__).parent / "golden"
+
+
+@pytest.fixture
+def key() -> jax.Array:
+    return jax.random.key(0)

@@ -1,0 +1,230 @@
+"""Writes golden fixtures from real tensorpack 0.11 (TensorFlow 2.21, graph mode, CPU).
+
+Run by `make golden` in `.venv-golden` (see tools/golden/requirements.txt). For every case in
+cases.py and every model below it builds the graph under tensorpack's TowerContext, fills the
+variables from a seeded RNG (unless the case pins an initializer), runs one step and saves:
+
+    spec                JSON: the case, replayed by the tests through tpflax's public API
+    input, cotangent_i  the input and one cotangent per output (loss = sum(out_i * cot_i))
+    output_i            the outputs
+    output_name_i       tensorpack's tensor name of each output (e.g. conv0/output)
+    var/<name>          every variable before the step (tensorpack names)
+    trainable           names of trainable variables
+    grad/input, grad/var/<name>   d loss / d input and d loss / d trainable variable
+    state/<name>        non-trainable variables after the step (EMA updates applied)
+
+Nothing in the fixtures comes from tpflax.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import tensorflow as tf
+
+tf.compat.v1.disable_eager_execution()
+import tensorpack  # noqa: F401
+from tensorpack import models as tpm
+from tensorpack.tfutils.argscope import argscope
+from tensorpack.tfutils.tower import TowerContext
+
+sys.path.insert(0, os.path.dirname(__file__))
+from cases import CASES  # noqa: E402
+
+tf1 = tf.compat.v1
+ACTIVATIONS = {"relu": tf.nn.relu, "tanh": tf.nn.tanh, "BNReLU": tpm.BNReLU}
+
+
+def decode(value):
+    if isinstance(value, str) and value in ACTIVATIONS:
+        return ACTIVATIONS[value]
+    if isinstance(value, dict) and set(value) == {"constant"}:
+        return tf1.constant_initializer(value["constant"])
+    if isinstance(value, list):
+        return tuple(decode(v) for v in value)
+    return value
+
+
+def random_value(rng, name, shape):
+    """Seeded values for a variable: positive for scales and variances."""
+    base = name.split("/")[-1] if not name.endswith("/EMA") else name.split("/")[-2]
+    if base in ("gamma", "variance"):
+        return rng.uniform(0.5, 1.5, shape).astype("float32")
+    if base == "W":
+        fan_in = max(1, int(np.prod(shape[:-1])))
+        return (rng.randn(*shape) / np.sqrt(fan_in)).astype("float32")
+    return (rng.randn(*shape) * 0.3).astype("float32")
+
+
+# ------------------------------------------------------------------------ models
+def model_tutorial(image):
+    """The seed tutorial's argscope + LinearWrap example, at a small size."""
+    from tensorpack import Conv2D, LinearWrap, MaxPooling
+
+    with argscope(Conv2D, filters=8, kernel_size=3, activation=tf.nn.relu):
+        l1 = (
+            LinearWrap(image)
+            .Conv2D("conv0")
+            .MaxPooling("pool0", 2)
+            .Conv2D("conv1", padding="SAME")
+            .Conv2D("conv2", kernel_size=5)
+            .FullyConnected("fc0", 16, activation=tf.nn.relu)
+            .Dropout("dropout", rate=0.5)
+            .tf.multiply(0.5)
+            .apply(lambda t, k: t * k, 3.0)
+            .FullyConnected("fc1", units=10, activation=tf.identity)()
+        )
+        with argscope([Conv2D, MaxPooling], data_format="NCHW"), argscope(Conv2D, kernel_size=1):
+            l2 = (
+                LinearWrap(tf.transpose(image, [0, 3, 1, 2]))
+                .Conv2D("conv3", strides=2)
+                .MaxPooling("pool3", 2)()
+            )
+    return [l1, l2]
+
+
+def _resnet(image, data_format):
+    from tensorpack import BatchNorm, BNReLU, Conv2D, FullyConnected, GlobalAvgPooling
+    from tensorpack import l2_regularizer, regularize_cost
+
+    if data_format == "NCHW":
+        image = tf.transpose(image, [0, 3, 1, 2])
+    with argscope(Conv2D, use_bias=False, kernel_size=3), argscope(
+        [Conv2D, BatchNorm, GlobalAvgPooling], data_format=data_format
+    ):
+        l = Conv2D("conv0", image, 8, strides=2, activation=BNReLU)
+        with tf1.variable_scope("group0"):
+            for i in range(2):
+                with tf1.variable_scope(f"block{i}"):
+                    shortcut = l
+                    l = Conv2D("conv1", l, 8, activation=BNReLU)
+                    l = Conv2D("conv2", l, 8)
+                    l = BatchNorm("bn", l)
+                    l = tf.nn.relu(l + shortcut)
+        l = GlobalAvgPooling("gap", l)
+        logits = FullyConnected("linear", l, 5)
+    wd = regularize_cost(".*/W", l2_regularizer(1e-2))
+    return [logits, wd]
+
+
+def model_resnet_nhwc(image):
+    return _resnet(image, "NHWC")
+
+
+def model_resnet_nchw(image):
+    return _resnet(image, "NCHW")
+
+
+def model_reuse(x):
+    from tensorpack import FullyConnected
+
+    with tf1.variable_scope("tower"):
+        a = FullyConnected("fc", x, 4, activation=tf.nn.relu)
+    with tf1.variable_scope("tower", reuse=True):
+        b = FullyConnected("fc", x * 2.0, 4, activation=tf.nn.relu)
+    return [a + b]
+
+
+MODELS = {
+    "model_tutorial_infer": (model_tutorial, [2, 12, 12, 1], False),
+    "model_resnet_nhwc_train": (model_resnet_nhwc, [4, 8, 8, 3], True),
+    "model_resnet_nchw_train": (model_resnet_nchw, [4, 8, 8, 3], True),
+    "model_resnet_nhwc_infer": (model_resnet_nhwc, [4, 8, 8, 3], False),
+    "model_reuse": (model_reuse, [3, 5], False),
+}
+
+
+# ------------------------------------------------------------------------ runner
+def build_layer_case(spec, x):
+    layer = getattr(tpm, spec["layer"])
+    args = [decode(a) for a in spec["args"]]
+    kwargs = {k: decode(v) for k, v in spec["kwargs"].items()}
+
+    def call():
+        if spec["name"] is None:
+            return layer(x, *args, **kwargs)
+        return layer(spec["name"], x, *args, **kwargs)
+
+    def with_scopes(scopes):
+        if not scopes:
+            return call()
+        names, kw = scopes[0]
+        with argscope([getattr(tpm, n) for n in names.split(",")], **{
+            k: decode(v) for k, v in kw.items()
+        }):
+            return with_scopes(scopes[1:])
+
+    if spec["scope"]:
+        with tf1.variable_scope(spec["scope"]):
+            return [with_scopes(spec["argscope"])]
+    return [with_scopes(spec["argscope"])]
+
+
+def run(spec, builder, out_dir):
+    tf1.reset_default_graph()
+    rng = np.random.RandomState(spec.get("seed", 0))
+    shape = spec["input_shape"]
+    x_val = (rng.randn(*shape) * spec.get("input_scale", 1.0) + spec.get("input_shift", 0.0))
+    x_val = x_val.astype("float32")
+    x = tf1.placeholder(tf.float32, shape, name="input")
+    with TowerContext("", is_training=spec["training"]):
+        outputs = builder(x)
+    all_vars = tf1.global_variables()
+    trainable = tf1.trainable_variables()
+    update_ops = tf1.get_collection(tf1.GraphKeys.UPDATE_OPS)
+    cots = [np.asarray(rng.randn(*o.shape.as_list()), "float32") for o in outputs]
+    loss = tf.add_n([tf.reduce_sum(o * c) for o, c in zip(outputs, cots)])
+    grads = tf.gradients(loss, [x, *trainable])
+    record = {"spec": np.array(json.dumps(spec)), "input": x_val}
+    with tf1.Session() as sess:
+        sess.run(tf1.global_variables_initializer())
+        if not spec.get("keep_init", False):
+            for v in all_vars:
+                name = v.op.name
+                v.load(random_value(rng, name, v.shape.as_list()), sess)
+        for v in all_vars:
+            record[f"var/{v.op.name}"] = sess.run(v)
+        fetched = sess.run([outputs, grads, update_ops], {x: x_val})
+        out_vals, grad_vals, _ = fetched
+        for v in all_vars:
+            if v not in trainable:
+                record[f"state/{v.op.name}"] = sess.run(v)
+    for i, (o, val, c) in enumerate(zip(outputs, out_vals, cots)):
+        record[f"output_{i}"] = np.asarray(val, dtype="float32")
+        record[f"cotangent_{i}"] = c
+        record[f"output_name_{i}"] = np.array(o.name.rsplit(":", 1)[0])
+    record["grad/input"] = grad_vals[0]
+    for v, g in zip(trainable, grad_vals[1:]):
+        if g is not None:
+            record[f"grad/var/{v.op.name}"] = g
+    record["trainable"] = np.array([v.op.name for v in trainable] or [""])
+    np.savez_compressed(os.path.join(out_dir, spec["id"] + ".npz"), **record)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="tests/golden")
+    parser.add_argument("--only", default=None, help="substring of case ids to run")
+    args = parser.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    todo = [(c, lambda x, c=c: build_layer_case(c, x)) for c in CASES]
+    for mid, (fn, shape, training) in MODELS.items():
+        spec = {"id": mid, "model": mid, "input_shape": shape, "training": training, "seed": 1}
+        todo.append((spec, fn))
+    for spec, builder in todo:
+        if args.only and args.only not in spec["id"]:
+            continue
+        run(spec, builder, args.out)
+        print(f"wrote {spec['id']}")
+    print(f"tensorflow {tf.__version__}, tensorpack {tensorpack.__version__}")
+
+
+if __name__ == "__main__":
+    main()
