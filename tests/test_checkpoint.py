@@ -1,0 +1,90 @@
+"""tp.checkpoint: flatten / unflatten / restore on in-memory flat dicts."""
+
+from __future__ import annotations
+
+import logging
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import tpflax as tp
+
+
+def _model():
+    def net(x):
+        return tp.FullyConnected("fc", tp.BatchNorm("bn", x), 3)
+
+    model = tp.transform(net)
+    params, state = model.init(jax.random.key(0), jnp.ones((2, 4)))
+    return model, params, state
+
+
+def test_flatten_unflatten_round_trip() -> None:
+    _, params, state = _model()
+    flat = tp.checkpoint.flatten(params, state)
+    assert sorted(flat) == [
+        "bn/beta", "bn/gamma", "bn/mean/EMA", "bn/variance/EMA", "fc/W", "fc/b"
+    ]
+    p2, s2 = tp.checkpoint.unflatten({k + ":0": v for k, v in flat.items()})
+    assert jax.tree_util.tree_structure(p2) == jax.tree_util.tree_structure(params)
+    assert jax.tree_util.tree_structure(s2) == jax.tree_util.tree_structure(state)
+
+
+def test_unflatten_duplicates_after_suffix() -> None:
+    with pytest.raises(ValueError, match="'a/W' and 'a/W:0' are the same variable"):
+        tp.checkpoint.unflatten({"a/W": 1, "a/W:0": 2})
+
+
+def test_restore_with_suffixes_reshape_and_cast(caplog) -> None:
+    _, params, state = _model()
+    flat = {k + ":0": np.asarray(v) for k, v in tp.checkpoint.flatten(params, state).items()}
+    flat["fc/b:0"] = np.arange(3, dtype=np.float64).reshape(1, 3)
+    with caplog.at_level(logging.WARNING, logger="tpflax"):
+        p, s, report = tp.checkpoint.restore(flat, params, state)
+    assert p["fc"]["b"].dtype == jnp.float32
+    assert p["fc"]["b"].tolist() == [0.0, 1.0, 2.0]
+    assert report.reshaped == [("fc/b", (1, 3), (3,))]
+    assert report.cast == [("fc/b", "float64", "float32")]
+    assert "reshaped [1, 3] -> [3]" in caplog.text
+    assert "cast float64 -> float32" in caplog.text
+    assert len(report.loaded) == 6
+
+
+def test_restore_strict_lists_every_mismatch() -> None:
+    _, params, state = _model()
+    flat = tp.checkpoint.flatten(params, state)
+    del flat["fc/W"], flat["bn/gamma"]
+    flat["linear/W"] = np.ones(2, np.float32)
+    flat["fc/W/Momentum"] = np.ones(2, np.float32)
+    flat["global_step"] = np.int64(5)
+    with pytest.raises(ValueError, match=r"missing from the checkpoint: bn/gamma, fc/W; not in "
+                                         r"the model: linear/W"):
+        tp.checkpoint.restore(flat, params, state)
+    p, _, report = tp.checkpoint.restore(flat, params, state, strict=False)
+    assert report.missing == ["bn/gamma", "fc/W"]
+    assert report.unexpected == ["linear/W"]
+    assert report.skipped == ["fc/W/Momentum", "global_step"]
+    assert p["fc"]["W"] is params["fc"]["W"]
+    assert "Variable fc/W in the graph not found in checkpoint!" in str(report)
+
+
+def test_restore_rejects_incompatible_values() -> None:
+    _, params, state = _model()
+    flat = tp.checkpoint.flatten(params, state)
+    with pytest.raises(ValueError, match=r"'fc/W' has shape \[5\] in the checkpoint but \[4, 3\]"):
+        tp.checkpoint.restore({**flat, "fc/W": np.ones(5, np.float32)}, params, state)
+    with pytest.raises(ValueError, match=r"'fc/b' is int32 in the checkpoint but float32"):
+        tp.checkpoint.restore({**flat, "fc/b": np.ones(3, np.int32)}, params, state)
+
+
+def test_restore_from_npz(tmp_path) -> None:
+    model, params, state = _model()
+    flat = {k + ":0": np.asarray(v) + 1 for k, v in tp.checkpoint.flatten(params, state).items()}
+    path = tmp_path / "weights.npz"
+    np.savez(path, **flat)
+    p, s, _ = tp.checkpoint.restore(str(path), params, state)
+    assert jnp.allclose(p["fc"]["W"], params["fc"]["W"] + 1)
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        tp.checkpoint.restore(str(tmp_path / "missing.npz"), params, state)

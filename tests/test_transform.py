@@ -1,0 +1,187 @@
+"""transform, variable_scope, naming, reuse, capture and the errors around them."""
+
+from __future__ import annotations
+
+import logging
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+import tpflax as tp
+
+
+def _shapes(tree):
+    return jax.tree_util.tree_map(jnp.shape, tree)
+
+
+def test_nested_scopes_name_variables_like_tensorpack() -> None:
+    def net(x):
+        with tp.variable_scope("group0"), tp.variable_scope("block1"):
+            x = tp.Conv2D("conv1", x, 4, 3, activation=tp.BNReLU, use_bias=False)
+        return tp.BatchNorm("bn", x)
+
+    params, state = tp.transform(net).init(jax.random.key(0), jnp.ones((2, 5, 5, 3)))
+    flat = tp.checkpoint.flatten(params, state)
+    assert sorted(flat) == [
+        "bn/beta",
+        "bn/gamma",
+        "bn/mean/EMA",
+        "bn/variance/EMA",
+        "group0/block1/conv1/W",
+        "group0/block1/conv1/bn/beta",
+        "group0/block1/conv1/bn/gamma",
+        "group0/block1/conv1/bn/mean/EMA",
+        "group0/block1/conv1/bn/variance/EMA",
+    ]
+    assert "mean" not in params["bn"]
+    assert state["bn"]["mean"]["EMA"].shape == (4,)
+
+
+def test_layer_name_used_twice_is_an_error() -> None:
+    def net(x):
+        x = tp.FullyConnected("fc", x, 3)
+        return tp.FullyConnected("fc", x, 3)
+
+    with pytest.raises(ValueError, match=r"FullyConnected 'fc'.*used twice in scope ''"):
+        tp.transform(net).init(jax.random.key(0), jnp.ones((2, 3)))
+
+
+def test_layer_without_variables_used_twice_is_an_error() -> None:
+    def net(x):
+        with tp.variable_scope("g"):
+            x = tp.MaxPooling("pool", x, 2)
+            return tp.MaxPooling("pool", x, 2)
+
+    with pytest.raises(ValueError, match=r"MaxPooling 'g/pool'.*used twice in scope 'g'"):
+        tp.transform(net).init(jax.random.key(0), jnp.ones((1, 8, 8, 1)))
+
+
+def test_reuse_shares_variables() -> None:
+    def shared(x):
+        with tp.variable_scope("tower"):
+            a = tp.FullyConnected("fc", x, 3)
+        with tp.variable_scope("tower", reuse=True):
+            b = tp.FullyConnected("fc", x, 3)
+        return a - b
+
+    model = tp.transform(shared)
+    x = jnp.ones((2, 4))
+    params, state = model.init(jax.random.key(0), x)
+    assert _shapes(params) == {"tower": {"fc": {"W": (4, 3), "b": (3,)}}}
+    y, _ = model.apply(params, state, x)
+    assert float(jnp.max(jnp.abs(y))) == 0.0
+
+
+def test_reuse_of_a_variable_never_created() -> None:
+    def net(x):
+        with tp.variable_scope("tower", reuse=True):
+            return tp.FullyConnected("fc", x, 3)
+
+    with pytest.raises(ValueError, match="variable 'tower/fc/W' does not exist"):
+        tp.transform(net).init(jax.random.key(0), jnp.ones((2, 4)))
+
+
+def test_non_string_layer_name() -> None:
+    def net(x):
+        return tp.Conv2D(x, 4, 3)
+
+    with pytest.raises(TypeError, match=r"Conv2D: the first argument must be the layer's name"):
+        tp.transform(net).init(jax.random.key(0), jnp.ones((1, 4, 4, 1)))
+
+
+def test_named_layer_outside_transform() -> None:
+    with pytest.raises(RuntimeError, match=r"Conv2D 'conv0' must run inside .*tp.transform"):
+        tp.Conv2D("conv0", jnp.ones((1, 4, 4, 1)), 4, 3)
+
+
+def test_is_training_outside_transform() -> None:
+    with pytest.raises(RuntimeError, match=r"tp.is_training\(\) must run inside"):
+        tp.is_training()
+
+
+def test_params_from_another_model() -> None:
+    small = tp.transform(lambda x: tp.FullyConnected("fc", x, 3))
+    other = tp.transform(lambda x: tp.FullyConnected("fc1", x, 3))
+    wide = tp.transform(lambda x: tp.FullyConnected("fc", x, 5))
+    x = jnp.ones((2, 4))
+    params, state = small.init(jax.random.key(0), x)
+    with pytest.raises(ValueError, match=r"FullyConnected 'fc1': params has no variable 'fc1/W'"):
+        other.apply(params, state, x)
+    with pytest.raises(ValueError, match=r"variable 'fc/W' in params has shape \[4, 3\].*\[4, 5\]"):
+        wide.apply(params, state, x)
+
+
+def test_unused_params_are_logged(caplog) -> None:
+    model = tp.transform(lambda x: tp.FullyConnected("fc", x, 3))
+    x = jnp.ones((2, 4))
+    params, state = model.init(jax.random.key(0), x)
+    params = {**params, "extra": {"W": jnp.ones(2)}}
+    with caplog.at_level(logging.WARNING, logger="tpflax"):
+        model.apply(params, state, x)
+    assert "not used by the model: extra/W" in caplog.text
+
+
+def test_is_training_must_be_a_python_bool() -> None:
+    model = tp.transform(lambda x: tp.BatchNorm("bn", x))
+    x = jnp.ones((2, 3))
+    params, state = model.init(jax.random.key(0), x)
+    with pytest.raises(TypeError, match="is_training must be a Python bool.*static_argnames"):
+        jax.jit(model.apply)(params, state, x, is_training=True)
+
+
+def test_bad_rng() -> None:
+    model = tp.transform(lambda x: tp.FullyConnected("fc", x, 3))
+    with pytest.raises(TypeError, match="rng must be a JAX random key"):
+        model.init(0, jnp.ones((2, 3)))
+
+
+def test_is_training_inside_the_model() -> None:
+    seen = []
+
+    def net(x):
+        seen.append(tp.is_training())
+        return x
+
+    model = tp.transform(net)
+    model.init(jax.random.key(0), jnp.ones(1), is_training=True)
+    model.apply({}, {}, jnp.ones(1))
+    assert seen == [True, False]
+
+
+def test_capture_named_outputs_inside_linear_wrap() -> None:
+    def net(x):
+        with tp.variable_scope("group0"):
+            return tp.LinearWrap(x).FullyConnected("fc0", 3).FullyConnected("fc1", 2)()
+
+    model = tp.transform(net)
+    x = jnp.ones((2, 4))
+    params, state = model.init(jax.random.key(0), x)
+    y, _, captured = model.apply(params, state, x, capture=["group0/fc0/output"])
+    assert captured["group0/fc0/output"].shape == (2, 3)
+    with pytest.raises(ValueError, match="capture='fc9/output' is no layer output"):
+        model.apply(params, state, x, capture=["fc9/output"])
+
+
+def test_shape_log_once_per_layer_in_tensorpack_format(caplog) -> None:
+    def net(x):
+        return tp.Conv2D("conv0", x, 32, 3)
+
+    model = tp.transform(net)
+    x = jnp.ones((8, 28, 28, 1))
+    with caplog.at_level(logging.INFO, logger="tpflax"):
+        params, state = model.init(jax.random.key(0), x)
+        model.apply(params, state, x)
+    lines = [r.getMessage() for r in caplog.records if "conv0" in r.getMessage()]
+    assert lines == ["'conv0': [8, 28, 28, 1] --> [8, 28, 28, 32]"]
+
+
+def test_state_structure_is_preserved_and_not_mutated() -> None:
+    model = tp.transform(lambda x: tp.BatchNorm("bn", x))
+    x = jnp.arange(6.0).reshape(3, 2)
+    params, state = model.init(jax.random.key(0), x)
+    before = jax.tree_util.tree_map(lambda a: a, state)
+    _, new_state = model.apply(params, state, x, is_training=True)
+    assert jax.tree_util.tree_structure(new_state) == jax.tree_util.tree_structure(state)
+    assert float(state["bn"]["mean"]["EMA"][0]) == float(before["bn"]["mean"]["EMA"][0]) == 0.0
+    assert float(new_state["bn"]["mean"]["EMA"][0]) != 0.0
