@@ -84,9 +84,7 @@ def layer_fn(spec: dict[str, Any]) -> Callable[[jax.Array], list[jax.Array]]:
     return fn
 
 
-def assert_close(
-    name: str, got: Any, want: np.ndarray, rtol: float, floor: float = 1e-30
-) -> None:
+def assert_close(name: str, got: Any, want: np.ndarray, rtol: float, floor: float = 1e-30) -> None:
     """``max|got - want| <= rtol * scale``, the scale being the reference's largest magnitude
     (at least ``floor``)."""
     got = np.asarray(got, dtype=np.float64)

@@ -24,9 +24,7 @@ def _model():
 def test_flatten_unflatten_round_trip() -> None:
     _, params, state = _model()
     flat = tp.checkpoint.flatten(params, state)
-    assert sorted(flat) == [
-        "bn/beta", "bn/gamma", "bn/mean/EMA", "bn/variance/EMA", "fc/W", "fc/b"
-    ]
+    assert sorted(flat) == ["bn/beta", "bn/gamma", "bn/mean/EMA", "bn/variance/EMA", "fc/W", "fc/b"]
     p2, s2 = tp.checkpoint.unflatten({k + ":0": v for k, v in flat.items()})
     assert jax.tree_util.tree_structure(p2) == jax.tree_util.tree_structure(params)
     assert jax.tree_util.tree_structure(s2) == jax.tree_util.tree_structure(state)
@@ -42,7 +40,7 @@ def test_restore_with_suffixes_reshape_and_cast(caplog) -> None:
     flat = {k + ":0": np.asarray(v) for k, v in tp.checkpoint.flatten(params, state).items()}
     flat["fc/b:0"] = np.arange(3, dtype=np.float64).reshape(1, 3)
     with caplog.at_level(logging.WARNING, logger="tpflax"):
-        p, s, report = tp.checkpoint.restore(flat, params, state)
+        p, _, report = tp.checkpoint.restore(flat, params, state)
     assert p["fc"]["b"].dtype == jnp.float32
     assert p["fc"]["b"].tolist() == [0.0, 1.0, 2.0]
     assert report.reshaped == [("fc/b", (1, 3), (3,))]
@@ -59,8 +57,11 @@ def test_restore_strict_lists_every_mismatch() -> None:
     flat["linear/W"] = np.ones(2, np.float32)
     flat["fc/W/Momentum"] = np.ones(2, np.float32)
     flat["global_step"] = np.int64(5)
-    with pytest.raises(ValueError, match=r"missing from the checkpoint: bn/gamma, fc/W; not in "
-                                         r"the model: linear/W"):
+    with pytest.raises(
+        ValueError,
+        match=r"missing from the checkpoint: bn/gamma, fc/W; not in "
+        r"the model: linear/W",
+    ):
         tp.checkpoint.restore(flat, params, state)
     p, _, report = tp.checkpoint.restore(flat, params, state, strict=False)
     assert report.missing == ["bn/gamma", "fc/W"]
@@ -80,11 +81,11 @@ def test_restore_rejects_incompatible_values() -> None:
 
 
 def test_restore_from_npz(tmp_path) -> None:
-    model, params, state = _model()
+    _, params, state = _model()
     flat = {k + ":0": np.asarray(v) + 1 for k, v in tp.checkpoint.flatten(params, state).items()}
     path = tmp_path / "weights.npz"
     np.savez(path, **flat)
-    p, s, _ = tp.checkpoint.restore(str(path), params, state)
+    p, _, _ = tp.checkpoint.restore(str(path), params, state)
     assert jnp.allclose(p["fc"]["W"], params["fc"]["W"] + 1)
     with pytest.raises(FileNotFoundError, match="no such file"):
         tp.checkpoint.restore(str(tmp_path / "missing.npz"), params, state)

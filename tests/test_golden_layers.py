@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from golden_replay import check_fixture, fixtures, layer_fn
 
 LAYER_FIXTURES = [fx for fx in fixtures("*.npz") if "layer" in fx.spec]

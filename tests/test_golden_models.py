@@ -6,9 +6,9 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import pytest
+from golden_replay import check_fixture, fixtures
 
 import tpflax as tp
-from golden_replay import check_fixture, fixtures
 
 
 def model_tutorial(image):

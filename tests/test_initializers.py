@@ -33,7 +33,10 @@ def test_batchnorm_defaults() -> None:
     params, state = tp.BatchNorm.init(jax.random.key(0), jnp.ones((2, 3)))
     flat = tp.checkpoint.flatten(params, state)
     assert {k: v.tolist() for k, v in flat.items()} == {
-        "beta": [0.0] * 3, "gamma": [1.0] * 3, "mean/EMA": [0.0] * 3, "variance/EMA": [1.0] * 3
+        "beta": [0.0] * 3,
+        "gamma": [1.0] * 3,
+        "mean/EMA": [0.0] * 3,
+        "variance/EMA": [1.0] * 3,
     }
 
 

@@ -66,7 +66,12 @@ def test_pure_calls_of_builtin_layers_keep_tensorpack_names() -> None:
     x = jnp.ones((2, 4, 4, 3))
     params, state = tp.Conv2D.init(jax.random.key(0), x, 5, 3, activation=tp.BNReLU)
     assert sorted(tp.checkpoint.flatten(params, state)) == [
-        "W", "b", "bn/beta", "bn/gamma", "bn/mean/EMA", "bn/variance/EMA"
+        "W",
+        "b",
+        "bn/beta",
+        "bn/gamma",
+        "bn/mean/EMA",
+        "bn/variance/EMA",
     ]
     y, new_state = tp.Conv2D.apply(params, state, x, 5, 3, activation=tp.BNReLU, is_training=True)
     assert y.shape == (2, 4, 4, 5)

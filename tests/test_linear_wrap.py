@@ -32,7 +32,7 @@ def test_tf_escape_points_to_jax() -> None:
 
 
 def test_unknown_attribute() -> None:
-    with pytest.raises(AttributeError, match="neither a registered layer.*forget to extract"):
+    with pytest.raises(AttributeError, match=r"neither a registered layer.*forget to extract"):
         tp.LinearWrap(jnp.ones(2)).Conv3D("c")
 
 

@@ -126,7 +126,7 @@ def test_is_training_must_be_a_python_bool() -> None:
     model = tp.transform(lambda x: tp.BatchNorm("bn", x))
     x = jnp.ones((2, 3))
     params, state = model.init(jax.random.key(0), x)
-    with pytest.raises(TypeError, match="is_training must be a Python bool.*static_argnames"):
+    with pytest.raises(TypeError, match=r"is_training must be a Python bool.*static_argnames"):
         jax.jit(model.apply)(params, state, x, is_training=True)
 
 
@@ -157,7 +157,7 @@ def test_capture_named_outputs_inside_linear_wrap() -> None:
     model = tp.transform(net)
     x = jnp.ones((2, 4))
     params, state = model.init(jax.random.key(0), x)
-    y, _, captured = model.apply(params, state, x, capture=["group0/fc0/output"])
+    _, _, captured = model.apply(params, state, x, capture=["group0/fc0/output"])
     assert captured["group0/fc0/output"].shape == (2, 3)
     with pytest.raises(ValueError, match="capture='fc9/output' is no layer output"):
         model.apply(params, state, x, capture=["fc9/output"])

@@ -30,13 +30,13 @@ import numpy as np
 import tensorflow as tf
 
 tf.compat.v1.disable_eager_execution()
-import tensorpack  # noqa: F401
+import tensorpack
 from tensorpack import models as tpm
 from tensorpack.tfutils.argscope import argscope
 from tensorpack.tfutils.tower import TowerContext
 
 sys.path.insert(0, os.path.dirname(__file__))
-from cases import CASES  # noqa: E402
+from cases import CASES
 
 tf1 = tf.compat.v1
 ACTIVATIONS = {"relu": tf.nn.relu, "tanh": tf.nn.tanh, "BNReLU": tpm.BNReLU}
@@ -91,13 +91,21 @@ def model_tutorial(image):
 
 
 def _resnet(image, data_format):
-    from tensorpack import BatchNorm, BNReLU, Conv2D, FullyConnected, GlobalAvgPooling
-    from tensorpack import l2_regularizer, regularize_cost
+    from tensorpack import (
+        BatchNorm,
+        BNReLU,
+        Conv2D,
+        FullyConnected,
+        GlobalAvgPooling,
+        l2_regularizer,
+        regularize_cost,
+    )
 
     if data_format == "NCHW":
         image = tf.transpose(image, [0, 3, 1, 2])
-    with argscope(Conv2D, use_bias=False, kernel_size=3), argscope(
-        [Conv2D, BatchNorm, GlobalAvgPooling], data_format=data_format
+    with (
+        argscope(Conv2D, use_bias=False, kernel_size=3),
+        argscope([Conv2D, BatchNorm, GlobalAvgPooling], data_format=data_format),
     ):
         l = Conv2D("conv0", image, 8, strides=2, activation=BNReLU)
         with tf1.variable_scope("group0"):
@@ -156,9 +164,9 @@ def build_layer_case(spec, x):
         if not scopes:
             return call()
         names, kw = scopes[0]
-        with argscope([getattr(tpm, n) for n in names.split(",")], **{
-            k: decode(v) for k, v in kw.items()
-        }):
+        with argscope(
+            [getattr(tpm, n) for n in names.split(",")], **{k: decode(v) for k, v in kw.items()}
+        ):
             return with_scopes(scopes[1:])
 
     if spec["scope"]:
@@ -171,7 +179,7 @@ def run(spec, builder, out_dir):
     tf1.reset_default_graph()
     rng = np.random.RandomState(spec.get("seed", 0))
     shape = spec["input_shape"]
-    x_val = (rng.randn(*shape) * spec.get("input_scale", 1.0) + spec.get("input_shift", 0.0))
+    x_val = rng.randn(*shape) * spec.get("input_scale", 1.0) + spec.get("input_shift", 0.0)
     x_val = x_val.astype("float32")
     x = tf1.placeholder(tf.float32, shape, name="input")
     with TowerContext("", is_training=spec["training"]):
@@ -180,7 +188,7 @@ def run(spec, builder, out_dir):
     trainable = tf1.trainable_variables()
     update_ops = tf1.get_collection(tf1.GraphKeys.UPDATE_OPS)
     cots = [np.asarray(rng.randn(*o.shape.as_list()), "float32") for o in outputs]
-    loss = tf.add_n([tf.reduce_sum(o * c) for o, c in zip(outputs, cots)])
+    loss = tf.add_n([tf.reduce_sum(o * c) for o, c in zip(outputs, cots, strict=True)])
     grads = tf.gradients(loss, [x, *trainable])
     record = {"spec": np.array(json.dumps(spec)), "input": x_val}
     with tf1.Session() as sess:
@@ -196,12 +204,12 @@ def run(spec, builder, out_dir):
         for v in all_vars:
             if v not in trainable:
                 record[f"state/{v.op.name}"] = sess.run(v)
-    for i, (o, val, c) in enumerate(zip(outputs, out_vals, cots)):
+    for i, (o, val, c) in enumerate(zip(outputs, out_vals, cots, strict=True)):
         record[f"output_{i}"] = np.asarray(val, dtype="float32")
         record[f"cotangent_{i}"] = c
         record[f"output_name_{i}"] = np.array(o.name.rsplit(":", 1)[0])
     record["grad/input"] = grad_vals[0]
-    for v, g in zip(trainable, grad_vals[1:]):
+    for v, g in zip(trainable, grad_vals[1:], strict=True):
         if g is not None:
             record[f"grad/var/{v.op.name}"] = g
     record["trainable"] = np.array([v.op.name for v in trainable] or [""])

@@ -236,8 +236,8 @@ def BatchNorm(
         grouped = inputs.reshape(-1, virtual_batch_size, *inputs.shape[1:])
         g_axes = tuple(a + 1 for a in reduce_axes)
         mean, var = moments(grouped, g_axes)
-        g_affine = tuple(None if p is None else p[None] for p in affine)
-        y = normalize(grouped, mean, var, *g_affine, eps).reshape(inputs.shape)
+        gamma_g, beta_g = (None if p is None else p[None] for p in affine)
+        y = normalize(grouped, mean, var, gamma_g, beta_g, eps).reshape(inputs.shape)
         ema_mean, ema_var = mean[0].reshape(channels), var[0].reshape(channels)
     else:
         mean, var = moments(inputs, reduce_axes, sync_statistics)

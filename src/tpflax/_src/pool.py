@@ -74,7 +74,9 @@ def MaxPooling(
     Returns:
         The pooled array, named ``<name>/output``.
     """
-    pool, stride, pad, fmt = _pool_args("MaxPooling", inputs, pool_size, strides, padding, data_format)
+    pool, stride, pad, fmt = _pool_args(
+        "MaxPooling", inputs, pool_size, strides, padding, data_format
+    )
     return max_pool(inputs, pool, stride, pad, fmt)
 
 
@@ -100,7 +102,9 @@ def AvgPooling(
     Returns:
         The pooled array, named ``<name>/output``.
     """
-    pool, stride, pad, fmt = _pool_args("AvgPooling", inputs, pool_size, strides, padding, data_format)
+    pool, stride, pad, fmt = _pool_args(
+        "AvgPooling", inputs, pool_size, strides, padding, data_format
+    )
     return avg_pool(inputs, pool, stride, pad, fmt)
 
 

@@ -152,7 +152,7 @@ class Layer:
             )
         merged = self._canonical(_argscope.scope_defaults(self.__name__), who, "from argscope")
         merged.update(self._canonical(kwargs, who, "keyword"))
-        positional = dict(zip(self.positional, args))
+        positional = dict(zip(self.positional, args, strict=False))
         merged.update(self._canonical(positional, who, "positional", positional=True))
         missing = [name for name in self.required if name not in merged]
         if missing:

@@ -155,9 +155,7 @@ class Transformed:
         return getattr(self.fn, "__name__", "model")
 
 
-def transform(
-    fn: Callable[..., Any], *, shape_logger: ShapeLogger | None = None
-) -> Transformed:
+def transform(fn: Callable[..., Any], *, shape_logger: ShapeLogger | None = None) -> Transformed:
     """Turns a tensorpack-style model function into ``init`` / ``apply``.
 
     Args:
