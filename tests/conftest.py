@@ -15,3 +15,7 @@ GOLDEN_DIR = pathlib.Path(__file__).parent / "golden"
 @pytest.fixture
 def key() -> jax.Array:
     return jax.random.key(0)
+
+
+# Run only in a subprocess (it sets XLA_FLAGS before importing jax).
+collect_ignore = ["sync_bn_script.py"]
