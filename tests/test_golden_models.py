@@ -67,7 +67,27 @@ def model_reuse(x):
     return [a + b]
 
 
+def model_regularizers(x):
+    l = tp.Conv2D(
+        "conv0",
+        x,
+        4,
+        3,
+        kernel_regularizer=tp.l2_regularizer(0.01),
+        bias_regularizer=tp.l1_regularizer(0.1),
+    )
+    l = tp.FullyConnected(
+        "fc",
+        l,
+        3,
+        activity_regularizer=tp.l2_regularizer(0.5),
+        kernel_regularizer=tp.l1_regularizer(0.02),
+    )
+    return [l, tp.regularize_cost_from_collection()]
+
+
 MODELS = {
+    "model_regularizers_train": model_regularizers,
     "model_tutorial_infer": model_tutorial,
     "model_resnet_nhwc_train": lambda x: _resnet(x, "NHWC"),
     "model_resnet_nchw_train": lambda x: _resnet(x, "NCHW"),

@@ -185,3 +185,24 @@ def test_state_structure_is_preserved_and_not_mutated() -> None:
     assert jax.tree_util.tree_structure(new_state) == jax.tree_util.tree_structure(state)
     assert float(state["bn"]["mean"]["EMA"][0]) == float(before["bn"]["mean"]["EMA"][0]) == 0.0
     assert float(new_state["bn"]["mean"]["EMA"][0]) != 0.0
+
+
+def test_regularize_cost_logs_matched_names_once_per_model(caplog) -> None:
+    def net(x):
+        y = tp.FullyConnected("fc0", x, 3)
+        return tp.FullyConnected("fc1", y, 2), tp.regularize_cost("fc.*/W", jnp.sum)
+
+    model = tp.transform(net)
+    x = jnp.ones((2, 4))
+    with caplog.at_level(logging.INFO, logger="tpflax"):
+        params, state = model.init(jax.random.key(0), x, is_training=True)
+        for _ in range(2):
+            (_, cost), _ = model.apply(params, state, x, is_training=True)
+    want = float(jnp.sum(params["fc0"]["W"]) + jnp.sum(params["fc1"]["W"]))
+    assert abs(float(cost) - want) < 1e-5
+    msgs = [r.getMessage() for r in caplog.records]
+    assert msgs.count("The following tensors will be regularized: fc0/W:0, fc1/W:0") == 1
+    (_, cost), _ = model.apply(params, state, x)
+    assert float(cost) == 0.0
+    outside = tp.regularize_cost("fc1/W", jnp.sum, params=params)
+    assert abs(float(outside) - float(jnp.sum(params["fc1"]["W"]))) < 1e-6

@@ -134,6 +134,15 @@ CASES: list[dict[str, Any]] = [
         [3, 7],
         _kwargs={"out_dim": 4, "nl": "tanh", "use_bias": False},
     ),
+    case(
+        "fc_init_kwargs",
+        "FullyConnected",
+        [3, 4],
+        2,
+        kernel_initializer={"constant": 0.3},
+        bias_initializer={"constant": -0.1},
+        _keep_init=True,
+    ),
     case("fc_bnrelu_train", "FullyConnected", [6, 5], 4, activation="BNReLU", _training=True),
     # ---------------------------------------------------------------- BatchNorm
     case("bn_nhwc_train", "BatchNorm", [4, 5, 5, 3], _training=True, _shift=0.5),
@@ -182,6 +191,16 @@ CASES: list[dict[str, Any]] = [
         _training=True,
         _keep_init=True,
     ),
+    case(
+        "bn_beta_init",
+        "BatchNorm",
+        [6, 3],
+        beta_initializer={"constant": 0.25},
+        _training=True,
+        _keep_init=True,
+    ),
+    case("bn_axis_explicit_nchw", "BatchNorm", [4, 3, 4, 4], axis=1, _training=True),
+    case("bn_axis_explicit_nhwc", "BatchNorm", [4, 4, 4, 3], axis=3),
     case("bn_virtual_batch_nhwc", "BatchNorm", [8, 3, 3, 2], virtual_batch_size=2, _training=True),
     case(
         "bn_virtual_batch_nchw",

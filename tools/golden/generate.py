@@ -140,7 +140,31 @@ def model_reuse(x):
     return [a + b]
 
 
+def model_regularizers(x):
+    """The layers' kernel/bias/activity regularizers, summed by the collection."""
+    from tensorpack import Conv2D, FullyConnected, l1_regularizer, l2_regularizer
+    from tensorpack.models.regularize import regularize_cost_from_collection
+
+    l = Conv2D(
+        "conv0",
+        x,
+        4,
+        3,
+        kernel_regularizer=l2_regularizer(0.01),
+        bias_regularizer=l1_regularizer(0.1),
+    )
+    l = FullyConnected(
+        "fc",
+        l,
+        3,
+        activity_regularizer=l2_regularizer(0.5),
+        kernel_regularizer=l1_regularizer(0.02),
+    )
+    return [l, regularize_cost_from_collection()]
+
+
 MODELS = {
+    "model_regularizers_train": (model_regularizers, [2, 5, 5, 2], True),
     "model_tutorial_infer": (model_tutorial, [2, 12, 12, 1], False),
     "model_resnet_nhwc_train": (model_resnet_nhwc, [4, 8, 8, 3], True),
     "model_resnet_nchw_train": (model_resnet_nchw, [4, 8, 8, 3], True),
