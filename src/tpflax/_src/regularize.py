@@ -117,11 +117,11 @@ def regularize_cost(
     matched = [n for n in named if re.search(regex, n)]
     if matched:
         log.info("regularize_cost() found %d variables to regularize.", len(matched))
-        frame = maybe_frame()
+        running = maybe_frame()
         key = f"<regularize_cost>{regex}"
-        if frame is None or frame.shape_logger.wants(key):
+        if running is None or running.shape_logger.wants(key):
             names = ", ".join(f"{n}:0" for n in matched)
             log.info("The following tensors will be regularized: %s", names)
-            if frame is not None:
-                frame.shape_logger.logged.add(key)
+            if running is not None:
+                running.shape_logger.logged.add(key)
     return _sum_float32([func(named[n]) for n in matched])
