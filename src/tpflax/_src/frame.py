@@ -188,8 +188,6 @@ def get_variable(
         assert frame.rng is not None  # init always has an rng
         value = initializer(param_key(frame.rng, full), shape, dtype)
         _store(tree, path, value)
-        if not trainable:
-            _store(frame.new_state, path, value)
         return value
     value = _lookup(tree, path)
     if value is None or isinstance(value, dict):
