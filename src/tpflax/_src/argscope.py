@@ -121,15 +121,13 @@ def enable_argscope_for_function(func: Callable[..., Any], log_shape: bool = Tru
             frame = maybe_frame()
             name = kwargs.get("name", wrapped.__name__)
             first = out[0] if isinstance(out, tuple) else out
-            if frame is None or frame.shape_logger.wants(f"<fn>{name}"):
+            if frame is None or frame.shape_logger.first_time(f"<fn>{name}"):
                 log.info(
                     "%-12s: %s --> %s",
                     f"'{name}'",
                     utils.shape_str(args[0]),
                     utils.shape_str(first),
                 )
-                if frame is not None:
-                    frame.shape_logger.logged.add(f"<fn>{name}")
         return out
 
     def check_arguments(kwargs: Mapping[str, Any], source: str) -> None:

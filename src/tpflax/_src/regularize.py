@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 
 from tpflax._src.frame import current_frame, maybe_frame
+from tpflax.checkpoint._tree import flatten
 
 log = logging.getLogger("tpflax")
 
@@ -77,16 +78,6 @@ def regularize_cost_from_collection() -> jax.Array:
     return _sum_float32(frame.reg_losses)
 
 
-def _flat_params(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, Mapping):
-            out.update(_flat_params(value, f"{prefix}{key}/"))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
 def regularize_cost(
     regex: str, func: Callable[[jax.Array], jax.Array], *, params: Mapping[str, Any] | None = None
 ) -> jax.Array:
@@ -107,21 +98,18 @@ def regularize_cost(
     if not isinstance(regex, str) or not regex:
         raise ValueError(f"tp.regularize_cost: regex must be a non-empty string; got {regex!r}")
     if params is not None:
-        named = _flat_params(params)
+        named = flatten(params)
     else:
         frame = current_frame("tp.regularize_cost(regex, func)")
         if not frame.is_training:
             return jnp.zeros((), jnp.float32)
-        flat = _flat_params(frame.params)
+        flat = flatten(frame.params)
         named = {n: flat[n] for n, trainable in frame.created.items() if trainable and n in flat}
     matched = [n for n in named if re.search(regex, n)]
     if matched:
         log.info("regularize_cost() found %d variables to regularize.", len(matched))
         running = maybe_frame()
-        key = f"<regularize_cost>{regex}"
-        if running is None or running.shape_logger.wants(key):
+        if running is None or running.shape_logger.first_time(f"<regularize_cost>{regex}"):
             names = ", ".join(f"{n}:0" for n in matched)
             log.info("The following tensors will be regularized: %s", names)
-            if running is not None:
-                running.shape_logger.logged.add(key)
     return _sum_float32([func(named[n]) for n in matched])

@@ -30,6 +30,14 @@ class ShapeLogger:
         self._stack.clear()
         self._depth = 0
 
+    def first_time(self, key: str) -> bool:
+        """True the first time ``key`` is asked about in this model, then False: for other
+        once-per-model log lines (``regularize_cost``, argscope-enabled functions)."""
+        if key in self.logged:
+            return False
+        self.logged.add(key)
+        return True
+
     def wants(self, name: str) -> bool:
         return name not in self.logged
 

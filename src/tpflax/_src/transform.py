@@ -11,6 +11,7 @@ import jax
 
 from tpflax._src.frame import Frame, use_frame
 from tpflax._src.shape_log import ShapeLogger
+from tpflax.checkpoint._tree import flatten
 
 log = logging.getLogger("tpflax")
 
@@ -44,14 +45,6 @@ def _copy_tree(tree: Any, who: str, arg: str) -> dict:
             f"init; got {type(tree).__name__}"
         )
     return {k: _copy_tree(v, who, arg) if isinstance(v, Mapping) else v for k, v in tree.items()}
-
-
-def _leaf_names(tree: Mapping[str, Any], prefix: str = "") -> Iterable[str]:
-    for key, value in tree.items():
-        if isinstance(value, Mapping):
-            yield from _leaf_names(value, f"{prefix}{key}/")
-        else:
-            yield f"{prefix}{key}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,7 +126,7 @@ class Transformed:
         self.shape_logger.begin()
         with use_frame(frame):
             outputs = self.fn(*inputs, **kwargs)
-        unused = sorted(set(_leaf_names(frame.params)) - frame.used)
+        unused = sorted(set(flatten(frame.params)) - frame.used)
         if unused:
             log.warning(
                 "%s: %d variable(s) in params were not used by the model: %s",
