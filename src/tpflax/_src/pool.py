@@ -1,4 +1,5 @@
-"""Pooling: pure ops and tensorpack's ``MaxPooling``, ``AvgPooling``, ``GlobalAvgPooling``."""
+"""Pooling: pure ops and tensorpack's ``MaxPooling``, ``AvgPooling``, ``GlobalAvgPooling``,
+``FixedUnPooling``."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from tpflax._src import utils
@@ -32,11 +34,14 @@ def avg_pool(
     """Average pooling; with ``'SAME'`` each window is divided by the number of real (not
     padded) elements in it, as TensorFlow does (flax's default counts the padding)."""
     dims, strides = _window(fmt, pool, stride)
-    total = lax.reduce_window(x, jnp.zeros((), x.dtype), lax.add, dims, strides, padding)
+    # A concrete NumPy zero (not a traced jnp one) lets JAX see a window *sum*, which it can
+    # differentiate under jit; a generic reduce_window it cannot.
+    zero = np.zeros((), x.dtype)
+    total = lax.reduce_window(x, zero, lax.add, dims, strides, padding)
     if padding == "VALID":
         return total / jnp.asarray(pool[0] * pool[1], x.dtype)
     ones = jnp.ones((1, *x.shape[1:]), x.dtype)
-    count = lax.reduce_window(ones, jnp.zeros((), x.dtype), lax.add, dims, strides, padding)
+    count = lax.reduce_window(ones, zero, lax.add, dims, strides, padding)
     return total / count
 
 
@@ -122,3 +127,63 @@ def GlobalAvgPooling(x: jax.Array, data_format: str = "channels_last") -> jax.Ar
     utils.check_rank(x, (4,), who=who, arg="x")
     fmt = utils.data_format(data_format, who=who)
     return jnp.mean(x, axis=(1, 2) if fmt == "NHWC" else (2, 3))
+
+
+def fixed_unpool(x: jax.Array, mat: jax.Array, fmt: str) -> jax.Array:
+    """The Kronecker product of each channel of ``x`` with ``mat``: every input pixel becomes
+    a ``mat``-shaped block scaled by it (``[N, H, W, C] -> [N, H * sh, W * sw, C]``)."""
+    sh, sw = mat.shape
+    n = x.shape[0]
+    m = mat.astype(x.dtype)
+    if fmt == "NHWC":
+        _, h, w, c = x.shape
+        y = x[:, :, None, :, None, :] * m[None, None, :, None, :, None]
+        return y.reshape(n, h * sh, w * sw, c)
+    _, c, h, w = x.shape
+    y = x[:, :, :, None, :, None] * m[None, None, None, :, None, :]
+    return y.reshape(n, c, h * sh, w * sw)
+
+
+@layer_register(log_shape=True)
+def FixedUnPooling(
+    x: jax.Array, shape: Any, unpool_mat: Any = None, data_format: str = "channels_last"
+) -> jax.Array:
+    """Unpooling with a fixed matrix, tensorpack's ``FixedUnPooling``.
+
+    Args:
+        x: a 4-D array in ``data_format``.
+        shape: int or ``(sh, sw)``, the upsampling factors.
+        unpool_mat: an ``(sh, sw)`` array (NumPy or JAX); by default 1 at the top-left corner
+            and 0 elsewhere, so each input pixel lands at the top-left of its block.
+        data_format: ``'channels_last'``/``'NHWC'`` or ``'channels_first'``/``'NCHW'``.
+
+    Returns:
+        ``[N, H * sh, W * sw, C]`` (or the NCHW equivalent), in ``x``'s dtype.
+
+    Example:
+        >>> import jax.numpy as jnp, tpflax as tp
+        >>> y, _ = tp.FixedUnPooling.apply({}, {}, jnp.ones((1, 1, 1, 1)), 2)
+        >>> y[0, :, :, 0]
+        Array([[1., 0.],
+               [0., 0.]], dtype=float32)
+    """
+    who = layer_context("FixedUnPooling")
+    utils.check_rank(x, (4,), who=who, arg="x")
+    utils.check_floating(x, who=who, arg="x")
+    fmt = utils.data_format(data_format, who=who)
+    factors = utils.shape2d(shape, who=who, arg="shape")
+    if unpool_mat is None:
+        mat = jnp.zeros(factors, x.dtype).at[0, 0].set(1)
+    else:
+        if not hasattr(unpool_mat, "shape"):
+            raise TypeError(
+                f"{who}: unpool_mat must be a 2-D array of shape {factors}; got "
+                f"{type(unpool_mat).__name__}"
+            )
+        if tuple(unpool_mat.shape) != factors:
+            raise ValueError(
+                f"{who}: unpool_mat must have shape {factors} (= shape); got "
+                f"{tuple(unpool_mat.shape)}"
+            )
+        mat = jnp.asarray(unpool_mat)
+    return fixed_unpool(x, mat, fmt)
