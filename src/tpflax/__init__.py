@@ -13,12 +13,15 @@ from tpflax._src.argscope import (
     get_arg_scope,
 )
 from tpflax._src.batch_norm import BatchNorm, BNReLU
-from tpflax._src.conv import Conv2D
+from tpflax._src.batch_renorm import BatchRenorm
+from tpflax._src.conv import Conv2D, Conv2DTranspose, Deconv2D
 from tpflax._src.dropout import Dropout
 from tpflax._src.fc import FullyConnected
 from tpflax._src.frame import get_variable, is_training, variable_scope
 from tpflax._src.linear_wrap import LinearWrap
-from tpflax._src.pool import AvgPooling, GlobalAvgPooling, MaxPooling
+from tpflax._src.nonlin import Maxout, PReLU
+from tpflax._src.norm import InstanceNorm, LayerNorm
+from tpflax._src.pool import AvgPooling, FixedUnPooling, GlobalAvgPooling, MaxPooling
 from tpflax._src.registry import Layer, get_registered_layer, layer_register
 from tpflax._src.regularize import (
     l1_regularizer,
@@ -26,6 +29,7 @@ from tpflax._src.regularize import (
     regularize_cost,
     regularize_cost_from_collection,
 )
+from tpflax._src.shapes import ConcatWith
 from tpflax._src.transform import Transformed, transform
 
 __version__ = "0.1.0"
@@ -34,13 +38,22 @@ __all__ = [
     "AvgPooling",
     "BNReLU",
     "BatchNorm",
+    "BatchRenorm",
+    "ConcatWith",
     "Conv2D",
+    "Conv2DTranspose",
+    "Deconv2D",
     "Dropout",
+    "FixedUnPooling",
     "FullyConnected",
     "GlobalAvgPooling",
+    "InstanceNorm",
     "Layer",
+    "LayerNorm",
     "LinearWrap",
     "MaxPooling",
+    "Maxout",
+    "PReLU",
     "Transformed",
     "argscope",
     "checkpoint",

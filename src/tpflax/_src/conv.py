@@ -1,16 +1,22 @@
-"""Convolution: the pure op and tensorpack's ``Conv2D`` layer."""
+"""Convolutions: the pure ops and tensorpack's ``Conv2D`` and ``Conv2DTranspose`` layers.
+
+Variables take the dtype of the input at ``init`` (``tf.layers`` does the same: a float16
+input gives float16 ``W`` and ``b``). At ``apply`` the computation runs in the input's dtype,
+so float32 weights with a bfloat16 input compute in bfloat16 (Keras' autocast).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 from jax import lax
 
 from tpflax._src import initializers, utils
 from tpflax._src.activation import apply_activation
 from tpflax._src.frame import get_variable
-from tpflax._src.registry import layer_context, layer_register
+from tpflax._src.registry import layer_context, layer_register, register_alias
 from tpflax._src.regularize import add_regularizers
 
 
@@ -145,18 +151,10 @@ def Conv2D(
         initializers.resolve(
             kernel_initializer, initializers.variance_scaling_2(), who=who, arg="kernel_initializer"
         ),
+        dtype=inputs.dtype,
         who=who,
     )
-    b = None
-    if use_bias:
-        b = get_variable(
-            "b",
-            (filters,),
-            initializers.resolve(
-                bias_initializer, initializers.zeros, who=who, arg="bias_initializer"
-            ),
-            who=who,
-        )
+    b = _bias(use_bias, filters, bias_initializer, inputs.dtype, who)
     y = conv2d(
         inputs,
         W,
@@ -170,3 +168,157 @@ def Conv2D(
     y = apply_activation(activation, y, who=who)
     add_regularizers(who, W, b, y, *regs)
     return y
+
+
+def _bias(use_bias: bool, filters: int, init: Any, dtype: Any, who: str) -> jax.Array | None:
+    if not use_bias:
+        return None
+    initializer = initializers.resolve(init, initializers.zeros, who=who, arg="bias_initializer")
+    return get_variable("b", (filters,), initializer, dtype=dtype, who=who)
+
+
+def transpose_output_size(size: int, kernel: int, stride: int, padding: str) -> int:
+    """Tensorpack's output size rule for ``Conv2DTranspose`` along one spatial axis:
+    ``size * stride`` for SAME, ``size * stride + max(kernel - stride, 0)`` for VALID."""
+    return size * stride + (max(kernel - stride, 0) if padding == "VALID" else 0)
+
+
+def _transpose_pads(size: int, out: int, kernel: int, stride: int, padding: str) -> tuple[int, int]:
+    # The forward convolution that maps `out` to `size` pads (lo, hi); its input gradient,
+    # which is the transposed convolution, pads the stride-dilated input by these amounts.
+    lo = 0
+    if padding == "SAME":
+        lo = max((size - 1) * stride + kernel - out, 0) // 2
+    return kernel - 1 - lo, out - 1 - (size - 1) * stride + lo
+
+
+def conv2d_transpose(
+    x: jax.Array,
+    W: jax.Array,
+    b: jax.Array | None,
+    *,
+    strides: tuple[int, int],
+    padding: str,
+    data_format: str,
+) -> jax.Array:
+    """The op behind ``Conv2DTranspose``: TensorFlow's ``conv2d_transpose`` (the input
+    gradient of a convolution) with tensorpack's output size, pure, no names.
+
+    Args:
+        x: ``[N, H, W, C]`` (``'NHWC'``) or ``[N, C, H, W]`` (``'NCHW'``).
+        W: ``[kh, kw, filters, C]``, TensorFlow's layout for a transposed kernel.
+        b: ``[filters]`` or ``None``.
+        strides: ``(sh, sw)``.
+        padding: ``'SAME'`` or ``'VALID'``.
+        data_format: ``'NHWC'`` or ``'NCHW'``.
+
+    Returns:
+        ``[N, H * sh (+ max(kh - sh, 0) for VALID), ..., filters]`` in ``data_format``.
+    """
+    spatial = (1, 2) if data_format == "NHWC" else (2, 3)
+    kernel = W.shape[:2]
+    pads = []
+    for axis, k, s in zip(spatial, kernel, strides, strict=True):
+        size = x.shape[axis]
+        out = transpose_output_size(size, k, s, padding)
+        pads.append(_transpose_pads(size, out, k, s, padding))
+    # Flip the kernel spatially and swap its channel axes: HW(filters)(C) -> HW(C)(filters).
+    rhs = jnp.swapaxes(W[::-1, ::-1], 2, 3).astype(x.dtype)
+    y = lax.conv_general_dilated(
+        x,
+        rhs,
+        window_strides=(1, 1),
+        padding=pads,
+        lhs_dilation=strides,
+        dimension_numbers=(data_format, "HWIO", data_format),
+    )
+    if b is not None:
+        shape = (1, 1, 1, -1) if data_format == "NHWC" else (1, -1, 1, 1)
+        y = y + b.astype(y.dtype).reshape(shape)
+    return y
+
+
+@layer_register(
+    log_shape=True,
+    positional=("filters", "kernel_size", "strides"),
+    aliases={"out_channel": "filters", "kernel_shape": "kernel_size", "stride": "strides"},
+)
+def Conv2DTranspose(
+    inputs: jax.Array,
+    filters: int,
+    kernel_size: Any,
+    strides: Any = (1, 1),
+    padding: str = "same",
+    data_format: str = "channels_last",
+    activation: Any = None,
+    use_bias: bool = True,
+    kernel_initializer: Any = None,
+    bias_initializer: Any = None,
+    kernel_regularizer: Any = None,
+    bias_regularizer: Any = None,
+    activity_regularizer: Any = None,
+) -> jax.Array:
+    """Transposed 2-D convolution, tensorpack's ``Conv2DTranspose`` (alias ``Deconv2D``).
+
+    Tensorpack 0.11 on TensorFlow > 1.12 uses its own implementation rather than
+    ``tf.layers``, and so does this: the output is ``H * stride`` for SAME and
+    ``H * stride + max(kernel - stride, 0)`` for VALID, any kernel and stride, both layouts.
+
+    Differs from tensorpack in one way: tensorpack 0.11 rejects ``kernel_regularizer``,
+    ``bias_regularizer`` and ``activity_regularizer`` here (an assertion, to dodge a Keras
+    bug); tpflax accepts them with ``Conv2D``'s meaning.
+
+    Args:
+        inputs: a 4-D array in ``data_format``.
+        filters: output channels (alias ``out_channel``).
+        kernel_size: int or ``(kh, kw)`` (alias ``kernel_shape``).
+        strides: int or pair (alias ``stride``).
+        padding: ``'same'`` or ``'valid'``, any case.
+        data_format: ``'channels_last'``/``'NHWC'`` or ``'channels_first'``/``'NCHW'``.
+        activation: a function or a layer (alias ``nl``).
+        use_bias: create ``b``.
+        kernel_initializer: JAX initializer for ``W``; ``VarianceScaling(2.0)`` over
+            ``fan_in = kh * kw * filters`` by default, as in TensorFlow (alias ``W_init``).
+        bias_initializer: zeros by default (alias ``b_init``).
+        kernel_regularizer, bias_regularizer, activity_regularizer: as in ``Conv2D``.
+
+    Returns:
+        The output, named ``<name>/output``.
+
+    Variable names:
+        ``W``: ``[kh, kw, filters, in_channels]`` (note the order); ``b``: ``[filters]``.
+
+    Example:
+        >>> import jax, jax.numpy as jnp, tpflax as tp
+        >>> x = jnp.ones((1, 5, 5, 3))
+        >>> params, _ = tp.Deconv2D.init(jax.random.key(0), x, 8, 3, 2, padding='valid')
+        >>> y, _ = tp.Deconv2D.apply(params, {}, x, 8, 3, 2, padding='valid')
+        >>> params['W'].shape, y.shape
+        ((3, 3, 8, 3), (1, 11, 11, 8))
+    """
+    who = layer_context("Conv2DTranspose")
+    utils.check_rank(inputs, (4,), who=who)
+    utils.check_floating(inputs, who=who)
+    fmt = utils.data_format(data_format, who=who)
+    pad = utils.padding(padding, who=who)
+    kernel = utils.shape2d(kernel_size, who=who, arg="kernel_size")
+    stride = utils.shape2d(strides, who=who, arg="strides")
+    filters = utils.positive_int(filters, who=who, arg="filters")
+    channels = utils.static_dim(inputs, 3 if fmt == "NHWC" else 1, who=who)
+    W = get_variable(
+        "W",
+        (*kernel, filters, channels),
+        initializers.resolve(
+            kernel_initializer, initializers.variance_scaling_2(), who=who, arg="kernel_initializer"
+        ),
+        dtype=inputs.dtype,
+        who=who,
+    )
+    b = _bias(use_bias, filters, bias_initializer, inputs.dtype, who)
+    y = conv2d_transpose(inputs, W, b, strides=stride, padding=pad, data_format=fmt)
+    y = apply_activation(activation, y, who=who)
+    add_regularizers(who, W, b, y, kernel_regularizer, bias_regularizer, activity_regularizer)
+    return y
+
+
+Deconv2D = register_alias("Deconv2D", Conv2DTranspose)

@@ -1,4 +1,8 @@
-"""Fully connected: the pure op and tensorpack's ``FullyConnected`` layer."""
+"""Fully connected: the pure op and tensorpack's ``FullyConnected`` layer.
+
+As in ``conv.py``: variables take the input's dtype at ``init``; computation runs in the
+input's dtype at ``apply``.
+"""
 
 from __future__ import annotations
 
@@ -81,6 +85,7 @@ def FullyConnected(
         initializers.resolve(
             kernel_initializer, initializers.variance_scaling_2(), who=who, arg="kernel_initializer"
         ),
+        dtype=inputs.dtype,
         who=who,
     )
     b = None
@@ -91,6 +96,7 @@ def FullyConnected(
             initializers.resolve(
                 bias_initializer, initializers.zeros, who=who, arg="bias_initializer"
             ),
+            dtype=inputs.dtype,
             who=who,
         )
     y = apply_activation(activation, dense(x, W, b), who=who)

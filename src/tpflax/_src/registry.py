@@ -56,13 +56,21 @@ def get_registered_layer(name: str) -> Layer | None:
     return _REGISTRY.get(name)
 
 
+def register_alias(alias: str, layer: Layer) -> Layer:
+    """Makes ``layer`` reachable under a second name too (``LinearWrap(x).Deconv2D(...)``);
+    argscope still keys it by its own name, so ``argscope(Deconv2D)`` sets
+    ``Conv2DTranspose``'s defaults, as in tensorpack where both are one function."""
+    _REGISTRY[alias] = layer
+    return layer
+
+
 def layer_context(kind: str) -> str:
     """``"Conv2D 'group0/conv1'"``: the running layer, for error messages in layer bodies."""
     frame = maybe_frame()
     return utils.where(kind, frame.scope_name if frame is not None else None)
 
 
-def _is_array(value: Any) -> bool:
+def is_array(value: Any) -> bool:
     return isinstance(value, (jax.Array, np.ndarray)) or (
         hasattr(value, "shape") and hasattr(value, "dtype") and hasattr(value, "ndim")
     )
@@ -189,9 +197,9 @@ class Layer:
         return first, args[1], args[2:]
 
     def _check_inputs(self, inputs: Any, who: str) -> Any:
-        if _is_array(inputs):
+        if is_array(inputs):
             return inputs
-        if isinstance(inputs, (list, tuple)) and inputs and all(_is_array(v) for v in inputs):
+        if isinstance(inputs, (list, tuple)) and inputs and all(is_array(v) for v in inputs):
             return inputs
         raise TypeError(
             f"{who}: inputs must be an array (or a list of arrays); got {type(inputs).__name__}"
