@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import pathlib
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +18,10 @@ import tpflax as tp
 GOLDEN_DIR = pathlib.Path(__file__).parent / "golden"
 OUT_RTOL = 1e-5  # relative to the reference's largest magnitude (the output scale)
 GRAD_RTOL = 1e-4
+# Half-precision cases: both sides round to 11 (float16) or 8 (bfloat16) significant bits in
+# different orders. Outputs agree to 2 units in the last place (ulp = 2^-11 and 2^-8 of the
+# scale), gradients, which go through more roundings, to 8 and 4 ulps.
+HALF_RTOL = {"float16": (2 * 2**-11, 8 * 2**-11), "bfloat16": (2 * 2**-8, 4 * 2**-8)}
 
 
 def decode(value: Any) -> Any:
@@ -26,6 +31,8 @@ def decode(value: Any) -> Any:
         return table[value]
     if isinstance(value, dict) and set(value) == {"constant"}:
         return jax.nn.initializers.constant(value["constant"])
+    if isinstance(value, dict) and set(value) == {"array"}:
+        return np.asarray(value["array"], np.float32)
     if isinstance(value, list):
         return tuple(decode(v) for v in value)
     return value
@@ -44,7 +51,7 @@ class Fixture:
 
     @property
     def n_outputs(self) -> int:
-        return sum(1 for k in self.data if k.startswith("output_") and "name" not in k)
+        return sum(1 for k in self.data if re.fullmatch(r"output_\d+", k))
 
     def outputs(self) -> list[np.ndarray]:
         return [self.data[f"output_{i}"] for i in range(self.n_outputs)]
@@ -54,6 +61,13 @@ class Fixture:
 
     def output_names(self) -> list[str]:
         return [str(self.data[f"output_name_{i}"]) for i in range(self.n_outputs)]
+
+    def output_dtypes(self) -> list[str]:
+        return [str(self.data.get(f"output_dtype_{i}", "float32")) for i in range(self.n_outputs)]
+
+    @property
+    def dtype(self) -> str:
+        return self.spec.get("dtype", "float32")
 
     @property
     def trainable(self) -> set[str]:
@@ -99,13 +113,18 @@ def check_fixture(fx: Fixture, fn: Callable[[jax.Array], list[jax.Array]]) -> No
     """Names, outputs, updated state and gradients of ``fn`` against the fixture."""
     spec = fx.spec
     training = spec["training"]
-    x = jnp.asarray(fx.data["input"])
+    out_rtol, grad_rtol = HALF_RTOL.get(fx.dtype, (OUT_RTOL, GRAD_RTOL))
+    x = jnp.asarray(fx.data["input"]).astype(fx.dtype)
     model = tp.transform(fn)
     params0, state0 = model.init(jax.random.key(0), x, is_training=training)
     reference = fx.prefixed("var/")
 
     ours = tp.checkpoint.flatten(params0, state0)
     assert sorted(ours) == sorted(reference), "variable names differ from tensorpack's"
+    # Fixtures store float32; each variable's dtype in tensorpack is recorded beside it.
+    for name, dtype in fx.prefixed("dtype/").items():
+        assert ours[name].dtype == jnp.dtype(str(dtype)), f"{name}: dtype {ours[name].dtype}"
+        reference[name] = reference[name].astype(jnp.dtype(str(dtype)))
     assert sorted(tp.checkpoint.flatten(params0)) == sorted(fx.trainable), "trainable split"
     if spec.get("keep_init"):
         for name, value in reference.items():
@@ -114,31 +133,35 @@ def check_fixture(fx: Fixture, fn: Callable[[jax.Array], list[jax.Array]]) -> No
     params, state, report = tp.checkpoint.restore(reference, params0, state0, strict=True)
     assert sorted(report.loaded) == sorted(reference)
 
-    outputs, new_state = model.apply(params, state, x, is_training=training)
+    # One compiled pass gives outputs, new state, captured layer outputs and gradients.
+    cots = [jnp.asarray(c) for c in fx.cotangents()]
+    names = [n for n in fx.output_names() if n.endswith("/output")]
+
+    def loss(x: jax.Array, params: dict) -> tuple[jax.Array, tuple]:
+        outs, new_state, captured = model.apply(
+            params, state, x, is_training=training, capture=names
+        )
+        value = sum(jnp.sum(o.astype(jnp.float32) * c) for o, c in zip(outs, cots, strict=True))
+        return value, (outs, new_state, captured)
+
+    (gx, gp), (outputs, new_state, captured) = jax.jit(
+        jax.grad(loss, argnums=(0, 1), has_aux=True)
+    )(x, params)
     for i, (got, want) in enumerate(zip(outputs, fx.outputs(), strict=True)):
-        assert_close(f"output_{i}", got, want, OUT_RTOL)
+        assert got.dtype == jnp.dtype(fx.output_dtypes()[i]), f"output_{i} dtype {got.dtype}"
+        assert_close(f"output_{i}", got, want, out_rtol)
     new_flat = tp.checkpoint.flatten(new_state)
     for name, want in fx.prefixed("state/").items():
-        assert_close(f"state {name}", new_flat[name], want, OUT_RTOL)
+        assert_close(f"state {name}", new_flat[name], want, out_rtol)
 
-    cots = [jnp.asarray(c) for c in fx.cotangents()]
-
-    def loss(x: jax.Array, params: dict) -> jax.Array:
-        outs, _ = model.apply(params, state, x, is_training=training)
-        return sum(jnp.sum(o * c) for o, c in zip(outs, cots, strict=True))
-
-    gx, gp = jax.grad(loss, argnums=(0, 1))(x, params)
     # A gradient that is zero in exact arithmetic (a bias feeding a training-mode BatchNorm)
     # is float noise on both sides; its scale is floored at 1% of the largest gradient.
     ref_grads = {"input": fx.data["grad/input"], **fx.prefixed("grad/var/")}
     floor = 0.01 * max(float(np.max(np.abs(g))) for g in ref_grads.values())
     gflat = {"input": gx, **tp.checkpoint.flatten(gp)}
     for name, want in ref_grads.items():
-        assert_close(f"grad {name}", gflat[name], want, GRAD_RTOL, floor)
+        assert_close(f"grad {name}", gflat[name], want, grad_rtol, floor)
 
-    names = [n for n in fx.output_names() if n.endswith("/output")]
-    if names:
-        _, _, captured = model.apply(params, state, x, is_training=training, capture=names)
-        for i, name in enumerate(fx.output_names()):
-            if name in captured:
-                assert_close(f"capture {name}", captured[name], fx.outputs()[i], OUT_RTOL)
+    for i, name in enumerate(fx.output_names()):
+        if name in captured:
+            assert_close(f"capture {name}", captured[name], fx.outputs()[i], out_rtol)

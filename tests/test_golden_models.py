@@ -86,7 +86,43 @@ def model_regularizers(x):
     return [l, tp.regularize_cost_from_collection()]
 
 
+def model_maxout(x):
+    # The reference names its outputs as tensorpack's Maxout('maxout4', ...) would.
+    a = tp.Maxout("maxout4", x, 3)
+    b = tp.Maxout("maxout2", x.reshape(x.shape[0], -1), 2)
+    return [a, b]
+
+
+def model_renorm_2d(x):
+    return [tp.BatchRenorm("renorm", x, rmax=1.5, dmax=0.5, decay=0.8)]
+
+
+def model_generator(z):
+    with tp.argscope(tp.Deconv2D, kernel_size=3, strides=2, activation=tp.BNReLU):
+        l = (
+            tp.LinearWrap(z)
+            .FullyConnected("fc0", 2 * 2 * 6)
+            .LayerNorm("ln0")
+            .jnp.reshape((-1, 2, 2, 6))
+            .Deconv2D("deconv0", 5)
+            .Deconv2D("deconv1", 4, padding="VALID")()
+        )
+        skip = tp.FixedUnPooling("unpool", jnp.tanh(l), 2)
+        up = tp.Deconv2D("deconv2", l, 3, activation=lambda t: t)
+        l = (
+            tp.LinearWrap(up)
+            .ConcatWith([skip[:, :, :, :2], skip], 3)
+            .InstanceNorm("inorm")
+            .PReLU("prelu", 0.2)
+            .Conv2D("conv_out", 2, 3)()
+        )
+    return [l]
+
+
 MODELS = {
+    "model_maxout": model_maxout,
+    "model_renorm_2d_train": model_renorm_2d,
+    "model_generator_train": model_generator,
     "model_regularizers_train": model_regularizers,
     "model_tutorial_infer": model_tutorial,
     "model_resnet_nhwc_train": lambda x: _resnet(x, "NHWC"),

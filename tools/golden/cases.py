@@ -2,7 +2,8 @@
 
 A case is replayed by `generate.py` in real tensorpack and, from the fixture it writes, by
 `tests/test_golden_layers.py` through tpflax's public API. Encoded values:
-activation names ("relu", "tanh", "BNReLU"), initializers {"constant": v}.
+activation names ("relu", "tanh", "BNReLU"), initializers {"constant": v}, arrays
+{"array": nested lists}. `_dtype` sets the input's dtype ("float16", "bfloat16").
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ def case(cid: str, layer: str, shape: list[int], *args: Any, **kw: Any) -> dict[
         "scope": kw.pop("_scope", None),
         "seed": kw.pop("_seed", 0),
     }
+    if "_dtype" in kw:
+        spec["dtype"] = kw.pop("_dtype")
     spec["kwargs"].update(kw)
     return spec
 
@@ -240,4 +243,178 @@ CASES: list[dict[str, Any]] = [
     # ---------------------------------------------------------------- Dropout
     case("dropout_infer_positional", "Dropout", [3, 4], 0.7),
     case("dropout_infer_rate", "Dropout", [3, 4], rate=0.3),
+    # ---------------------------------------------------------------- Conv2DTranspose
+    case("deconv_nhwc_same_s2", "Conv2DTranspose", [2, 4, 5, 3], 4, 3, 2),
+    case("deconv_nhwc_valid_s2", "Conv2DTranspose", [2, 4, 5, 3], 4, 3, 2, padding="valid"),
+    case("deconv_valid_k1_s3", "Conv2DTranspose", [2, 3, 4, 2], 3, 1, 3, padding="VALID"),
+    case("deconv_same_k4_s2", "Conv2DTranspose", [2, 3, 3, 2], 3, 4, strides=2),
+    case("deconv_same_k5_s1", "Conv2DTranspose", [2, 4, 4, 2], 3, 5),
+    case(
+        "deconv_valid_rect",
+        "Conv2DTranspose",
+        [2, 3, 4, 2],
+        3,
+        (4, 2),
+        (2, 3),
+        padding="valid",
+    ),
+    case("deconv_same_rect_k3_s_2_1", "Conv2DTranspose", [2, 3, 4, 2], 2, (2, 3), (3, 1)),
+    case("deconv_nchw_same", "Conv2DTranspose", [2, 3, 4, 5], 4, 3, 2, data_format="NCHW"),
+    case(
+        "deconv_nchw_valid",
+        "Conv2DTranspose",
+        [2, 3, 4, 3],
+        2,
+        (3, 2),
+        2,
+        padding="valid",
+        data_format="channels_first",
+    ),
+    case(
+        "deconv2d_aliases_init",
+        "Deconv2D",
+        [2, 3, 3, 2],
+        _kwargs={
+            "out_channel": 3,
+            "kernel_shape": 2,
+            "stride": 2,
+            "nl": RELU,
+            "W_init": {"constant": 0.2},
+            "b_init": {"constant": -0.1},
+        },
+        _keep_init=True,
+    ),
+    case(
+        "deconv_nobias_bnrelu_train",
+        "Conv2DTranspose",
+        [3, 3, 3, 2],
+        3,
+        3,
+        2,
+        use_bias=False,
+        activation="BNReLU",
+        _training=True,
+    ),
+    case(
+        "deconv2d_argscope",
+        "Deconv2D",
+        [2, 3, 3, 2],
+        _argscope=[["Deconv2D", {"filters": 3, "kernel_size": 2, "activation": "tanh"}]],
+        _scope="gen",
+    ),
+    # ---------------------------------------------------------------- LayerNorm
+    case("ln_2d", "LayerNorm", [3, 5], _shift=0.5),
+    case("ln_nhwc", "LayerNorm", [2, 3, 4, 3]),
+    case("ln_nchw", "LayerNorm", [2, 3, 4, 2], data_format="NCHW"),
+    case("ln_no_center", "LayerNorm", [2, 3, 3, 4], center=False),
+    case("ln_aliases_no_scale", "LayerNorm", [3, 4], use_scale=False, use_bias=True),
+    case("ln_no_affine_eps", "LayerNorm", [2, 3, 3, 2], center=False, scale=False, epsilon=0.1),
+    case(
+        "ln_gamma_init",
+        "LayerNorm",
+        [2, 2, 3, 3],
+        gamma_init={"constant": 1.5},
+        data_format="channels_first",
+        _keep_init=True,
+    ),
+    # ---------------------------------------------------------------- InstanceNorm
+    case("in_nhwc", "InstanceNorm", [2, 3, 4, 3], _shift=1.0),
+    case("in_nchw", "InstanceNorm", [2, 3, 4, 2], data_format="NCHW"),
+    case("in_no_center", "InstanceNorm", [2, 3, 3, 2], center=False, epsilon=0.01),
+    case("in_no_scale", "InstanceNorm", [2, 3, 3, 2], scale=False),
+    case("in_use_affine_false", "InstanceNorm", [2, 2, 3, 3], use_affine=False),
+    case(
+        "in_gamma_init",
+        "InstanceNorm",
+        [2, 3, 3, 2],
+        gamma_init={"constant": 0.5},
+        _keep_init=True,
+    ),
+    # ---------------------------------------------------------------- FixedUnPooling
+    case("unpool_2x2_default", "FixedUnPooling", [2, 3, 4, 2], 2),
+    case("unpool_rect_default_nhwc", "FixedUnPooling", [2, 2, 3, 2], (2, 3)),
+    case("unpool_nchw_default", "FixedUnPooling", [2, 2, 3, 3], 2, data_format="NCHW"),
+    case(
+        "unpool_mat_nhwc",
+        "FixedUnPooling",
+        [2, 3, 3, 2],
+        2,
+        {"array": [[1.0, 0.5], [0.25, -1.0]]},
+    ),
+    case(
+        "unpool_mat_nchw",
+        "FixedUnPooling",
+        [2, 2, 2, 3],
+        (3, 2),
+        unpool_mat={"array": [[1.0, 1.0], [0.5, 0.0], [0.0, 2.0]]},
+        data_format="channels_first",
+    ),
+    # ---------------------------------------------------------------- PReLU
+    case("prelu_2d", "PReLU", [4, 5]),
+    case("prelu_init_positional", "PReLU", [2, 3, 3, 2], 0.25, _keep_init=True),
+    case("prelu_default_init", "PReLU", [3, 4], _keep_init=True),
+    # ---------------------------------------------------------------- BatchRenorm
+    case("renorm_nhwc_train", "BatchRenorm", [4, 3, 3, 2], rmax=3.0, dmax=5.0, _training=True),
+    case(
+        "renorm_nhwc_train_clipped",
+        "BatchRenorm",
+        [4, 3, 3, 3],
+        rmax=1.05,
+        dmax=0.05,
+        _training=True,
+        _scale=2.0,
+        _shift=1.0,
+    ),
+    case(
+        "renorm_nchw_train",
+        "BatchRenorm",
+        [4, 3, 2, 3],
+        rmax=2.0,
+        dmax=0.3,
+        data_format="NCHW",
+        _training=True,
+    ),
+    case("renorm_infer", "BatchRenorm", [4, 3, 3, 2], rmax=3.0, dmax=5.0),
+    case(
+        "renorm_aliases_train",
+        "BatchRenorm",
+        [4, 2, 2, 3],
+        rmax=2.0,
+        dmax=1.0,
+        use_bias=False,
+        use_scale=False,
+        decay=0.7,
+        epsilon=1e-3,
+        _training=True,
+    ),
+    case(
+        "renorm_fresh_train",
+        "BatchRenorm",
+        [5, 2, 2, 2],
+        rmax=1.2,
+        dmax=0.2,
+        gamma_init={"constant": 2.0},
+        _training=True,
+        _shift=3.0,
+        _keep_init=True,
+    ),
+    # ---------------------------------------------------------------- mixed precision
+    case("conv2d_fp16", "Conv2D", [2, 5, 5, 3], 4, 3, strides=2, _dtype="float16"),
+    case("conv2d_bf16", "Conv2D", [2, 5, 5, 3], 4, 3, _dtype="bfloat16"),
+    case("fc_fp16", "FullyConnected", [3, 6], 4, activation=RELU, _dtype="float16"),
+    case("fc_bf16", "FullyConnected", [3, 2, 2, 2], 4, _dtype="bfloat16"),
+    case("deconv_fp16", "Conv2DTranspose", [2, 3, 3, 2], 3, 3, 2, _dtype="float16"),
+    case("bn_fp16_train_4d", "BatchNorm", [4, 3, 3, 2], _training=True, _dtype="float16"),
+    case("bn_fp16_train_2d", "BatchNorm", [6, 3], _training=True, _dtype="float16"),
+    case("bn_fp16_infer", "BatchNorm", [4, 3, 3, 2], _dtype="float16"),
+    case("bn_bf16_train_4d", "BatchNorm", [4, 3, 3, 2], _training=True, _dtype="bfloat16"),
+    case(
+        "renorm_fp16_train",
+        "BatchRenorm",
+        [4, 3, 3, 2],
+        rmax=2.0,
+        dmax=0.5,
+        _training=True,
+        _dtype="float16",
+    ),
 ]

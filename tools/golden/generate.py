@@ -47,6 +47,8 @@ def decode(value):
         return ACTIVATIONS[value]
     if isinstance(value, dict) and set(value) == {"constant"}:
         return tf1.constant_initializer(value["constant"])
+    if isinstance(value, dict) and set(value) == {"array"}:
+        return np.asarray(value["array"], "float32")
     if isinstance(value, list):
         return tuple(decode(v) for v in value)
     return value
@@ -55,12 +57,12 @@ def decode(value):
 def random_value(rng, name, shape):
     """Seeded values for a variable: positive for scales and variances."""
     base = name.split("/")[-1] if not name.endswith("/EMA") else name.split("/")[-2]
-    if base in ("gamma", "variance"):
+    if base in ("gamma", "variance", "moving_variance", "moving_stddev", "renorm_stddev"):
         return rng.uniform(0.5, 1.5, shape).astype("float32")
     if base == "W":
         fan_in = max(1, int(np.prod(shape[:-1])))
         return (rng.randn(*shape) / np.sqrt(fan_in)).astype("float32")
-    return (rng.randn(*shape) * 0.3).astype("float32")
+    return np.asarray(rng.randn(*shape) * 0.3, "float32")
 
 
 # ------------------------------------------------------------------------ models
@@ -163,6 +165,68 @@ def model_regularizers(x):
     return [l, regularize_cost_from_collection()]
 
 
+def model_maxout(x):
+    """tensorpack 0.11's Maxout fails on every input (`ch / num_unit` is a float shape). This
+    is its code with the one fix its docstring implies (`//`), the reference for tpflax."""
+
+    def maxout(t, num_unit):
+        shape = t.shape.as_list()
+        ch = shape[-1]
+        if len(shape) == 4:
+            t = tf.reshape(t, [-1, shape[1], shape[2], ch // num_unit, num_unit])
+        else:
+            t = tf.reshape(t, [-1, ch // num_unit, num_unit])
+        return tf.reduce_max(t, len(shape), name="output")
+
+    with tf1.variable_scope("maxout4"):
+        a = maxout(x, 3)
+    with tf1.variable_scope("maxout2"):
+        b = maxout(tf.reshape(x, [x.shape[0], -1]), 2)
+    return [a, b]
+
+
+def model_renorm_2d(x):
+    """tensorpack 0.11's BatchRenorm fails on 2-D inputs (it squeezes axes [1, 2] that a
+    2-D tensor lacks); its docstring promises NC. The reference runs the same layer on the
+    [N, 1, 1, C] view, which has the same statistics."""
+    from tensorpack import BatchRenorm
+
+    n, c = x.shape.as_list()
+    y = BatchRenorm("renorm", tf.reshape(x, [n, 1, 1, c]), rmax=1.5, dmax=0.5, decay=0.8)
+    return [tf.reshape(y, [n, c])]
+
+
+def model_generator(z):
+    """A small DCGAN/pix2pix-style net: Deconv2D, ConcatWith, LayerNorm, InstanceNorm, PReLU,
+    FixedUnPooling and BNReLU under argscope and LinearWrap."""
+    from tensorpack import (
+        BNReLU,
+        Deconv2D,
+        FixedUnPooling,
+        LinearWrap,
+    )
+
+    with argscope(Deconv2D, kernel_size=3, strides=2, activation=BNReLU):
+        l = (
+            LinearWrap(z)
+            .FullyConnected("fc0", 2 * 2 * 6)
+            .LayerNorm("ln0")
+            .tf.reshape([-1, 2, 2, 6])
+            .Deconv2D("deconv0", 5)
+            .Deconv2D("deconv1", 4, padding="VALID")()
+        )
+        skip = FixedUnPooling("unpool", tf.nn.tanh(l), 2)
+        up = Deconv2D("deconv2", l, 3, activation=tf.identity)
+        l = (
+            LinearWrap(up)
+            .ConcatWith([skip[:, :, :, :2], skip], 3)
+            .InstanceNorm("inorm")
+            .PReLU("prelu", 0.2)
+            .Conv2D("conv_out", 2, 3)()
+        )
+    return [l]
+
+
 MODELS = {
     "model_regularizers_train": (model_regularizers, [2, 5, 5, 2], True),
     "model_tutorial_infer": (model_tutorial, [2, 12, 12, 1], False),
@@ -170,6 +234,9 @@ MODELS = {
     "model_resnet_nchw_train": (model_resnet_nchw, [4, 8, 8, 3], True),
     "model_resnet_nhwc_infer": (model_resnet_nhwc, [4, 8, 8, 3], False),
     "model_reuse": (model_reuse, [3, 5], False),
+    "model_maxout": (model_maxout, [2, 3, 2, 6], False),
+    "model_renorm_2d_train": (model_renorm_2d, [6, 3], True),
+    "model_generator_train": (model_generator, [3, 4], True),
 }
 
 
@@ -199,43 +266,59 @@ def build_layer_case(spec, x):
     return [with_scopes(spec["argscope"])]
 
 
+def as_f32(value):
+    """Fixtures store float32 (bfloat16 has no NumPy dtype); `dtype/<name>` keeps the truth."""
+    value = np.asarray(value)
+    return value.astype("float32") if value.dtype.kind in "fV" else value
+
+
 def run(spec, builder, out_dir):
     tf1.reset_default_graph()
     rng = np.random.RandomState(spec.get("seed", 0))
     shape = spec["input_shape"]
+    dtype = tf.as_dtype(spec.get("dtype", "float32"))
+    np_dtype = dtype.as_numpy_dtype
     x_val = rng.randn(*shape) * spec.get("input_scale", 1.0) + spec.get("input_shift", 0.0)
-    x_val = x_val.astype("float32")
-    x = tf1.placeholder(tf.float32, shape, name="input")
+    x_val = x_val.astype("float32").astype(np_dtype)
+    x = tf1.placeholder(dtype, shape, name="input")
     with TowerContext("", is_training=spec["training"]):
         outputs = builder(x)
     all_vars = tf1.global_variables()
     trainable = tf1.trainable_variables()
     update_ops = tf1.get_collection(tf1.GraphKeys.UPDATE_OPS)
-    cots = [np.asarray(rng.randn(*o.shape.as_list()), "float32") for o in outputs]
-    loss = tf.add_n([tf.reduce_sum(o * c) for o, c in zip(outputs, cots, strict=True)])
+    # Cotangents are rounded to each output's dtype, so both sides use the same values.
+    cots = [
+        np.asarray(rng.randn(*o.shape.as_list()), "float32").astype(o.dtype.as_numpy_dtype)
+        for o in outputs
+    ]
+    loss = tf.add_n(
+        [tf.reduce_sum(tf.cast(o * c, tf.float32)) for o, c in zip(outputs, cots, strict=True)]
+    )
     grads = tf.gradients(loss, [x, *trainable])
-    record = {"spec": np.array(json.dumps(spec)), "input": x_val}
+    record = {"spec": np.array(json.dumps(spec)), "input": as_f32(x_val)}
     with tf1.Session() as sess:
         sess.run(tf1.global_variables_initializer())
         if not spec.get("keep_init", False):
             for v in all_vars:
-                name = v.op.name
-                v.load(random_value(rng, name, v.shape.as_list()), sess)
+                value = random_value(rng, v.op.name, v.shape.as_list())
+                v.load(value.astype(v.dtype.base_dtype.as_numpy_dtype), sess)
         for v in all_vars:
-            record[f"var/{v.op.name}"] = sess.run(v)
+            record[f"var/{v.op.name}"] = as_f32(sess.run(v))
+            record[f"dtype/{v.op.name}"] = np.array(v.dtype.base_dtype.name)
         fetched = sess.run([outputs, grads, update_ops], {x: x_val})
         out_vals, grad_vals, _ = fetched
         for v in all_vars:
             if v not in trainable:
-                record[f"state/{v.op.name}"] = sess.run(v)
+                record[f"state/{v.op.name}"] = as_f32(sess.run(v))
     for i, (o, val, c) in enumerate(zip(outputs, out_vals, cots, strict=True)):
-        record[f"output_{i}"] = np.asarray(val, dtype="float32")
-        record[f"cotangent_{i}"] = c
+        record[f"output_{i}"] = as_f32(val)
+        record[f"output_dtype_{i}"] = np.array(o.dtype.name)
+        record[f"cotangent_{i}"] = as_f32(c)
         record[f"output_name_{i}"] = np.array(o.name.rsplit(":", 1)[0])
-    record["grad/input"] = grad_vals[0]
+    record["grad/input"] = as_f32(grad_vals[0])
     for v, g in zip(trainable, grad_vals[1:], strict=True):
         if g is not None:
-            record[f"grad/var/{v.op.name}"] = g
+            record[f"grad/var/{v.op.name}"] = as_f32(g)
     record["trainable"] = np.array([v.op.name for v in trainable] or [""])
     np.savez_compressed(os.path.join(out_dir, spec["id"] + ".npz"), **record)
 
