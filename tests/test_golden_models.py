@@ -75,6 +75,7 @@ def model_regularizers(x):
         3,
         kernel_regularizer=tp.l2_regularizer(0.01),
         bias_regularizer=tp.l1_regularizer(0.1),
+        activity_regularizer=tp.l1_regularizer(0.001),
     )
     l = tp.FullyConnected(
         "fc",
@@ -82,6 +83,7 @@ def model_regularizers(x):
         3,
         activity_regularizer=tp.l2_regularizer(0.5),
         kernel_regularizer=tp.l1_regularizer(0.02),
+        bias_regularizer=tp.l2_regularizer(0.3),
     )
     return [l, tp.regularize_cost_from_collection()]
 

@@ -243,6 +243,15 @@ CASES: list[dict[str, Any]] = [
     # ---------------------------------------------------------------- Dropout
     case("dropout_infer_positional", "Dropout", [3, 4], 0.7),
     case("dropout_infer_rate", "Dropout", [3, 4], rate=0.3),
+    case("dropout_training_false", "Dropout", [3, 4], rate=0.5, training=False, _training=True),
+    case(
+        "dropout_train_rate0_noise_shape",
+        "Dropout",
+        [3, 4],
+        rate=0.0,
+        noise_shape=[3, 1],
+        _training=True,
+    ),
     # ---------------------------------------------------------------- Conv2DTranspose
     case("deconv_nhwc_same_s2", "Conv2DTranspose", [2, 4, 5, 3], 4, 3, 2),
     case("deconv_nhwc_valid_s2", "Conv2DTranspose", [2, 4, 5, 3], 4, 3, 2, padding="valid"),

@@ -154,6 +154,7 @@ def model_regularizers(x):
         3,
         kernel_regularizer=l2_regularizer(0.01),
         bias_regularizer=l1_regularizer(0.1),
+        activity_regularizer=l1_regularizer(0.001),
     )
     l = FullyConnected(
         "fc",
@@ -161,6 +162,7 @@ def model_regularizers(x):
         3,
         activity_regularizer=l2_regularizer(0.5),
         kernel_regularizer=l1_regularizer(0.02),
+        bias_regularizer=l2_regularizer(0.3),
     )
     return [l, regularize_cost_from_collection()]
 
