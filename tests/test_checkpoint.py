@@ -89,3 +89,39 @@ def test_restore_from_npz(tmp_path) -> None:
     assert jnp.allclose(p["fc"]["W"], params["fc"]["W"] + 1)
     with pytest.raises(FileNotFoundError, match="no such file"):
         tp.checkpoint.restore(str(tmp_path / "missing.npz"), params, state)
+
+
+def test_restore_prefix_rename_and_ignore() -> None:
+    params = {"conv0": {"W": jnp.zeros(2)}, "head": {"W": jnp.zeros(3)}}
+    source = {
+        "tower0/conv0/W:0": np.ones(2, np.float32),
+        "tower0/linear/W:0": np.full(3, 2.0, np.float32),
+        "tower0/linear/b:0": np.ones(5, np.float32),
+    }
+    p, _, report = tp.checkpoint.restore(
+        source,
+        params,
+        strip_prefix="tower0/",
+        rename={"linear/W": "head/W"},
+        ignore=[r"tower0/linear/b"],
+    )
+    np.testing.assert_array_equal(p["conv0"]["W"], [1.0, 1.0])
+    np.testing.assert_array_equal(p["head"]["W"], [2.0, 2.0, 2.0])
+    assert report.ignored == ["tower0/linear/b"]
+    assert "Ignored variable tower0/linear/b in checkpoint (ignore=)." in str(report)
+    p, _, _ = tp.checkpoint.restore(
+        {"W": np.ones(2)}, {"net": {"W": jnp.zeros(2)}}, add_prefix="net/"
+    )
+    np.testing.assert_array_equal(p["net"]["W"], [1.0, 1.0])
+
+
+def test_restore_fine_tuning_with_another_class_count() -> None:
+    """tensorpack's ignore_mismatch: a shape mismatch is still an error naming the variable;
+    ignore= leaves the classifier at its fresh values."""
+    params = {"conv0": {"W": jnp.zeros(2)}, "linear": {"W": jnp.full((4, 5), 7.0)}}
+    source = {"conv0/W": np.ones(2, np.float32), "linear/W": np.ones((4, 1000), np.float32)}
+    with pytest.raises(ValueError, match=r"variable 'linear/W' has shape \[4, 1000\]"):
+        tp.checkpoint.restore(source, params)
+    p, _, report = tp.checkpoint.restore(source, params, strict=False, ignore=["linear/.*"])
+    assert report.missing == ["linear/W"] and report.ignored == ["linear/W"]
+    np.testing.assert_array_equal(p["linear"]["W"], params["linear"]["W"])

@@ -7,22 +7,16 @@ import dataclasses
 import logging
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import jax.numpy as jnp
 import numpy as np
 
-from tpflax.checkpoint._tree import flatten, nest, strip_suffix
+from tpflax.checkpoint._load import load
+from tpflax.checkpoint._tree import flatten, is_training_name, nest, strip_suffix
 
 log = logging.getLogger("tpflax")
-
-# Names a training checkpoint holds that are not model variables: optimizer slots, the step
-# counter, learning rate and summary EMAs. Tensorpack skips them when restoring a model.
-_TRAINING_ONLY = re.compile(
-    r"(^|/)(Momentum|Adam|Adam_1|RMSProp|RMSProp_1|Adagrad|AccumGrad|ExponentialMovingAverage)$"
-    r"|^global_step$|^learning_rate$|^EMA/|(^|/)(beta1_power|beta2_power)$"
-)
 
 
 @dataclasses.dataclass
@@ -33,6 +27,7 @@ class RestoreReport:
     missing: list[str] = dataclasses.field(default_factory=list)
     unexpected: list[str] = dataclasses.field(default_factory=list)
     skipped: list[str] = dataclasses.field(default_factory=list)
+    ignored: list[str] = dataclasses.field(default_factory=list)
     reshaped: list[tuple[str, tuple, tuple]] = dataclasses.field(default_factory=list)
     cast: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)
 
@@ -41,6 +36,7 @@ class RestoreReport:
         lines += [f"Variable {n} in the graph not found in checkpoint!" for n in self.missing]
         lines += [f"Variable {n} in checkpoint not found in the graph!" for n in self.unexpected]
         lines += [f"Skipped training-only variable {n} in checkpoint." for n in self.skipped]
+        lines += [f"Ignored variable {n} in checkpoint (ignore=)." for n in self.ignored]
         lines += [
             f"Variable {n} is reshaped {list(a)} -> {list(b)} during assignment"
             for n, a, b in self.reshaped
@@ -53,19 +49,25 @@ def _load_source(source: Any) -> dict[str, Any]:
     if isinstance(source, Mapping):
         return dict(source)
     if isinstance(source, (str, os.PathLike)):
-        path = os.fspath(source)
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"tp.checkpoint.restore: no such file: {path}")
-        if path.endswith(".npz"):
-            with np.load(path, allow_pickle=False) as data:
-                return {k: data[k] for k in data.files}
-        raise ValueError(
-            f"tp.checkpoint.restore: cannot read {path!r}; expected a .npz file or a flat dict"
-        )
+        return dict(load(os.fspath(source)))
     raise TypeError(
-        "tp.checkpoint.restore: source must be a flat dict of tensorpack names or a .npz path; "
-        f"got {type(source).__name__}"
+        "tp.checkpoint.restore: source must be a flat dict of tensorpack names or a path (.npz, "
+        f"TensorFlow checkpoint, orbax directory); got {type(source).__name__}"
     )
+
+
+def _rename(
+    name: str,
+    strip_prefix: str | None,
+    add_prefix: str | None,
+    rename: Mapping[str, str],
+) -> str:
+    if strip_prefix and name.startswith(strip_prefix):
+        name = name[len(strip_prefix) :]
+    name = rename.get(name, name)
+    if add_prefix:
+        name = add_prefix + name
+    return name
 
 
 def _convert(name: str, value: Any, like: Any, report: RestoreReport) -> Any:
@@ -114,6 +116,11 @@ def restore(
     params: Mapping[str, Any],
     state: Mapping[str, Any] | None = None,
     strict: bool = True,
+    *,
+    strip_prefix: str | None = None,
+    add_prefix: str | None = None,
+    rename: Mapping[str, str] | None = None,
+    ignore: Iterable[str] = (),
 ) -> tuple[dict[str, Any], dict[str, Any], RestoreReport]:
     """Loads tensorpack-named values into a model's ``(params, state)``.
 
@@ -123,12 +130,18 @@ def restore(
     and other training-only names are skipped and reported.
 
     Args:
-        source: a flat dict ``{name: array}`` or a ``.npz`` path.
+        source: a flat dict ``{name: array}``, or a path ``tp.checkpoint.load`` reads
+            (``.npz``, TensorFlow checkpoint, orbax directory).
         params: the model's params (from ``init``), giving names, shapes and dtypes.
         state: the model's state.
         strict: missing or unexpected names are one error listing them all; with ``False``
-            they are only reported (tensorpack's ``ignore_mismatch``) and missing variables
-            keep their current values.
+            they are only reported (tensorpack's ``ignore_mismatch``, e.g. fine-tuning with
+            another class count) and missing variables keep their current values.
+        strip_prefix: removed from the checkpoint's names that start with it (``'tower0/'``).
+        add_prefix: put before every checkpoint name (after stripping and renaming).
+        rename: ``{checkpoint name: model name}``, applied after ``strip_prefix``.
+        ignore: regular expressions (full match) of checkpoint names to leave out, as if
+            absent (``'linear/.*'`` to re-initialize a classifier); they are reported.
 
     Returns:
         ``(params, state, report)``.
@@ -136,17 +149,22 @@ def restore(
     Raises:
         ValueError: strict mismatch, incompatible shape or dtype, or duplicate names.
     """
+    patterns = [re.compile(p) for p in ignore]
+    report = RestoreReport()
     flat_source: dict[str, Any] = {}
     for key, value in _load_source(source).items():
-        name = strip_suffix(key)
+        original = strip_suffix(key)
+        if any(p.fullmatch(original) for p in patterns):
+            report.ignored.append(original)
+            continue
+        name = _rename(original, strip_prefix, add_prefix, rename or {})
         if name in flat_source:
             raise ValueError(f"tp.checkpoint.restore: the checkpoint has '{name}' twice")
         flat_source[name] = value
     template = flatten(params, state or {})
-    report = RestoreReport()
     for name in sorted(flat_source):
         if name not in template:
-            (report.skipped if _TRAINING_ONLY.search(name) else report.unexpected).append(name)
+            (report.skipped if is_training_name(name) else report.unexpected).append(name)
     report.missing = sorted(n for n in template if n not in flat_source)
     if strict and (report.missing or report.unexpected):
         parts = []

@@ -9,9 +9,25 @@ from typing import Any
 # Non-trainable variables tensorpack's layers create: EMA statistics (``mean/EMA``) and
 # BatchRenorm's extra statistics. Everything else a model defines is trainable.
 _STATE_PATTERN = re.compile(
-    r"(^|/)EMA$|(^|/)(moving_mean|moving_variance|renorm_mean|renorm_stddev|"
+    r"(^|/)EMA$|(^|/)(moving_mean|moving_variance|moving_stddev|renorm_mean|renorm_stddev|"
     r"renorm_mean_weight|renorm_stddev_weight)$"
 )
+
+
+# Names a training checkpoint holds that are not model variables: tensorpack's
+# `varmanip.is_training_name` (optimizer slots, moving-average summaries, gradient
+# accumulators), plus the step counter and Adam's power accumulators.
+_TRAINING_PATTERN = re.compile(
+    r"/(Adam|Adam_1|Momentum|Adadelta|Adadelta_1|RMSProp|RMSProp_1|Adagrad|AccumGrad)$"
+    r"|^EMA/|/EMA/|^AccumGrad|^apply_gradients"
+    r"|^global_step$|^learning_rate$|(^|/)(beta1_power|beta2_power)$"
+)
+
+
+def is_training_name(name: str) -> bool:
+    """True for a name only training uses (``conv0/W/Momentum``, ``global_step``): tensorpack
+    skips these when it restores a model, and so does ``tp.checkpoint.restore``."""
+    return bool(_TRAINING_PATTERN.search(strip_suffix(name)))
 
 
 def strip_suffix(name: str) -> str:

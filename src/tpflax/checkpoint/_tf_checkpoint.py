@@ -1,0 +1,259 @@
+"""TensorFlow checkpoints (``model-5000.index`` + ``model-5000.data-00000-of-00001``) read
+and written without TensorFlow.
+
+The index is a table (``_sstable``) whose empty key holds a ``BundleHeaderProto``
+(``num_shards`` = 1, ``endianness`` = 2, ``version`` = 3) and whose other keys are tensor
+names holding ``BundleEntryProto`` (``dtype`` = 1, ``shape`` = 2, ``shard_id`` = 3,
+``offset`` = 4, ``size`` = 5, ``crc32c`` = 6 (masked), ``slices`` = 7). Tensor bytes are
+little-endian and C-ordered at ``offset`` in data shard ``shard_id`` (tpflax assumes a
+little-endian host, as every platform JAX runs on is).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import ml_dtypes
+import numpy as np
+
+from tpflax.checkpoint import _sstable
+from tpflax.checkpoint._io import Progress, atomic_write, check_name
+from tpflax.checkpoint._sstable import FormatError
+
+log = logging.getLogger("tpflax")
+
+# TensorFlow's DataType enum (types.proto) for the dtypes a model variable can have.
+_DTYPES: dict[int, np.dtype] = {
+    1: np.dtype("float32"),
+    2: np.dtype("float64"),
+    3: np.dtype("int32"),
+    4: np.dtype("uint8"),
+    5: np.dtype("int16"),
+    6: np.dtype("int8"),
+    9: np.dtype("int64"),
+    10: np.dtype("bool"),
+    14: np.dtype(ml_dtypes.bfloat16),
+    17: np.dtype("uint16"),
+    19: np.dtype("float16"),
+    22: np.dtype("uint32"),
+    23: np.dtype("uint64"),
+}
+_ENUM = {dtype: code for code, dtype in _DTYPES.items()}
+_DT_NAMES = {7: "string", 8: "complex64", 18: "complex128", 20: "resource", 21: "variant"}
+_DATA = re.compile(r"^(.*)\.data-\d{5}-of-\d{5}$")
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    """One tensor of a checkpoint, as its index describes it."""
+
+    name: str
+    dtype: np.dtype | str  # a NumPy dtype, or TensorFlow's name for one NumPy lacks
+    shape: tuple[int, ...]
+    shard: int
+    offset: int
+    size: int
+    crc: int
+
+
+def resolve_prefix(path: str) -> str:
+    """The checkpoint prefix for a prefix, an ``.index`` or ``.data-*`` path, a directory
+    with a ``checkpoint`` file, or that ``checkpoint`` file itself."""
+    path = os.fspath(path)
+    if os.path.isdir(path) or os.path.basename(path) == "checkpoint":
+        folder = path if os.path.isdir(path) else os.path.dirname(path)
+        state = os.path.join(folder, "checkpoint")
+        if not os.path.isfile(state):
+            raise FileNotFoundError(
+                f"{path}: a directory without a 'checkpoint' file (not a TensorFlow "
+                "checkpoint directory)"
+            )
+        with open(state, encoding="utf-8") as f:
+            match = re.search(r'^model_checkpoint_path:\s*"(.*)"\s*$', f.read(), re.M)
+        if not match:
+            raise FormatError(f"{state}: no model_checkpoint_path line")
+        name = match.group(1)
+        return name if os.path.isabs(name) else os.path.join(folder, name)
+    if path.endswith(".index"):
+        return path[: -len(".index")]
+    data = _DATA.match(path)
+    return data.group(1) if data else path
+
+
+def is_tf_checkpoint(path: str) -> bool:
+    try:
+        return os.path.isfile(resolve_prefix(path) + ".index")
+    except (OSError, FormatError):
+        return False
+
+
+def _shape(buf: bytes) -> tuple[int, ...]:
+    fields = _sstable.parse_message(buf)
+    if fields.get(3):  # unknown_rank
+        raise FormatError("a tensor of unknown rank")
+    dims = []
+    for dim in fields.get(2, []):
+        assert isinstance(dim, bytes)
+        size = _sstable.parse_message(dim).get(1, [0])[0]
+        assert isinstance(size, int)
+        dims.append(size)
+    return tuple(dims)
+
+
+def read_index(path: str) -> tuple[str, int, list[Entry]]:
+    """``(prefix, number of shards, entries)`` from a checkpoint's index, checksums verified."""
+    prefix = resolve_prefix(path)
+    index = prefix + ".index"
+    if not os.path.isfile(index):
+        raise FileNotFoundError(f"no TensorFlow checkpoint at {path} (missing {index})")
+    with open(index, "rb") as f:
+        data = f.read()
+    entries: list[Entry] = []
+    num_shards = None
+    try:
+        for key, value in _sstable.read_table(data):
+            fields = _sstable.parse_message(value)
+            if key == b"":
+                num_shards = int(fields.get(1, [0])[0])  # type: ignore[arg-type]
+                if fields.get(2, [0])[0] != 0:
+                    raise FormatError("big-endian checkpoints are not supported")
+                continue
+            name = key.decode("utf-8")
+            if fields.get(7):
+                raise FormatError(
+                    f"tensor '{name}' is partitioned (saved in slices); re-save it unpartitioned"
+                )
+            code = int(fields.get(1, [0])[0])  # type: ignore[arg-type]
+            dtype: np.dtype | str = _DTYPES.get(code) or _DT_NAMES.get(code, f"dtype#{code}")
+            shape_field = fields.get(2, [b""])[0]
+            entries.append(
+                Entry(
+                    name=name,
+                    dtype=dtype,
+                    shape=_shape(shape_field if isinstance(shape_field, bytes) else b""),
+                    shard=int(fields.get(3, [0])[0]),  # type: ignore[arg-type]
+                    offset=int(fields.get(4, [0])[0]),  # type: ignore[arg-type]
+                    size=int(fields.get(5, [0])[0]),  # type: ignore[arg-type]
+                    crc=int(fields.get(6, [0])[0]),  # type: ignore[arg-type]
+                )
+            )
+    except FormatError as e:
+        raise FormatError(f"{index}: {e}") from None
+    if num_shards is None:
+        raise FormatError(f"{index}: no bundle header (not a TensorFlow V2 checkpoint)")
+    return prefix, num_shards, entries
+
+
+def shard_path(prefix: str, shard: int, num_shards: int) -> str:
+    return f"{prefix}.data-{shard:05d}-of-{num_shards:05d}"
+
+
+def read_tf_checkpoint(path: str) -> dict[str, np.ndarray]:
+    """Every numeric tensor of a TensorFlow checkpoint, ``{name: array}``.
+
+    Each tensor is read straight into its own array (one copy in memory) and its CRC-32C is
+    checked. String tensors are skipped with a log line.
+    """
+    prefix, num_shards, entries = read_index(path)
+    shards = {e.shard for e in entries}
+    if shards and max(shards) >= num_shards:
+        raise FormatError(
+            f"{prefix}.index: tensor in shard {max(shards)} but the header says {num_shards} "
+            "shard(s)"
+        )
+    for shard in sorted(shards):
+        if not os.path.isfile(shard_path(prefix, shard, num_shards)):
+            raise FileNotFoundError(
+                f"{prefix}: data shard {shard_path(prefix, shard, num_shards)} is missing"
+            )
+    out: dict[str, np.ndarray] = {}
+    total = sum(e.size for e in entries if isinstance(e.dtype, np.dtype))
+    with Progress(total, os.path.basename(prefix)) as progress:
+        handles: dict[int, Any] = {}
+        try:
+            for e in sorted(entries, key=lambda e: (e.shard, e.offset)):
+                if not isinstance(e.dtype, np.dtype):
+                    log.warning("%s: skipped tensor '%s' of dtype %s", prefix, e.name, e.dtype)
+                    continue
+                if e.shard not in handles:
+                    handles[e.shard] = open(shard_path(prefix, e.shard, num_shards), "rb")  # noqa: SIM115
+                out[e.name] = _read_tensor(handles[e.shard], e, prefix)
+                progress.update(e.size)
+        finally:
+            for handle in handles.values():
+                handle.close()
+    return out
+
+
+def _read_tensor(f: Any, e: Entry, prefix: str) -> np.ndarray:
+    assert isinstance(e.dtype, np.dtype)
+    count = int(np.prod(e.shape, dtype=np.int64))
+    if count * e.dtype.itemsize != e.size:
+        raise FormatError(
+            f"{prefix}: tensor '{e.name}' has {e.size} bytes for shape {list(e.shape)} of {e.dtype}"
+        )
+    array = np.empty(e.shape, e.dtype)
+    f.seek(e.offset)
+    got = f.readinto(array.reshape(-1).view(np.uint8).data)
+    if got != e.size:
+        raise FormatError(f"{prefix}: data shard ends inside tensor '{e.name}' (truncated)")
+    array.flags.writeable = False  # google_crc32c reads read-only buffers without a copy
+    crc = _sstable.crc32c(array.reshape(-1).view(np.uint8))
+    array.flags.writeable = True
+    if _sstable.mask(crc) != e.crc:
+        raise FormatError(f"{prefix}: tensor '{e.name}' fails its CRC-32C check (corrupt data)")
+    return array.astype(e.dtype, copy=False)
+
+
+def _entry_proto(array: np.ndarray, offset: int, crc: int) -> bytes:
+    shape = b"".join(_sstable.field_bytes(2, _sstable.field_varint(1, d)) for d in array.shape)
+    out = _sstable.field_varint(1, _ENUM[array.dtype])
+    out += _sstable.field_bytes(2, shape)
+    if offset:
+        out += _sstable.field_varint(4, offset)
+    if array.nbytes:
+        out += _sstable.field_varint(5, array.nbytes)
+    return out + _sstable.field_fixed32(6, _sstable.mask(crc))
+
+
+def write_tf_checkpoint(prefix: str, flat: Mapping[str, Any]) -> None:
+    """Writes ``{name: array}`` as a one-shard TensorFlow checkpoint at ``prefix``
+    (``prefix.index``, ``prefix.data-00000-of-00001``) and a ``checkpoint`` file beside it,
+    each via a temporary name and a rename. ``tf.train.load_checkpoint`` reads it."""
+    arrays: dict[str, np.ndarray] = {}
+    for name, value in flat.items():
+        check_name(name, "write_tf_checkpoint")
+        array = np.asarray(value)
+        if not array.flags.c_contiguous:  # (np.ascontiguousarray would make a scalar 1-D)
+            array = array.copy(order="C")
+        if array.dtype not in _ENUM:
+            raise TypeError(
+                f"write_tf_checkpoint: variable '{name}' has dtype {array.dtype}, which a "
+                "TensorFlow checkpoint cannot hold here"
+            )
+        arrays[name] = array
+    entries: list[tuple[bytes, bytes]] = []
+    header = _sstable.field_varint(1, 1) + _sstable.field_bytes(3, _sstable.field_varint(1, 1))
+    entries.append((b"", header))
+    data_path = shard_path(prefix, 0, 1)
+    with atomic_write(data_path) as f:
+        offset = 0
+        for name in sorted(arrays, key=lambda n: n.encode("utf-8")):
+            array = arrays[name]
+            raw = array.reshape(-1).view(np.uint8)
+            crc = _sstable.crc32c(raw.tobytes()) if raw.size else 0
+            f.write(raw.data)
+            entries.append((name.encode("utf-8"), _entry_proto(array, offset, crc)))
+            offset += array.nbytes
+        index = _sstable.write_table(entries)  # built before the data file is renamed in
+    with atomic_write(prefix + ".index") as f:
+        f.write(index)
+    folder = os.path.dirname(os.path.abspath(prefix))
+    with atomic_write(os.path.join(folder, "checkpoint"), text=True) as f:
+        base = os.path.basename(prefix)
+        f.write(f'model_checkpoint_path: "{base}"\nall_model_checkpoint_paths: "{base}"\n')
