@@ -1,0 +1,167 @@
+"""The ``tpflax`` command: inspect, convert and compare weight files.
+
+Exit codes: 0 success (and, for ``diff``, no differences); 1 ``diff`` found differences;
+2 bad input (a missing, truncated or corrupt file, an unknown format, bad arguments).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from tpflax import checkpoint
+from tpflax.checkpoint._load import FORMATS, save_flat
+
+EXIT_OK, EXIT_DIFFERENT, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> Any:  # argparse exits 2 too; keep its message short
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_BAD_INPUT, f"tpflax: error: {message}\n")
+
+
+def _guess_target(path: str) -> str:
+    if path.endswith(".npz"):
+        return "npz"
+    if path.endswith((".index", ".ckpt")) or "model-" in path.rsplit("/", 1)[-1]:
+        return "tf"
+    return "orbax"
+
+
+def _rows(flat: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": name,
+            "shape": list(flat[name].shape),
+            "dtype": str(flat[name].dtype),
+            "count": int(flat[name].size),
+            "bytes": int(flat[name].nbytes),
+            "training_only": checkpoint.is_training_name(name),
+        }
+        for name in sorted(flat)
+    ]
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    flat = checkpoint.load(args.file)
+    rows = _rows(flat)
+    total = {"tensors": len(rows), "count": sum(r["count"] for r in rows)}
+    total["bytes"] = sum(r["bytes"] for r in rows)
+    if args.json:
+        kind = checkpoint.detect_format(args.file)
+        print(json.dumps({"file": args.file, "format": kind, "tensors": rows, "total": total}))
+        return EXIT_OK
+    width = max([len(r["name"]) for r in rows] + [4])
+    print(f"{'name':<{width}}  {'shape':<18} {'dtype':<9} {'count':>12}")
+    for r in rows:
+        mark = "  (training only)" if r["training_only"] else ""
+        print(f"{r['name']:<{width}}  {r['shape']!s:<18} {r['dtype']:<9} {r['count']:>12}{mark}")
+    print(
+        f"{total['tensors']} tensors, {total['count']:,} values, {total['bytes'] / 2**20:.2f} MiB"
+    )
+    return EXIT_OK
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    flat = checkpoint.load(args.src)
+    if args.model_only:
+        flat = {k: v for k, v in flat.items() if not checkpoint.is_training_name(k)}
+    kind = args.to or _guess_target(args.dst)
+    save_flat(args.dst, flat, kind)
+    print(f"wrote {len(flat)} tensors to {args.dst} ({kind})")
+    return EXIT_OK
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    a, b = checkpoint.load(args.a), checkpoint.load(args.b)
+    only_a, only_b = sorted(set(a) - set(b)), sorted(set(b) - set(a))
+    changed, differing = [], []
+    for name in sorted(set(a) & set(b)):
+        x, y = a[name], b[name]
+        if x.shape != y.shape or x.dtype != y.dtype:
+            changed.append(
+                {
+                    "name": name,
+                    "a": [list(x.shape), str(x.dtype)],
+                    "b": [list(y.shape), str(y.dtype)],
+                }
+            )
+            continue
+        if x.size:
+            delta = float(np.max(np.abs(x.astype(np.float64) - y.astype(np.float64))))
+            if delta > args.atol:
+                differing.append({"name": name, "max_abs_diff": delta})
+    result = {"only_in_a": only_a, "only_in_b": only_b, "changed": changed, "values": differing}
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for name in only_a:
+            print(f"only in A: {name}")
+        for name in only_b:
+            print(f"only in B: {name}")
+        for c in changed:
+            print(f"changed:   {c['name']}  {c['a'][0]} {c['a'][1]} -> {c['b'][0]} {c['b'][1]}")
+        for d in differing:
+            print(f"values:    {d['name']}  max |A - B| = {d['max_abs_diff']:.3g}")
+        shared = len(set(a) & set(b))
+        print(
+            f"{shared} shared tensors, {len(differing)} with different values; "
+            f"{len(only_a)} only in A, {len(only_b)} only in B, {len(changed)} changed"
+        )
+    return EXIT_DIFFERENT if any(result.values()) else EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _Parser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true", help="log what is done")
+    parser = _Parser(prog="tpflax", description=__doc__.splitlines()[0], parents=[common])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub_parser = sub.add_parser
+
+    def add(name: str, **kw: Any) -> argparse.ArgumentParser:
+        return sub_parser(name, parents=[common], **kw)
+
+    p = add("inspect", help="names, shapes, dtypes and counts of a weight file")
+    p.add_argument("file", help=".npz, TF checkpoint (prefix/.index/directory) or orbax dir")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(run=cmd_inspect)
+    p = add("convert", help="convert between .npz, TF checkpoint and orbax")
+    p.add_argument("src")
+    p.add_argument("dst", help="a .npz, a TF checkpoint prefix, or an orbax directory")
+    p.add_argument("--to", choices=FORMATS, help="the output format (guessed from DST)")
+    p.add_argument(
+        "--model-only",
+        action="store_true",
+        help="drop optimizer slots and global_step, as dump-model-params.py does",
+    )
+    p.set_defaults(run=cmd_convert)
+    p = add("diff", help="compare two weight files; exit 1 if they differ")
+    p.add_argument("a")
+    p.add_argument("b")
+    p.add_argument("--atol", type=float, default=0.0, help="ignore smaller value differences")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=cmd_diff)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s"
+    )
+    try:
+        return int(args.run(args))
+    except (OSError, ValueError, TypeError) as e:  # FormatError is a ValueError
+        print(f"tpflax {args.command}: error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""The `tpflax` command (in process): inspect, convert, diff and their exit codes."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+import numpy as np
+import pytest
+
+import tpflax as tp
+from tpflax import cli
+
+WEIGHTS = pathlib.Path(__file__).parent / "golden" / "weights"
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = cli.main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_inspect_table_and_json(capsys) -> None:
+    code, out, _ = run(capsys, "inspect", str(WEIGHTS / "model-3"))
+    assert code == 0
+    assert "conv0/W/Momentum" in out and "(training only)" in out
+    assert out.strip().endswith("15 tensors, 279 values, 0.00 MiB")
+    code, out, _ = run(capsys, "inspect", "--json", str(WEIGHTS / "model-3.npz"))
+    data = json.loads(out)
+    assert code == 0 and data["format"] == "npz" and data["total"]["tensors"] == 8
+    conv = next(t for t in data["tensors"] if t["name"] == "conv0/W")
+    assert conv == {
+        "name": "conv0/W",
+        "shape": [3, 3, 3, 4],
+        "dtype": "float32",
+        "count": 108,
+        "bytes": 432,
+        "training_only": False,
+    }
+
+
+def test_convert_between_all_formats(capsys, tmp_path) -> None:
+    src = str(WEIGHTS / "model-3")
+    steps = [
+        (src, str(tmp_path / "a.npz"), []),
+        (str(tmp_path / "a.npz"), str(tmp_path / "b" / "model-9"), ["--to", "tf"]),
+        (str(tmp_path / "b" / "model-9"), str(tmp_path / "c_orbax"), ["--to", "orbax"]),
+        (str(tmp_path / "c_orbax"), str(tmp_path / "d.npz"), []),
+    ]
+    (tmp_path / "b").mkdir()
+    for a, b, extra in steps:
+        code, _, err = run(capsys, "convert", a, b, *extra)
+        assert code == 0, err
+    first, last = tp.checkpoint.load(src), tp.checkpoint.load(str(tmp_path / "d.npz"))
+    # orbax keeps model variables only; everything else survives every hop bit for bit
+    assert sorted(last) == sorted(n for n in first if not tp.checkpoint.is_training_name(n))
+    for name, value in last.items():
+        np.testing.assert_array_equal(value, first[name])
+    assert sorted(tp.checkpoint.load(str(tmp_path / "b"))) == sorted(first)
+
+
+def test_convert_model_only(capsys, tmp_path) -> None:
+    code, _, _ = run(capsys, "convert", "--model-only", str(WEIGHTS), str(tmp_path / "m.npz"))
+    assert code == 0
+    assert sorted(tp.checkpoint.load(str(tmp_path / "m.npz"))) == sorted(
+        tp.checkpoint.load(str(WEIGHTS / "model-3.npz"))
+    )
+
+
+def test_diff_exit_codes(capsys, tmp_path) -> None:
+    same = run(capsys, "diff", str(WEIGHTS / "model-3.npz"), str(WEIGHTS / "model-3.npz"))
+    assert same[0] == 0 and "0 with different values" in same[1]
+    code, out, _ = run(capsys, "diff", str(WEIGHTS / "model-3"), str(WEIGHTS / "model-3.npz"))
+    assert code == 1 and "only in A: conv0/W/Momentum" in out
+    flat = tp.checkpoint.load(str(WEIGHTS / "model-3.npz"))
+    flat["fc/b"] = flat["fc/b"] + 0.5
+    flat["fc/W"] = flat["fc/W"][:2]
+    np.savez(tmp_path / "x.npz", **flat)
+    code, out, _ = run(
+        capsys, "diff", "--json", str(WEIGHTS / "model-3.npz"), str(tmp_path / "x.npz")
+    )
+    result = json.loads(out)
+    assert code == 1
+    assert result["values"] == [{"name": "fc/b", "max_abs_diff": pytest.approx(0.5)}]
+    assert result["changed"] == [
+        {"name": "fc/W", "a": [[4, 3], "float32"], "b": [[2, 3], "float32"]}
+    ]
+    code, _, _ = run(
+        capsys, "diff", "--atol", "0.6", str(WEIGHTS / "model-3.npz"), str(tmp_path / "x.npz")
+    )
+    assert code == 1  # the shape change is still a difference
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["inspect", "/no/such/file.npz"],
+        ["convert", "/no/such/model-1", "/tmp/out.npz"],
+        ["diff", "/no/a.npz", "/no/b.npz"],
+    ],
+)
+def test_bad_files_exit_2(capsys, argv) -> None:
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and f"tpflax {argv[0]}: error: no such file" in err
+
+
+@pytest.mark.parametrize("argv", [["frobnicate"], ["inspect"], ["diff", "a"]])
+def test_bad_arguments_exit_2(capsys, argv) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    assert exit_info.value.code == 2
+    assert "tpflax: error:" in capsys.readouterr().err
+
+
+def test_corrupt_file_exits_2(capsys, tmp_path) -> None:
+    (tmp_path / "bad.npz").write_bytes(b"PK\x03\x04 not really a zip")
+    code, _, err = run(capsys, "inspect", str(tmp_path / "bad.npz"))
+    assert code == 2 and "not a valid .npz file" in err
