@@ -39,11 +39,20 @@ $(GOLDEN_STAMP): tools/golden/requirements.txt
 	$(GOLDEN_VENV)/bin/python -m pip install -q -r tools/golden/requirements.txt
 	touch $(GOLDEN_STAMP)
 
-golden: $(GOLDEN_STAMP)
-	TF_USE_LEGACY_KERAS=1 TF_CPP_MIN_LOG_LEVEL=2 $(GOLDEN_VENV)/bin/python tools/golden/generate.py --out tests/golden
+TF_ENV := TF_USE_LEGACY_KERAS=1 TF_CPP_MIN_LOG_LEVEL=2
+
+# Layer and model fixtures, then the weight files: tensorpack trains and saves, tpflax
+# converts and writes back, tensorpack restores tpflax's files (see tools/golden/weights.py).
+golden: $(GOLDEN_STAMP) $(STAMP)
+	$(TF_ENV) $(GOLDEN_VENV)/bin/python tools/golden/generate.py --out tests/golden
+	rm -rf tests/golden/weights
+	$(TF_ENV) $(GOLDEN_VENV)/bin/python tools/golden/weights.py train --out tests/golden/weights
+	$(BIN)/python tools/golden/export_tpflax.py --dir tests/golden/weights
+	$(TF_ENV) $(GOLDEN_VENV)/bin/python tools/golden/weights.py roundtrip --dir tests/golden/weights
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/checkpoint_load.py
 
 clean:
 	rm -rf $(VENV) $(GOLDEN_VENV) .pytest_cache .ruff_cache .mypy_cache
