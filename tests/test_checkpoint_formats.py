@@ -213,3 +213,25 @@ def test_tf_checkpoint_entry_checks_its_size(tmp_path) -> None:
     prefix = _tf(tmp_path, {"w": np.ones(4, np.float32)})
     _, _, entries = _tf_checkpoint.read_index(prefix)
     assert entries[0].size == 16 and entries[0].shape == (4,)
+
+
+def test_progress_bar_only_on_a_terminal() -> None:
+    import io
+
+    from tpflax.checkpoint._io import PROGRESS_MIN_BYTES, Progress
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    tty, pipe = Tty(), io.StringIO()
+    for stream in (tty, pipe):
+        with Progress(PROGRESS_MIN_BYTES, "model-5000", stream=stream) as bar:
+            bar.update(PROGRESS_MIN_BYTES // 2)
+            bar.update(PROGRESS_MIN_BYTES // 2)
+    assert "model-5000: [" in tty.getvalue() and "100%" in tty.getvalue()
+    assert pipe.getvalue() == ""
+    small = Tty()
+    with Progress(1000, "tiny", stream=small) as bar:
+        bar.update(1000)
+    assert small.getvalue() == ""
