@@ -15,7 +15,7 @@ from jax import lax
 
 from tpflax._src import initializers, utils
 from tpflax._src.activation import apply_activation
-from tpflax._src.frame import get_variable
+from tpflax._src.frame import folded_variable, get_variable
 from tpflax._src.registry import layer_context, layer_register, register_alias
 from tpflax._src.regularize import add_regularizers
 
@@ -172,7 +172,7 @@ def Conv2D(
 
 def _bias(use_bias: bool, filters: int, init: Any, dtype: Any, who: str) -> jax.Array | None:
     if not use_bias:
-        return None
+        return folded_variable("b")  # None, except after tp.zoo.fold_batchnorm
     initializer = initializers.resolve(init, initializers.zeros, who=who, arg="bias_initializer")
     return get_variable("b", (filters,), initializer, dtype=dtype, who=who)
 

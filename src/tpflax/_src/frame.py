@@ -224,3 +224,39 @@ def next_rng_key(who: str) -> jax.Array:
         )
     frame.rng_count += 1
     return jax.random.fold_in(frame.rng, frame.rng_count)
+
+
+# Inference with BatchNorm folded into the preceding layer (tp.zoo.fold_batchnorm): a folded
+# BatchNorm has no variables left and passes its input through; the layer before it finds
+# its new bias in params even when it was built with use_bias=False.
+_FOLDED: contextvars.ContextVar[bool] = contextvars.ContextVar("tpflax_bn_folded", default=False)
+
+
+@contextlib.contextmanager
+def batchnorm_folded() -> Iterator[None]:
+    """Runs layers in folded-BatchNorm inference mode (see ``tp.zoo.fold_batchnorm``)."""
+    token = _FOLDED.set(True)
+    try:
+        yield
+    finally:
+        _FOLDED.reset(token)
+
+
+def folded_variable(name: str, *, trainable: bool = True) -> Any:
+    """In folded-BatchNorm mode: the value of ``name`` in the current scope if the params
+    (or state) hold it, else ``None``. Outside that mode always ``None``."""
+    if not _FOLDED.get():
+        return None
+    frame = _FRAME.get()
+    if frame is None or frame.mode != "apply":
+        return None
+    full = frame.full_name(name)
+    value = _lookup(frame.params if trainable else frame.state, full.split("/"))
+    if value is None or isinstance(value, dict):
+        return None
+    frame.used.add(full)
+    return value
+
+
+def batchnorm_is_folded() -> bool:
+    return _FOLDED.get()
