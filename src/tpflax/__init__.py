@@ -5,7 +5,10 @@
 <tpflax layer Conv2D>
 """
 
-from tpflax import checkpoint
+from tpflax import (
+    checkpoint,
+    zoo,
+)
 from tpflax._src.argscope import (
     argscope,
     enable_argscope_for_function,
@@ -70,4 +73,5 @@ __all__ = [
     "regularize_cost_from_collection",
     "transform",
     "variable_scope",
+    "zoo",
 ]
