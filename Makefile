@@ -18,10 +18,10 @@ demo: $(STAMP)
 	$(BIN)/python -m tpflax.demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow and not tensorflow" src tests
+	$(BIN)/python -m pytest -q -n auto --dist loadgroup -m "not slow and not tensorflow" src tests
 
 test-slow: $(STAMP)
-	$(BIN)/python -m pytest -q -m "slow" src tests
+	$(BIN)/python -m pytest -q -n auto --dist loadgroup -m "slow" src tests
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests tools benchmarks
@@ -41,18 +41,21 @@ $(GOLDEN_STAMP): tools/golden/requirements.txt
 
 TF_ENV := TF_USE_LEGACY_KERAS=1 TF_CPP_MIN_LOG_LEVEL=2
 
-# Layer and model fixtures, then the weight files: tensorpack trains and saves, tpflax
-# converts and writes back, tensorpack restores tpflax's files (see tools/golden/weights.py).
+# Layer and model fixtures; the weight files (tensorpack trains and saves, tpflax converts
+# and writes back, tensorpack restores tpflax's files: tools/golden/weights.py); the model
+# zoo's names and logits (tools/golden/zoo.py, ~7 minutes).
 golden: $(GOLDEN_STAMP) $(STAMP)
 	$(TF_ENV) $(GOLDEN_VENV)/bin/python tools/golden/generate.py --out tests/golden
 	rm -rf tests/golden/weights
 	$(TF_ENV) $(GOLDEN_VENV)/bin/python tools/golden/weights.py train --out tests/golden/weights
 	$(BIN)/python tools/golden/export_tpflax.py --dir tests/golden/weights
 	$(TF_ENV) $(GOLDEN_VENV)/bin/python tools/golden/weights.py roundtrip --dir tests/golden/weights
+	$(TF_ENV) $(GOLDEN_VENV)/bin/python tools/golden/zoo.py --out tests/golden/zoo
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/checkpoint_load.py
+	$(BIN)/python benchmarks/fold_batchnorm.py
 
 clean:
 	rm -rf $(VENV) $(GOLDEN_VENV) .pytest_cache .ruff_cache .mypy_cache

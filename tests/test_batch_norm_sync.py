@@ -11,6 +11,9 @@ import sys
 
 import pytest
 
+# One worker runs the 4-device subprocess once for all three checks (pytest-xdist).
+pytestmark = pytest.mark.xdist_group("sync_bn")
+
 
 @pytest.fixture(scope="module")
 def script_output() -> str:

@@ -1,0 +1,90 @@
+"""The model zoo against real tensorpack (tools/golden/zoo.py): every architecture's
+variable names and shapes at 224x224, and its logits at a small resolution with weights
+regenerated from the recorded seed, in both layouts (NCHW-trained weights run in NHWC through
+tp.zoo.convert_layout and back).
+
+A representative pair (architecture, layout) of each family runs in `make test`; every pair
+runs in `make test-slow` (deep ResNets compile slowly on CPU).
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import tpflax as tp
+
+sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / "tools" / "golden"))
+import zoo_values
+
+ZOO = pathlib.Path(__file__).parent / "golden" / "zoo"
+NAMES = json.loads((ZOO / "names.json").read_text())
+FAST = {
+    ("ResNet18", "NHWC"),
+    ("ResNet18", "NCHW"),
+    ("ResNet50", "NCHW"),
+    ("ResNet18-preact", "NHWC"),
+    ("ResNet50-SE", "NHWC"),
+    ("ResNeXt50-32x4d", "NCHW"),
+    ("ImageNet-R50-AlignPadding", "NHWC"),
+    ("VGG16", "NHWC"),
+    ("VGG16-BN", "NCHW"),
+    ("VGG16-GN", "NHWC"),
+    ("AlexNet", "NCHW"),
+    ("ShuffleNetV1-0.5x-g=8", "NHWC"),
+    ("ShuffleNetV2-0.5x", "NCHW"),
+    ("Inception-BN", "NCHW"),
+}
+
+
+def _cases():
+    for arch in sorted(NAMES):
+        for fmt in ("NHWC", "NCHW"):
+            marks = [] if (arch, fmt) in FAST else [pytest.mark.slow]
+            yield pytest.param(arch, fmt, marks=marks, id=f"{arch}-{fmt}")
+
+
+def test_every_architecture_is_in_the_zoo() -> None:
+    assert sorted(NAMES) == sorted(tp.zoo.ARCHITECTURES)
+
+
+def _build(arch: str, fmt: str):
+    kwargs = {"aux_logits": True} if arch == "Inception-BN" else {}
+    return tp.zoo.get(arch, data_format=fmt, **kwargs)
+
+
+@pytest.mark.parametrize("arch", sorted(NAMES))
+def test_names_and_shapes_at_224(arch) -> None:
+    model = tp.transform(_build(arch, "NHWC"))
+    x = jax.ShapeDtypeStruct((1, 224, 224, 3), jnp.float32)
+    params, state = jax.eval_shape(lambda x: model.init(jax.random.key(0), x), x)
+    ours = {k: list(v.shape) for k, v in tp.checkpoint.flatten(params, state).items()}
+    assert ours == NAMES[arch]
+
+
+@pytest.mark.parametrize(("arch", "fmt"), list(_cases()))
+def test_logits_match_tensorpack(arch, fmt) -> None:
+    with np.load(ZOO / f"{arch}.npz") as data:
+        fixture = {k: data[k] for k in data.files}
+    spec = json.loads(str(fixture["spec"]))
+    image = jnp.asarray(fixture["image"])
+    model_fn = _build(arch, fmt)
+    model = tp.transform(model_fn)
+    params, state = jax.eval_shape(lambda x: model.init(jax.random.key(0), x), image)
+    shapes = {k: v.shape for k, v in tp.checkpoint.flatten(params, state).items()}
+    flat = zoo_values.fill(shapes, spec["seed"])  # the weights tensorpack ran, its layout
+    flat = tp.zoo.convert_layout(flat, model_fn, image, src=spec["layout"], dst=fmt)
+    params, state, _ = tp.checkpoint.restore(flat, params, state, strict=True)
+    outputs, _ = jax.jit(lambda p, s, x: model.apply(p, s, x))(params, state, image)
+    outputs = outputs if isinstance(outputs, tuple) else (outputs,)
+    for i, got in enumerate(outputs):
+        want = fixture[f"logits_{i}"]
+        scale = float(np.max(np.abs(want)))
+        err = float(np.max(np.abs(np.asarray(got) - want)))
+        assert err <= 1e-5 * scale, f"logits_{i}: max error {err:.3g} vs scale {scale:.3g}"
