@@ -1,4 +1,4 @@
-"""The ``tpflax`` command: inspect, convert and compare weight files.
+"""The ``tpflax`` command: inspect, convert and compare weight files; classify images.
 
 Exit codes: 0 success (and, for ``diff``, no differences); 1 ``diff`` found differences;
 2 bad input (a missing, truncated or corrupt file, an unknown format, bad arguments).
@@ -118,6 +118,30 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return EXIT_DIFFERENT if any(result.values()) else EXIT_OK
 
 
+def cmd_classify(args: argparse.Namespace) -> int:
+    from tpflax.zoo.classify import classify, load_labels
+
+    labels = load_labels(args.labels)
+    predictions = classify(
+        args.arch,
+        args.weights,
+        args.images,
+        top=args.top,
+        labels=labels,
+        data_format=args.data_format,
+    )
+    if args.json:
+        print(json.dumps([{"image": p.image, "top": p.top} for p in predictions]))
+        return EXIT_OK
+    for p in predictions:
+        print(p.image)
+        for cls, prob, name in p.top:
+            print(f"  {prob:7.2%}  {cls:4d}  {name or ''}")
+    if labels is None:
+        print("(class names: pass --labels synset_words.txt, as tensorpack's ILSVRCMeta uses)")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = _Parser(add_help=False)
     common.add_argument("-v", "--verbose", action="store_true", help="log what is done")
@@ -148,6 +172,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--atol", type=float, default=0.0, help="ignore smaller value differences")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_diff)
+    p = add("classify", help="top-5 ImageNet classes of images with a model-zoo file")
+    p.add_argument("--arch", required=True, help="e.g. ResNet50, ShuffleNetV2-1x (tp.zoo)")
+    p.add_argument("--weights", required=True, help="the model-zoo .npz (or any weight file)")
+    p.add_argument("--labels", help="synset_words.txt (one class per line)")
+    p.add_argument("--top", type=int, default=5)
+    p.add_argument("--data-format", default="NHWC", choices=["NHWC", "NCHW"])
+    p.add_argument("--json", action="store_true")
+    p.add_argument("images", nargs="+")
+    p.set_defaults(run=cmd_classify)
     return parser
 
 
