@@ -97,16 +97,16 @@ def _training_flag(training: Any, who: str) -> bool:
     )
 
 
-@layer_register(
-    positional=(),
-    aliases={
-        "use_bias": "center",
-        "use_scale": "scale",
-        "gamma_init": "gamma_initializer",
-        "decay": "momentum",
-        "use_local_stat": "training",
-    },
-)
+# tensorpack's old names for the normalization layers' arguments (BatchNorm, BatchRenorm)
+NORM_ALIASES = {
+    "use_bias": "center",
+    "use_scale": "scale",
+    "gamma_init": "gamma_initializer",
+    "decay": "momentum",
+}
+
+
+@layer_register(positional=(), aliases={**NORM_ALIASES, "use_local_stat": "training"})
 def BatchNorm(
     inputs: jax.Array,
     axis: int | None = None,

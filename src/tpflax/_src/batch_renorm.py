@@ -25,8 +25,9 @@ import jax.numpy as jnp
 from jax import lax
 
 from tpflax._src import initializers, utils
-from tpflax._src.batch_norm import ema, moments, normalize
+from tpflax._src.batch_norm import NORM_ALIASES, ema, moments, normalize
 from tpflax._src.frame import assign_state, get_variable, is_training
+from tpflax._src.norm import affine_variables, channel_axis
 from tpflax._src.registry import layer_context, layer_register
 
 RENORM_MOMENTUM = 0.99
@@ -51,15 +52,7 @@ def renorm_correction(
     return lax.stop_gradient(r), lax.stop_gradient(d)
 
 
-@layer_register(
-    positional=(),
-    aliases={
-        "use_bias": "center",
-        "use_scale": "scale",
-        "gamma_init": "gamma_initializer",
-        "decay": "momentum",
-    },
-)
+@layer_register(positional=(), aliases=NORM_ALIASES)
 def BatchRenorm(
     x: jax.Array,
     rmax: Any,
@@ -110,26 +103,11 @@ def BatchRenorm(
     who = layer_context("BatchRenorm")
     utils.check_rank(x, (2, 4), who=who)
     utils.check_floating(x, who=who)
-    fmt = utils.data_format(data_format, who=who)
-    axis = 1 if x.ndim == 2 or fmt == "NCHW" else 3
-    channels = utils.static_dim(x, axis, who=who)
+    axis, channels, cshape = channel_axis(x, data_format, who)
     for arg, value in (("rmax", rmax), ("dmax", dmax)):
         if getattr(value, "ndim", 0) != 0:
             raise ValueError(f"{who}: {arg} must be a scalar; got shape {value.shape}")
-
-    def init(name: str, given: Any, default: Any) -> Any:
-        return initializers.resolve(given, default, who=who, arg=name)
-
-    beta = gamma = None
-    if scale:
-        gamma = get_variable(
-            "gamma",
-            (channels,),
-            init("gamma_initializer", gamma_initializer, initializers.ones),
-            who=who,
-        )
-    if center:
-        beta = get_variable("beta", (channels,), initializers.zeros, who=who)
+    gamma, beta = affine_variables(center, scale, channels, gamma_initializer, who)
     stats = {
         name: get_variable(
             name,
@@ -140,9 +118,6 @@ def BatchRenorm(
         )
         for name in _STATE
     }
-
-    cshape = [1] * x.ndim
-    cshape[axis] = channels
 
     def bcast(v: jax.Array | None) -> jax.Array | None:
         return None if v is None else v.reshape(cshape)

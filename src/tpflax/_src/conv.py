@@ -123,16 +123,11 @@ def Conv2D(
         ((3, 3, 3, 16), (1, 4, 4, 16))
     """
     who = layer_context("Conv2D")
-    utils.check_rank(inputs, (4,), who=who)
-    utils.check_floating(inputs, who=who)
-    fmt = utils.data_format(data_format, who=who)
-    pad = utils.padding(padding, who=who)
-    kernel = utils.shape2d(kernel_size, who=who, arg="kernel_size")
-    stride = utils.shape2d(strides, who=who, arg="strides")
+    fmt, pad, kernel, stride, filters, channels = _conv_args(
+        who, inputs, data_format, padding, kernel_size, strides, filters
+    )
     dilation = utils.shape2d(dilation_rate, who=who, arg="dilation_rate")
-    filters = utils.positive_int(filters, who=who, arg="filters")
     split = utils.positive_int(split, who=who, arg="split")
-    channels = utils.static_dim(inputs, 3 if fmt == "NHWC" else 1, who=who)
     if channels % split:
         raise ValueError(
             f"{who}: the input's channels (={channels}) must be divisible by split (={split})"
@@ -145,15 +140,7 @@ def Conv2D(
             f"{who}: kernel/bias/activity regularizers are not supported with split or "
             "dilation_rate, as in tensorpack; use tp.regularize_cost instead"
         )
-    W = get_variable(
-        "W",
-        (*kernel, channels // split, filters),
-        initializers.resolve(
-            kernel_initializer, initializers.variance_scaling_2(), who=who, arg="kernel_initializer"
-        ),
-        dtype=inputs.dtype,
-        who=who,
-    )
+    W = _kernel((*kernel, channels // split, filters), kernel_initializer, inputs.dtype, who)
     b = _bias(use_bias, filters, bias_initializer, inputs.dtype, who)
     y = conv2d(
         inputs,
@@ -168,6 +155,36 @@ def Conv2D(
     y = apply_activation(activation, y, who=who)
     add_regularizers(who, W, b, y, *regs)
     return y
+
+
+def _conv_args(
+    who: str,
+    inputs: jax.Array,
+    data_format: Any,
+    padding: Any,
+    kernel_size: Any,
+    strides: Any,
+    filters: Any,
+) -> tuple[str, str, tuple[int, int], tuple[int, int], int, int]:
+    """Checks the arguments both convolutions share; returns ``(data_format, padding,
+    kernel, strides, filters, input channels)`` in canonical form."""
+    utils.check_rank(inputs, (4,), who=who)
+    utils.check_floating(inputs, who=who)
+    fmt = utils.data_format(data_format, who=who)
+    return (
+        fmt,
+        utils.padding(padding, who=who),
+        utils.shape2d(kernel_size, who=who, arg="kernel_size"),
+        utils.shape2d(strides, who=who, arg="strides"),
+        utils.positive_int(filters, who=who, arg="filters"),
+        utils.static_dim(inputs, 3 if fmt == "NHWC" else 1, who=who),
+    )
+
+
+def _kernel(shape: tuple[int, ...], init: Any, dtype: Any, who: str) -> jax.Array:
+    default = initializers.variance_scaling_2()
+    initializer = initializers.resolve(init, default, who=who, arg="kernel_initializer")
+    return get_variable("W", shape, initializer, dtype=dtype, who=who)
 
 
 def _bias(use_bias: bool, filters: int, init: Any, dtype: Any, who: str) -> jax.Array | None:
@@ -297,23 +314,10 @@ def Conv2DTranspose(
         ((3, 3, 8, 3), (1, 11, 11, 8))
     """
     who = layer_context("Conv2DTranspose")
-    utils.check_rank(inputs, (4,), who=who)
-    utils.check_floating(inputs, who=who)
-    fmt = utils.data_format(data_format, who=who)
-    pad = utils.padding(padding, who=who)
-    kernel = utils.shape2d(kernel_size, who=who, arg="kernel_size")
-    stride = utils.shape2d(strides, who=who, arg="strides")
-    filters = utils.positive_int(filters, who=who, arg="filters")
-    channels = utils.static_dim(inputs, 3 if fmt == "NHWC" else 1, who=who)
-    W = get_variable(
-        "W",
-        (*kernel, filters, channels),
-        initializers.resolve(
-            kernel_initializer, initializers.variance_scaling_2(), who=who, arg="kernel_initializer"
-        ),
-        dtype=inputs.dtype,
-        who=who,
+    fmt, pad, kernel, stride, filters, channels = _conv_args(
+        who, inputs, data_format, padding, kernel_size, strides, filters
     )
+    W = _kernel((*kernel, filters, channels), kernel_initializer, inputs.dtype, who)
     b = _bias(use_bias, filters, bias_initializer, inputs.dtype, who)
     y = conv2d_transpose(inputs, W, b, strides=stride, padding=pad, data_format=fmt)
     y = apply_activation(activation, y, who=who)

@@ -22,23 +22,36 @@ from tpflax._src.registry import layer_context, layer_register
 log = logging.getLogger("tpflax")
 
 
-def _affine(
-    center: bool,
-    scale: bool,
-    channels: int,
-    gamma_initializer: Any,
-    shape: tuple[int, ...],
-    who: str,
+def affine_variables(
+    center: bool, scale: bool, channels: int, gamma_initializer: Any, who: str
 ) -> tuple[jax.Array | None, jax.Array | None]:
-    beta = gamma = None
-    if center:
-        beta = get_variable("beta", (channels,), initializers.zeros, who=who).reshape(shape)
+    """The optional ``gamma`` (ones by default) and ``beta`` (zeros) of a normalization
+    layer, ``[C]`` each; ``None`` where switched off."""
+    gamma = beta = None
     if scale:
         init = initializers.resolve(
             gamma_initializer, initializers.ones, who=who, arg="gamma_initializer"
         )
-        gamma = get_variable("gamma", (channels,), init, who=who).reshape(shape)
+        gamma = get_variable("gamma", (channels,), init, who=who)
+    if center:
+        beta = get_variable("beta", (channels,), initializers.zeros, who=who)
     return gamma, beta
+
+
+def channel_axis(x: jax.Array, data_format: str, who: str) -> tuple[int, int, tuple[int, ...]]:
+    """``(axis, channels, broadcast shape)`` of a 2-D (``[N, C]``) or 4-D input."""
+    fmt = utils.data_format(data_format, who=who)
+    axis = 1 if x.ndim == 2 or fmt == "NCHW" else 3
+    channels = utils.static_dim(x, axis, who=who)
+    shape = [1] * x.ndim
+    shape[axis] = channels
+    return axis, channels, tuple(shape)
+
+
+def _reshaped(
+    pair: tuple[jax.Array | None, jax.Array | None], shape: tuple[int, ...]
+) -> tuple[jax.Array | None, jax.Array | None]:
+    return tuple(None if v is None else v.reshape(shape) for v in pair)  # type: ignore[return-value]
 
 
 @layer_register(
@@ -82,12 +95,9 @@ def LayerNorm(
     who = layer_context("LayerNorm")
     utils.check_rank(x, (2, 4), who=who)
     utils.check_floating(x, who=who)
-    fmt = utils.data_format(data_format, who=who)
-    axis = 1 if x.ndim == 2 or fmt == "NCHW" else 3
-    channels = utils.static_dim(x, axis, who=who)
-    shape = [1] * x.ndim
-    shape[axis] = channels
-    gamma, beta = _affine(center, scale, channels, gamma_initializer, tuple(shape), who)
+    _, channels, shape = channel_axis(x, data_format, who)
+    affine = affine_variables(center, scale, channels, gamma_initializer, who)
+    gamma, beta = _reshaped(affine, shape)
     mean, var = moments(x, tuple(range(1, x.ndim)))
     return normalize(x, mean, var, gamma, beta, float(epsilon))
 
@@ -138,10 +148,9 @@ def InstanceNorm(
                 use_affine,
             )
         center = scale = bool(use_affine)
-    axis, spatial = (3, (1, 2)) if fmt == "NHWC" else (1, (2, 3))
-    channels = utils.static_dim(x, axis, who=who)
-    shape = [1, 1, 1, 1]
-    shape[axis] = channels
-    gamma, beta = _affine(center, scale, channels, gamma_initializer, tuple(shape), who)
+    _, channels, shape = channel_axis(x, data_format, who)
+    spatial = (1, 2) if fmt == "NHWC" else (2, 3)
+    affine = affine_variables(center, scale, channels, gamma_initializer, who)
+    gamma, beta = _reshaped(affine, shape)
     mean, var = moments(x, spatial)
     return normalize(x, mean, var, gamma, beta, float(epsilon))
