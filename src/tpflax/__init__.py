@@ -7,6 +7,7 @@
 
 from tpflax import (
     checkpoint,
+    linen,
     zoo,
 )
 from tpflax._src.argscope import (
@@ -69,6 +70,7 @@ __all__ = [
     "l1_regularizer",
     "l2_regularizer",
     "layer_register",
+    "linen",
     "regularize_cost",
     "regularize_cost_from_collection",
     "transform",

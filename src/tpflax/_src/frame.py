@@ -14,7 +14,7 @@ import dataclasses
 import logging
 import zlib
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Protocol
 
 import jax
 import jax.numpy as jnp
@@ -25,6 +25,17 @@ log = logging.getLogger("tpflax")
 
 Initializer = Callable[[jax.Array, tuple[int, ...], Any], jax.Array]
 Tree = dict[str, Any]
+
+
+class VariableBackend(Protocol):
+    """Variable storage outside tpflax's own trees (``tp.linen`` keeps them in a flax
+    module's collections)."""
+
+    def get(
+        self, name: str, shape: tuple[int, ...], init: Initializer, dtype: Any, trainable: bool
+    ) -> Any: ...
+
+    def assign(self, name: str, value: Any) -> None: ...
 
 
 @dataclasses.dataclass
@@ -46,6 +57,8 @@ class Frame:
     outputs: dict[str, Any] = dataclasses.field(default_factory=dict)
     reg_losses: list[Any] = dataclasses.field(default_factory=list)
     rng_count: int = 0
+    # Where variables live when not in params/state: a flax.linen module (tp.linen).
+    backend: VariableBackend | None = None
 
     @property
     def scope_name(self) -> str:
@@ -64,7 +77,8 @@ def current_frame(who: str | None = None) -> Frame:
     if frame is None:
         what = who or "This call"
         raise RuntimeError(
-            f"{what} must run inside a function transformed by tp.transform (or a flax module); "
+            f"{what} must run inside a function transformed by tp.transform (or in a flax module "
+            "under `with tp.linen.layers(self):`); "
             "outside one, use the pure form, e.g. tp.Conv2D.init(rng, x, ...) and "
             "tp.Conv2D.apply(params, state, x, ...)"
         )
@@ -184,6 +198,11 @@ def get_variable(
         )
     frame.created[full] = trainable
     shape = tuple(int(s) for s in shape)
+    if frame.backend is not None:
+        frame.used.add(full)
+        value = frame.backend.get(full, shape, initializer, dtype, trainable)
+        _store(tree, path, value)  # visible to regularize_cost like any model's variables
+        return value
     if frame.mode == "init":
         assert frame.rng is not None  # init always has an rng
         value = initializer(param_key(frame.rng, full), shape, dtype)
@@ -207,6 +226,9 @@ def get_variable(
 def assign_state(name: str, value: Any, *, who: str = "assign_state") -> None:
     """Writes the new value of a state variable (an EMA update) under the current scope."""
     frame = current_frame(who)
+    if frame.backend is not None:
+        frame.backend.assign(frame.full_name(name), value)
+        return
     _store(frame.new_state, frame.full_name(name).split("/"), value)
 
 

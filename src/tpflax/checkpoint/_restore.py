@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from tpflax.checkpoint._load import load
-from tpflax.checkpoint._tree import flatten, is_training_name, nest, strip_suffix
+from tpflax.checkpoint._tree import flatten, is_training_name, rebuild, strip_suffix
 
 log = logging.getLogger("tpflax")
 
@@ -187,7 +187,4 @@ def restore(
         if "not found" in message:
             log.warning(message)
     log.info("Restoring %d variables from checkpoint.", len(report.loaded))
-    state_names = set(flatten(state or {}))
-    new_params = nest({n: v for n, v in merged.items() if n not in state_names})
-    new_state = nest({n: v for n, v in merged.items() if n in state_names})
-    return new_params, new_state, report
+    return rebuild(params, merged), rebuild(state or {}, merged), report

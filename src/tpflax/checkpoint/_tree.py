@@ -97,12 +97,17 @@ def _insert(tree: dict[str, Any], name: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
-def nest(flat: Mapping[str, Any]) -> dict[str, Any]:
-    """A nested dict from ``{'a/b/c': value}``, every name kept where it is (no trainable rule)."""
-    tree: dict[str, Any] = {}
-    for name, value in flat.items():
-        _insert(tree, name, value)
-    return tree
+def rebuild(template: Mapping[str, Any], flat: Mapping[str, Any], prefix: str = "") -> dict:
+    """``template``'s structure with each leaf replaced by ``flat[its name]``: nested trees
+    stay nested, flat-named ones (``tp.linen``'s ``{'conv0/W': ...}``) stay flat."""
+    out: dict[str, Any] = {}
+    for key, value in template.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out[key] = rebuild(value, flat, f"{name}/")
+        else:
+            out[key] = flat[name]
+    return out
 
 
 def unflatten(flat: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
