@@ -8,6 +8,7 @@ a flatten between layouts.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -123,7 +124,7 @@ def alexnet(data_format: str = "NHWC", preprocess: bool = True) -> ModelFn:
 
 
 # ------------------------------------------------------------------ ShuffleNet
-def _shufflenet_unit(l: jax.Array, out_channel: int, group: int, stride: int, ax: int):
+def _shufflenet_unit(l: jax.Array, out_channel: int, group: int, stride: int, ax: int) -> jax.Array:
     in_channel = l.shape[ax]
     shortcut = l
     first_split = group if in_channel > 24 else 1
@@ -222,7 +223,18 @@ def shufflenet(
 
 
 # ------------------------------------------------------------------ Inception-BN
-def _inception(name, x, nr1x1, nr3x3r, nr3x3, nr233r, nr233, nrpool, pooltype, ax):
+def _inception(
+    name: str,
+    x: jax.Array,
+    nr1x1: int,
+    nr3x3r: int,
+    nr3x3: int,
+    nr233r: int,
+    nr233: int,
+    nrpool: int,
+    pooltype: str,
+    ax: int,
+) -> jax.Array:
     stride = 2 if nr1x1 == 0 else 1
     with tp.variable_scope(name):
         outs = []
@@ -258,7 +270,7 @@ def inception_bn(
     """
     ax = _axis(data_format)
 
-    def logits(image: jax.Array):
+    def logits(image: jax.Array) -> Any:
         with (
             tp.argscope(tp.Conv2D, activation=tp.BNReLU, use_bias=False),
             tp.argscope(

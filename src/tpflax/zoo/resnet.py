@@ -70,7 +70,9 @@ def preact_bottleneck(l: jax.Array, ch_out: int, stride: int, preact: str) -> ja
     return l + resnet_shortcut(shortcut, ch_out * 4, stride)
 
 
-def preact_group(name: str, l: jax.Array, block: Callable, features: int, count: int, stride: int):
+def preact_group(
+    name: str, l: jax.Array, block: Callable, features: int, count: int, stride: int
+) -> jax.Array:
     with tp.variable_scope(name):
         for i in range(count):
             with tp.variable_scope(f"block{i}"):
@@ -86,7 +88,9 @@ def resnet_basicblock(l: jax.Array, ch_out: int, stride: int) -> jax.Array:
     return jax.nn.relu(l + resnet_shortcut(shortcut, ch_out, stride, activation=get_bn()))
 
 
-def resnet_bottleneck(l: jax.Array, ch_out: int, stride: int, stride_first: bool = False):
+def resnet_bottleneck(
+    l: jax.Array, ch_out: int, stride: int, stride_first: bool = False
+) -> jax.Array:
     """Stride on the 3x3 conv (fb.resnet.torch); ``stride_first`` puts it on the first 1x1."""
     shortcut = l
     l = tp.Conv2D(
@@ -122,7 +126,9 @@ def resnext32x4d_bottleneck(l: jax.Array, ch_out: int, stride: int) -> jax.Array
     return jax.nn.relu(l + resnet_shortcut(shortcut, ch_out * 4, stride, activation=get_bn()))
 
 
-def resnet_group(name: str, l: jax.Array, block: Callable, features: int, count: int, stride: int):
+def resnet_group(
+    name: str, l: jax.Array, block: Callable, features: int, count: int, stride: int
+) -> jax.Array:
     with tp.variable_scope(name):
         for i in range(count):
             with tp.variable_scope(f"block{i}"):
@@ -130,7 +136,9 @@ def resnet_group(name: str, l: jax.Array, block: Callable, features: int, count:
     return l
 
 
-def resnet_backbone(image: jax.Array, num_blocks, group_func: Callable, block_func: Callable):
+def resnet_backbone(
+    image: jax.Array, num_blocks: tuple[int, ...], group_func: Callable, block_func: Callable
+) -> jax.Array:
     """conv0 (7x7/2, BNReLU), pool0, four groups, global average pooling, ``linear``."""
     with tp.argscope(tp.Conv2D, use_bias=False, kernel_initializer=_conv_init):
         # TF pads the 7x7/2 conv by [2, 3], not [3, 2]; so does tensorpack's ResNet.
