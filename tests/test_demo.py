@@ -15,5 +15,8 @@ def test_demo_runs(capsys) -> None:
     assert "Number of trainable variables: 12" in out
     assert "training : logits [2, 10]" in out
     assert "inference: logits [2, 10]" in out
+    assert "weights via tensorpack .npz: 12 variables" in out
+    assert "weights via TF checkpoint: 12 variables" in out
+    assert out.count("same logits after reloading: True") == 2
     logger = logging.getLogger("tpflax")
     assert not logger.handlers and logger.propagate and logger.level == logging.NOTSET

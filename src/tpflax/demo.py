@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -132,7 +135,35 @@ def _run(args: argparse.Namespace) -> int:
             f"top class per image {np.asarray(jnp.argmax(probs, -1)).tolist()}, "
             f"first call {compiled * 1e3:.0f} ms (compile), next {run * 1e3:.1f} ms"
         )
+    _weights_round_trip(model, params, state, images)
     return 0
+
+
+def _weights_round_trip(model: tp.Transformed, params: dict, state: dict, images: Any) -> None:
+    """Writes the weights as tensorpack's .npz and as a TensorFlow checkpoint, reads both back
+    and checks the model computes the same logits."""
+    (want, _), _ = model.apply(params, state, images)
+    print()
+    with tempfile.TemporaryDirectory() as folder:
+        npz = os.path.join(folder, "tutorial.npz")
+        prefix = os.path.join(folder, "model-1")
+        tp.checkpoint.save_npz(npz, params, state)
+        tp.checkpoint.save_tf_checkpoint(prefix, tp.checkpoint.flatten(params, state))
+        for label, path in (("tensorpack .npz", npz), ("TF checkpoint", prefix)):
+            loaded = tp.checkpoint.load(path)
+            fresh_params, fresh_state = model.init(jax.random.key(123), images)
+            p, s, report = tp.checkpoint.restore(loaded, fresh_params, fresh_state, strict=True)
+            (got, _), _ = model.apply(p, s, images)
+            same = bool(jnp.array_equal(got, want))
+            size = sum(
+                os.path.getsize(os.path.join(folder, f))
+                for f in os.listdir(folder)
+                if f.startswith(os.path.basename(path))
+            )
+            print(
+                f"weights via {label}: {len(report.loaded)} variables, {size / 2**20:.1f} MiB, "
+                f"same logits after reloading: {same}"
+            )
 
 
 if __name__ == "__main__":
