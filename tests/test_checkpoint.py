@@ -125,3 +125,13 @@ def test_restore_fine_tuning_with_another_class_count() -> None:
     p, _, report = tp.checkpoint.restore(source, params, strict=False, ignore=["linear/.*"])
     assert report.missing == ["linear/W"] and report.ignored == ["linear/W"]
     np.testing.assert_array_equal(p["linear"]["W"], params["linear"]["W"])
+
+
+def test_restore_from_a_nested_tree() -> None:
+    """Another model's (params, state) trees work as a source, as flat names do."""
+    _, params, state = _model()
+    ones = jax.tree.map(jnp.ones_like, params)
+    nested = {"fc": ones["fc"], "bn": {**ones["bn"], **state["bn"]}}
+    p, _, report = tp.checkpoint.restore(nested, params, state)
+    assert report.missing == [] and report.unexpected == []
+    np.testing.assert_array_equal(p["fc"]["W"], np.ones_like(params["fc"]["W"]))

@@ -47,7 +47,7 @@ class RestoreReport:
 
 def _load_source(source: Any) -> dict[str, Any]:
     if isinstance(source, Mapping):
-        return dict(source)
+        return flatten(source)  # flat names as they are; a nested tree becomes flat names
     if isinstance(source, (str, os.PathLike)):
         return dict(load(os.fspath(source)))
     raise TypeError(
@@ -130,8 +130,8 @@ def restore(
     and other training-only names are skipped and reported.
 
     Args:
-        source: a flat dict ``{name: array}``, or a path ``tp.checkpoint.load`` reads
-            (``.npz``, TensorFlow checkpoint, orbax directory).
+        source: a flat dict ``{name: array}`` (or a nested tree of them), or a path
+            ``tp.checkpoint.load`` reads (``.npz``, TensorFlow checkpoint, orbax directory).
         params: the model's params (from ``init``), giving names, shapes and dtypes.
         state: the model's state.
         strict: missing or unexpected names are one error listing them all; with ``False``
