@@ -75,7 +75,7 @@ class Folded:
 
     def __init__(self, model_fn: Callable[..., Any], params: Mapping, state: Mapping) -> None:
         self.params, self.state, self.folded = fold_params(params, state)
-        model = tp.transform(model_fn)
+        model = model_fn if isinstance(model_fn, tp.Transformed) else tp.transform(model_fn)
 
         def run(p: Any, s: Any, *inputs: Any) -> Any:
             with batchnorm_folded():
@@ -93,7 +93,7 @@ def fold_batchnorm(model_fn: Callable[..., Any], params: Mapping, state: Mapping
     operations.
 
     Args:
-        model_fn: the model function (e.g. ``tp.zoo.resnet(50)``), not transformed.
+        model_fn: the model function (e.g. ``tp.zoo.resnet(50)``) or its ``tp.transform``.
         params, state: its trained weights.
 
     Returns:
