@@ -235,3 +235,11 @@ def test_progress_bar_only_on_a_terminal() -> None:
     with Progress(1000, "tiny", stream=small) as bar:
         bar.update(1000)
     assert small.getvalue() == ""
+
+
+def test_tables_with_many_blocks(tmp_path) -> None:
+    """A table split over many data blocks reads back entry for entry (TensorFlow writes one
+    block per ~256 KB of index, so large checkpoints have several)."""
+    entries = [(f"layer{i:04d}/W".encode(), bytes([i % 251]) * (i % 7)) for i in range(500)]
+    data = _sstable.write_table(sorted(entries), block_size=256)
+    assert list(_sstable.read_table(data)) == sorted(entries)

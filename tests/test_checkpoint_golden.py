@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -70,3 +71,16 @@ def test_tensorpack_restores_tpflax_files_and_agrees() -> None:
     scale = float(np.max(np.abs(record["logits_npz"])))
     np.testing.assert_allclose(logits, record["logits_npz"], atol=1e-5 * scale)
     np.testing.assert_allclose(logits, record["logits_tf"], atol=1e-5 * scale)
+
+
+def test_many_variables_written_by_tensorflows_saver() -> None:
+    """241 variables saved by TensorFlow's own Saver: prefix-compressed keys, restarts."""
+    sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / "tools" / "golden"))
+    from weights_values import many_values
+
+    want = many_values()
+    flat = tp.checkpoint.load(str(WEIGHTS / "many"))
+    assert sorted(flat) == sorted(want)
+    for name, value in want.items():
+        assert flat[name].dtype == value.dtype
+        np.testing.assert_array_equal(flat[name], value, err_msg=name)

@@ -1,11 +1,13 @@
 """Weight-file fixtures from real tensorpack 0.11 (run by `make golden` in `.venv-golden`).
 
-`train`: trains a small tensorpack model (Conv2D + BatchNorm + FullyConnected, ModelDesc,
+`train`: (1) trains a small tensorpack model (Conv2D + BatchNorm + FullyConnected, ModelDesc,
 MomentumOptimizer) for 3 steps with tensorpack's own trainer and ModelSaver, which writes a
 real TensorFlow checkpoint (`model-3.index`, `model-3.data-00000-of-00001`, `checkpoint`).
 Then it dumps the model variables to `.npz` as `scripts/dump-model-params.py` does
 (`load_chkpt_vars`, keep TRAINABLE + MODEL variables, `save_chkpt_vars`), and records every
 tensor in the checkpoint as TensorFlow's own reader returns it (`reference.npz`).
+(2) has TensorFlow's Saver write a checkpoint of 241 variables (`many/`, values from
+weights_values.py) whose index uses prefix-compressed keys and many restart points.
 
 `roundtrip`: loads the `.npz` and the TF checkpoint that tpflax wrote
 (tools/golden/export_tpflax.py) into the same model with tensorpack's `SmartInit` in an
@@ -50,6 +52,9 @@ from tensorpack import (
 from tensorpack.tfutils import varmanip
 from tensorpack.tfutils.common import get_op_tensor_name
 from tensorpack.tfutils.sessinit import SmartInit
+
+sys.path.insert(0, os.path.dirname(__file__))
+import weights_values
 
 tf1 = tf.compat.v1
 SHAPE = (4, 6, 6, 3)
@@ -115,6 +120,15 @@ def train(out_dir: str) -> None:
     keep = {k for k in dic if not varmanip.is_training_name(k) and not k.startswith("global_step")}
     varmanip.save_chkpt_vars({k: v for k, v in dic.items() if k in keep}, prefix + ".npz")
     print("wrote", sorted(os.listdir(out_dir)))
+
+
+def many(out_dir: str) -> None:
+    """A checkpoint written by TensorFlow's own Saver (tensorpack's save_chkpt_vars) with
+    241 variables: its index has prefix-compressed keys and many restart points, as a real
+    ResNet checkpoint's has. The values come from weights_values.many_values()."""
+    prefix = os.path.join(out_dir, "many", "model-7")
+    os.makedirs(os.path.dirname(prefix), exist_ok=True)
+    varmanip.save_chkpt_vars(weights_values.many_values(), prefix)
 
 
 class _Recorder(logging.Handler):
@@ -183,6 +197,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.cmd == "train":
         train(args.out)
+        many(args.out)
     else:
         roundtrip(args.dir, os.path.join(args.dir, "roundtrip.npz"))
     return 0
