@@ -7,9 +7,10 @@ TowerContext and after the example's preprocessing. For each one it writes:
 
 * the variable names and shapes at 224x224 (names.json; what a model-zoo .npz holds);
 * logits for a 2-image batch at a small resolution, with every variable filled by
-  zoo_values.value(name, shape, seed) (tests/golden/zoo/<arch>.npz: spec, image, logits).
+  zoo_values.value(name, shape, seed) and the images by zoo_values.image(shape, seed)
+  (tests/golden/zoo/<arch>.npz: spec and logits).
 
-The weights are not committed: the tests regenerate them from the seed.
+Neither weights nor images are committed: the tests regenerate them from the seed.
 """
 
 from __future__ import annotations
@@ -511,11 +512,11 @@ def main() -> None:
             for v in tf1.global_variables():
                 v.load(values[v.op.name], sess)
             logits = sess.run(outputs, {image_t: image})
+        # the images are regenerated from the seed by the tests (zoo_values.image)
         record = {
             "spec": np.array(
                 json.dumps({"arch": arch, "size": size, "layout": layout, "seed": SEED})
             ),
-            "image": image,
         }
         for i, out in enumerate(logits):
             record[f"logits_{i}"] = out
