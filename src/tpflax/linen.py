@@ -46,9 +46,8 @@ _LOGGERS: dict[str, ShapeLogger] = {}
 
 
 class _LinenBackend:
-    def __init__(self, module: nn.Module, train: bool) -> None:
+    def __init__(self, module: nn.Module) -> None:
         self.module = module
-        self.train = train
 
     def get(
         self, name: str, shape: tuple[int, ...], init: Initializer, dtype: Any, trainable: bool
@@ -89,7 +88,7 @@ def layers(module: nn.Module, train: bool = False) -> Iterator[Frame]:
         is_training=train,
         rng=rng,
         shape_logger=logger,
-        backend=_LinenBackend(module, train),
+        backend=_LinenBackend(module),
     )
     with use_frame(frame):
         yield frame

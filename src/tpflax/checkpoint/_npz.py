@@ -99,8 +99,9 @@ def save_npz(
     path = os.fspath(path)
     if not path.endswith(".npz"):
         raise ValueError(f"save_npz: the path must end in .npz; got {path!r}")
-    write_npz(path, flatten(params, state or {}), dtype=dtype, compress=compress)
-    return sorted(flatten(params, state or {}))
+    flat = flatten(params, state or {})
+    write_npz(path, flat, dtype=dtype, compress=compress)
+    return sorted(flat)
 
 
 def write_npz(

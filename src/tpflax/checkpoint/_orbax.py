@@ -114,9 +114,7 @@ def load_orbax(path: str) -> dict[str, np.ndarray]:
     """The model variables (``params`` and ``state``) of a tpflax orbax checkpoint as
     ``{tensorpack name: array}``."""
     tree = _metadata(path)
-    target = {k: tree[k] for k in ("params", "state") if k in tree}
-    abstract = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype), target)
-    restored = _restore(path, tree, abstract)
+    restored = _restore(path, tree, {})
     flat = flatten(restored["params"], restored.get("state") or {})
     return {k: np.asarray(v) for k, v in flat.items()}
 

@@ -33,6 +33,19 @@ def image_preprocess(image: jax.Array, bgr: bool = True) -> jax.Array:
     return (image - mean) / std
 
 
+def channel_axis(data_format: str) -> int:
+    """1 for NCHW, 3 for NHWC (either spelling)."""
+    return 1 if utils.data_format(data_format, who="tp.zoo") == "NCHW" else 3
+
+
+def pad_spatial(x: jax.Array, before: int, after: int, data_format: str) -> jax.Array:
+    """``tf.pad`` of the two spatial axes by ``(before, after)`` with zeros."""
+    pads = [(0, 0)] * 4
+    for axis in (2, 3) if channel_axis(data_format) == 1 else (1, 2):
+        pads[axis] = (before, after)
+    return jnp.pad(x, pads)
+
+
 def to_layout(image: jax.Array, data_format: str) -> jax.Array:
     """NHWC -> the network's layout (``tf.transpose(image, [0, 3, 1, 2])`` for NCHW)."""
     fmt = utils.data_format(data_format, who="tp.zoo")

@@ -14,10 +14,7 @@ from tpflax._src import utils
 from tpflax._src.batch_norm import moments, normalize
 from tpflax._src.frame import folded_variable, get_variable
 from tpflax._src.registry import layer_register
-
-
-def _channel_axis(fmt: str) -> int:
-    return 1 if utils.data_format(fmt, who="zoo") == "NCHW" else 3
+from tpflax.zoo._common import channel_axis
 
 
 @layer_register(log_shape=True)
@@ -37,7 +34,7 @@ def DepthConv(
         ``W``: ``[k, k, in_channels, out_channel // in_channels]``.
     """
     fmt = utils.data_format(data_format, who="DepthConv")
-    axis = _channel_axis(fmt)
+    axis = channel_axis(fmt)
     cin = x.shape[axis]
     if out_channel % cin:
         raise ValueError(
@@ -113,7 +110,7 @@ def lrn(
 ) -> jax.Array:
     """``tf.nn.lrn``: ``x / (bias + alpha * sum_{|d| <= r} x[c + d]^2) ** beta`` over
     channels (AlexNet's local response normalization)."""
-    axis = _channel_axis(data_format)
+    axis = channel_axis(data_format)
     sq = jnp.square(x.astype(jnp.float32))
     window = [1] * 4
     window[axis] = 2 * depth_radius + 1

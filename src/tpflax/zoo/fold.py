@@ -17,10 +17,9 @@ from tpflax._src.frame import batchnorm_folded
 def _producer(bn_scope: str, flat: Mapping[str, Any]) -> str | None:
     """The layer whose output this BatchNorm normalizes: ``conv1`` for ``conv1/bn`` (a layer
     with ``activation=BNReLU``), ``conv2`` for ``conv2_bn`` (tensorpack's examples)."""
-    if bn_scope.endswith("/bn") and f"{bn_scope[:-3]}/W" in flat:
-        return bn_scope[:-3]
-    if bn_scope.endswith("_bn") and f"{bn_scope[:-3]}/W" in flat:
-        return bn_scope[:-3]
+    layer = bn_scope[:-3]
+    if bn_scope.endswith(("/bn", "_bn")) and f"{layer}/W" in flat:
+        return layer
     return None
 
 

@@ -14,15 +14,10 @@ import jax
 import jax.numpy as jnp
 
 import tpflax as tp
-from tpflax._src import utils
-from tpflax.zoo._common import ModelFn, classifier
+from tpflax.zoo._common import ModelFn, channel_axis, classifier, pad_spatial
 from tpflax.zoo._layers import DepthConv, GroupNorm, channel_shuffle, lrn
 
 _vs2 = jax.nn.initializers.variance_scaling(2.0, "fan_in", "truncated_normal")
-
-
-def _axis(data_format: str) -> int:
-    return 1 if utils.data_format(data_format, who="tp.zoo") == "NCHW" else 3
 
 
 def _with_flatten_fc(model: ModelFn, table: dict[str, str]) -> ModelFn:
@@ -86,18 +81,14 @@ def alexnet(data_format: str = "NHWC", preprocess: bool = True) -> ModelFn:
 
     def logits(image: jax.Array) -> jax.Array:
         gauss = jax.nn.initializers.normal(0.01)
-        ax = _axis(data_format)
         with (
             tp.argscope(tp.Conv2D, kernel_initializer=_vs2),
             tp.argscope([tp.Conv2D, tp.FullyConnected], activation=jax.nn.relu),
             tp.argscope([tp.Conv2D, tp.MaxPooling], data_format=data_format),
         ):
-            pads = [(0, 0)] * 4
-            for a in (2, 3) if ax == 1 else (1, 2):
-                pads[a] = (2, 2)
             l = tp.Conv2D(
                 "conv1",
-                jnp.pad(image, pads),
+                pad_spatial(image, 2, 2, data_format),
                 filters=96,
                 kernel_size=11,
                 strides=4,
@@ -188,7 +179,7 @@ def shufflenet(
         first_chan = 24
     else:
         raise ValueError(f"tp.zoo.shufflenet: version must be 1 or 2; got {version!r}")
-    ax = _axis(data_format)
+    ax = channel_axis(data_format)
 
     def logits(image: jax.Array) -> jax.Array:
         layers = [
@@ -268,7 +259,7 @@ def inception_bn(
     checkpoint). Returns the main logits (``linear``), or ``(logits, aux1, aux2)`` with
     ``aux_logits=True``. ``loss1fc``/``loss2fc`` follow a flatten (layout-dependent rows).
     """
-    ax = _axis(data_format)
+    ax = channel_axis(data_format)
 
     def logits(image: jax.Array) -> Any:
         with (

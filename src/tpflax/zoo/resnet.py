@@ -14,10 +14,9 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 
 import tpflax as tp
-from tpflax.zoo._common import ModelFn, classifier
+from tpflax.zoo._common import ModelFn, classifier, pad_spatial
 
 DEPTHS = {
     18: (2, 2, 2, 2),
@@ -206,11 +205,7 @@ def resnet(
 
 # ------------------------------------------------------------------ AlignPadding
 def _pad(l: jax.Array, before: int, after: int) -> jax.Array:
-    fmt = tp.get_arg_scope()["Conv2D"]["data_format"]
-    pads = [(0, 0)] * 4
-    for axis in (2, 3) if fmt in ("NCHW", "channels_first") else (1, 2):
-        pads[axis] = (before, after)
-    return jnp.pad(l, pads)
+    return pad_spatial(l, before, after, tp.get_arg_scope()["Conv2D"]["data_format"])
 
 
 def _align_bottleneck(l: jax.Array, ch_out: int, stride: int) -> jax.Array:
