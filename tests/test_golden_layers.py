@@ -5,7 +5,10 @@ from __future__ import annotations
 import pytest
 from golden_replay import check_fixture, fixtures, layer_fn
 
-LAYER_FIXTURES = [fx for fx in fixtures("*.npz") if "layer" in fx.spec]
+# Large-mean BatchNorm cases are held to float64 instead (tests/test_batch_norm_numerics.py).
+LAYER_FIXTURES = [
+    fx for fx in fixtures("*.npz") if "layer" in fx.spec and "large_mean" not in fx.id
+]
 
 
 def test_fixtures_exist() -> None:

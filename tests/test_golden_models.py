@@ -121,6 +121,86 @@ def model_generator(z):
     return [l]
 
 
+def _reused_bn(x, calls, ema_update="default", skip_last=False):
+    outs = []
+    for i in range(calls):
+        mode = "skip" if skip_last and i == calls - 1 else ema_update
+        with tp.variable_scope("d", reuse=i > 0):
+            outs.append(tp.BatchNorm("bn", x * float(i + 1) + float(i), ema_update=mode))
+    return outs
+
+
+def _leaky(t):
+    return jax.nn.leaky_relu(t, 0.2)  # tf.nn.leaky_relu's default alpha
+
+
+def model_dcgan(image):
+    @tp.auto_reuse_variable_scope
+    def discriminator(imgs):
+        with tp.argscope(tp.Conv2D, kernel_size=4, strides=2):
+            return (
+                tp.LinearWrap(imgs)
+                .Conv2D("conv0", 4, activation=_leaky)
+                .Conv2D("conv1", 8)
+                .BatchNorm("bn1")
+                .apply(_leaky)
+                .FullyConnected("fct", 1)()
+            )
+
+    z = image.reshape(image.shape[0], -1)[:, :6]
+    with tp.variable_scope("gen"):
+        l = tp.FullyConnected("fc0", z, 2 * 2 * 8, activation=lambda t: t)
+        l = tp.BNReLU(l.reshape(-1, 2, 2, 8))
+        with tp.argscope(tp.Conv2DTranspose, activation=tp.BNReLU, kernel_size=4, strides=2):
+            l = tp.Conv2DTranspose("deconv1", l, 4)
+            l = tp.Conv2DTranspose("deconv2", l, 1, activation=lambda t: t)
+        fake = jnp.tanh(l)
+    with tp.variable_scope("discrim"):
+        pos = discriminator(image)
+        neg = discriminator(fake)
+    return [pos, neg, fake]
+
+
+def model_pix2pix(x):
+    def bn_lrelu(t):
+        return _leaky(tp.BatchNorm("bn", t))
+
+    @tp.auto_reuse_variable_scope
+    def discriminator(inputs, outputs):
+        l = jnp.concatenate([inputs, outputs], 3)
+        with tp.argscope(tp.Conv2D, kernel_size=4, strides=2, activation=bn_lrelu):
+            return (
+                tp.LinearWrap(l)
+                .Conv2D("conv0", 4, activation=_leaky)
+                .Conv2D("conv1", 8)
+                .Conv2D("conv2", 8, strides=1, padding="VALID")
+                .Conv2D("convlast", 1, kernel_size=1, strides=1, activation=lambda t: t)()
+            )
+
+    inputs, outputs = x[..., :1], x[..., 1:]
+    with tp.variable_scope("gen"), tp.argscope(tp.BatchNorm, training=True):
+        with tp.argscope(tp.Conv2D, kernel_size=4, strides=2, activation=bn_lrelu):
+            e1 = tp.Conv2D("conv1", inputs, 4, activation=_leaky)
+            e2 = tp.Conv2D("conv2", e1, 8)
+            e3 = tp.Conv2D("conv3", e2, 8)
+            e4 = tp.Conv2D("conv4", e3, 8, activation=tp.BNReLU)  # 1x1
+        with tp.argscope(tp.Conv2DTranspose, activation=tp.BNReLU, kernel_size=4, strides=2):
+            fake = (
+                tp.LinearWrap(e4)
+                .Conv2DTranspose("deconv1", 8)
+                .ConcatWith(e3, 3)
+                .Conv2DTranspose("deconv2", 8)
+                .ConcatWith(e2, 3)
+                .Conv2DTranspose("deconv3", 4)
+                .ConcatWith(e1, 3)
+                .Conv2DTranspose("deconv4", 1, activation=jnp.tanh)()
+            )
+    with tp.variable_scope("discrim"):
+        real_pred = discriminator(inputs, outputs)
+        fake_pred = discriminator(inputs, fake)
+    return [real_pred, fake_pred, fake]
+
+
 MODELS = {
     "model_maxout": model_maxout,
     "model_renorm_2d_train": model_renorm_2d,
@@ -131,6 +211,14 @@ MODELS = {
     "model_resnet_nchw_train": lambda x: _resnet(x, "NCHW"),
     "model_resnet_nhwc_infer": lambda x: _resnet(x, "NHWC"),
     "model_reuse": model_reuse,
+    "model_bn_reuse2_4d_train": lambda x: _reused_bn(x, 2),
+    "model_bn_reuse3_4d_train": lambda x: _reused_bn(x, 3),
+    "model_bn_reuse2_2d_train": lambda x: _reused_bn(x, 2),
+    "model_bn_reuse3_2d_train": lambda x: _reused_bn(x, 3),
+    "model_bn_reuse2_internal_train": lambda x: _reused_bn(x, 2, ema_update="internal"),
+    "model_bn_reuse3_skip_last_train": lambda x: _reused_bn(x, 3, skip_last=True),
+    "model_dcgan_train": model_dcgan,
+    "model_pix2pix_train": model_pix2pix,
 }
 MODEL_FIXTURES = [fx for fx in fixtures("model_*.npz")]
 

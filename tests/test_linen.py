@@ -111,3 +111,55 @@ def test_capture_and_bad_train_flag(setup) -> None:
     assert captured["group0/block1/conv2/output"].shape == (4, 4, 4, 8)
     with pytest.raises(TypeError, match="train must be a Python bool"):
         module.apply(variables, x, train=1)
+
+
+def _restored(fx, wrap=lambda tree: tree):
+    ref = fx.prefixed("var/")
+    trainable = fx.trainable
+    return {
+        "params": wrap({k: jnp.asarray(v) for k, v in ref.items() if k in trainable}),
+        "batch_stats": wrap({k: jnp.asarray(v) for k, v in ref.items() if k not in trainable}),
+    }
+
+
+def test_reused_batchnorm_in_one_block_matches_tensorpack() -> None:
+    """tensorpack's DCGAN (discriminator on real and fake under auto_reuse_variable_scope)
+    as one linen Model: each call's EMA update adds, as in the golden fixture."""
+    from golden_replay import OUT_RTOL, assert_close, fixtures
+    from test_golden_models import model_dcgan
+
+    fx = fixtures("model_dcgan_train.npz")[0]
+    x = jnp.asarray(fx.data["input"])
+    module = tp.linen.Model(lambda t: model_dcgan(t))
+    outs, updates = module.apply(_restored(fx), x, train=True, mutable=["batch_stats"])
+    for got, want in zip(outs, fx.outputs(), strict=True):
+        assert_close("output", got, want, OUT_RTOL)
+    for name, want in fx.prefixed("state/").items():
+        assert_close(name, updates["batch_stats"][name], want, OUT_RTOL)
+
+
+def test_reused_submodule_adds_its_updates_like_tensorpack() -> None:
+    """A flax submodule called twice (two `tp.linen.layers` blocks) reads the EMA as the
+    apply began and adds both updates: tensorpack's fixture for a BatchNorm reused twice."""
+    from golden_replay import OUT_RTOL, assert_close, fixtures
+
+    class D(nn.Module):
+        @nn.compact
+        def __call__(self, x, train):
+            with tp.linen.layers(self, train), tp.variable_scope("d"):
+                return tp.BatchNorm("bn", x)
+
+    class Outer(nn.Module):
+        @nn.compact
+        def __call__(self, x, train=False):
+            d = D(name="D")
+            return [d(x, train), d(x * 2.0 + 1.0, train)]
+
+    fx = fixtures("model_bn_reuse2_4d_train.npz")[0]
+    x = jnp.asarray(fx.data["input"])
+    variables = _restored(fx, lambda tree: {"D": tree})
+    outs, updates = Outer().apply(variables, x, train=True, mutable=["batch_stats"])
+    for got, want in zip(outs, fx.outputs(), strict=True):
+        assert_close("output", got, want, OUT_RTOL)
+    for name, want in fx.prefixed("state/").items():
+        assert_close(name, updates["batch_stats"]["D"][name], want, OUT_RTOL)

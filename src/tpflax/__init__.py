@@ -21,7 +21,12 @@ from tpflax._src.batch_renorm import BatchRenorm
 from tpflax._src.conv import Conv2D, Conv2DTranspose, Deconv2D
 from tpflax._src.dropout import Dropout
 from tpflax._src.fc import FullyConnected
-from tpflax._src.frame import get_variable, is_training, variable_scope
+from tpflax._src.frame import (
+    auto_reuse_variable_scope,
+    get_variable,
+    is_training,
+    variable_scope,
+)
 from tpflax._src.linear_wrap import LinearWrap
 from tpflax._src.nonlin import Maxout, PReLU
 from tpflax._src.norm import InstanceNorm, LayerNorm
@@ -60,6 +65,7 @@ __all__ = [
     "PReLU",
     "Transformed",
     "argscope",
+    "auto_reuse_variable_scope",
     "checkpoint",
     "enable_argscope_for_function",
     "enable_argscope_for_module",

@@ -55,15 +55,27 @@ class _LinenBackend:
         if trainable:
             return self.module.param(name, lambda key: init(key, shape, dtype))
         # state initializers (zeros/ones) take a key they do not use
-        return self.module.variable(
+        value = self.module.variable(
             STATE, name, lambda: init(jax.random.key(0), shape, dtype)
         ).value
+        # A reused layer reads its state as the apply began, as in tp.transform, even after
+        # an earlier call of it updated the collection (the bound module lives one apply).
+        start = self.module.__dict__.setdefault("_tpflax_state_at_start", {})
+        return start.setdefault(name, value)
+
+    def _updating(self) -> bool:
+        module = self.module
+        # as tp.transform's init: the first call creates, it does not update
+        return not module.is_initializing() and module.is_mutable_collection(STATE)
 
     def assign(self, name: str, value: Any) -> None:
-        module = self.module
-        if module.is_initializing() or not module.is_mutable_collection(STATE):
-            return  # as tp.transform's init: the first call creates, it does not update
-        module.put_variable(STATE, name, value)
+        if self._updating():
+            self.module.put_variable(STATE, name, value)
+
+    def assign_sub(self, name: str, delta: Any) -> Any:
+        value = self.module.get_variable(STATE, name) - delta
+        self.assign(name, value)
+        return value
 
 
 @contextlib.contextmanager

@@ -216,6 +216,42 @@ CASES: list[dict[str, Any]] = [
     case("bn_virtual_batch_2d", "BatchNorm", [8, 3], virtual_batch_size=4, _training=True),
     case("bn_virtual_batch_infer", "BatchNorm", [8, 3, 3, 2], virtual_batch_size=2),
     case("bnrelu_named_train", "BNReLU", [4, 3, 3, 2], _training=True),
+    # One value per channel (pix2pix's 1x1 bottleneck at batch 1): the fused kernel returns
+    # beta exactly; Keras' 2-D layer does not. Large mean, small variance: digits kept.
+    case("bn_single_value_nhwc_train", "BatchNorm", [1, 1, 1, 8], _training=True),
+    case(
+        "bn_single_value_nchw_train", "BatchNorm", [1, 8, 1, 1], data_format="NCHW", _training=True
+    ),
+    case("bn_single_value_2d_train", "BatchNorm", [1, 8], _training=True),
+    case("bnrelu_single_value_train", "BNReLU", [1, 1, 1, 8], _training=True),
+    case(
+        "bn_large_mean_nhwc_train",
+        "BatchNorm",
+        [4, 5, 5, 8],
+        _training=True,
+        _shift=50.0,
+        _scale=0.01,
+    ),
+    case(
+        "bn_large_mean_nchw_train",
+        "BatchNorm",
+        [4, 8, 5, 5],
+        data_format="NCHW",
+        _training=True,
+        _shift=50.0,
+        _scale=0.01,
+    ),
+    case("bn_large_mean_2d_train", "BatchNorm", [16, 8], _training=True, _shift=50.0, _scale=0.01),
+    case(
+        "bn_large_mean_virtual_train",
+        "BatchNorm",
+        [8, 3, 3, 4],
+        virtual_batch_size=4,
+        _training=True,
+        _shift=50.0,
+        _scale=0.01,
+    ),
+    case("bn_large_mean_nhwc_infer", "BatchNorm", [4, 5, 5, 8], _shift=50.0, _scale=0.01),
     # ---------------------------------------------------------------- pooling
     case("maxpool_valid", "MaxPooling", [2, 6, 7, 3], 2),
     case("maxpool_same_s2_odd", "MaxPooling", [2, 7, 8, 3], 3, 2, padding="same"),

@@ -2,7 +2,8 @@
 
 Compares every `.npz` under a freshly generated folder with the committed one of the same
 name: same keys, same dtypes and shapes, arrays equal (exactly, or within --rtol of each
-array's largest magnitude, for float noise across machines). Exit 1 on any difference.
+array's largest magnitude, for float noise across machines), except the `race/` counts of
+reused-BatchNorm models, which vary from run to run. Exit 1 on any difference.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ def compare(new: pathlib.Path, old: pathlib.Path, rtol: float) -> list[str]:
         if sorted(a.files) != sorted(b.files):
             return [f"{old.name}: keys differ: {sorted(set(a.files) ^ set(b.files))}"]
         for key in a.files:
+            if key.startswith("race/"):
+                continue  # how often TensorFlow's unordered updates agree varies by run
             x, y = a[key], b[key]
             if x.dtype != y.dtype or x.shape != y.shape:
                 problems.append(f"{old.name}:{key}: {x.dtype}{x.shape} vs {y.dtype}{y.shape}")

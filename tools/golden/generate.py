@@ -12,6 +12,9 @@ variables from a seeded RNG (unless the case pins an initializer), runs one step
     trainable           names of trainable variables
     grad/input, grad/var/<name>   d loss / d input and d loss / d trainable variable
     state/<name>        non-trainable variables after the step (EMA updates applied)
+    race/runs, race/same  models that reuse a BatchNorm: how many of `race/runs` real
+                        one-step runs gave `state/` (to float rounding); TensorFlow does not
+                        order the updates of a reused layer (see reused_bn_updates)
 
 Nothing in the fixtures comes from tpflax.
 """
@@ -229,6 +232,102 @@ def model_generator(z):
     return [l]
 
 
+# ---------------------------------------------------- reused BatchNorm (GANs call D twice)
+def _reused_bn(x, calls, ema_update="default", skip_last=False):
+    """One BatchNorm called `calls` times under reuse=True on different inputs."""
+    from tensorpack import BatchNorm
+
+    outs = []
+    for i in range(calls):
+        mode = "skip" if skip_last and i == calls - 1 else ema_update
+        with tf1.variable_scope("d", reuse=i > 0):
+            y = BatchNorm("bn", x * float(i + 1) + float(i), ema_update=mode)
+        outs.append(tf.identity(y, name=f"out{i}"))
+    return outs
+
+
+def _leaky(t, name=None):
+    return tf.nn.leaky_relu(t, alpha=0.2, name=name)
+
+
+def model_dcgan(image):
+    """tensorpack's examples/GAN/DCGAN.py at a small size: the discriminator, with
+    auto_reuse_variable_scope, runs on the real and on the generated images."""
+    from tensorpack import BNReLU, Conv2D, Conv2DTranspose, FullyConnected, LinearWrap
+    from tensorpack.tfutils.scope_utils import auto_reuse_variable_scope
+
+    @auto_reuse_variable_scope
+    def discriminator(imgs):
+        with argscope(Conv2D, kernel_size=4, strides=2):
+            return (
+                LinearWrap(imgs)
+                .Conv2D("conv0", 4, activation=tf.nn.leaky_relu)
+                .Conv2D("conv1", 8)
+                .BatchNorm("bn1")
+                .tf.nn.leaky_relu()
+                .FullyConnected("fct", 1)()
+            )
+
+    z = tf.reshape(image, [image.shape[0], -1])[:, :6]  # z comes from the input on both sides
+    with tf1.variable_scope("gen"):
+        l = FullyConnected("fc0", z, 2 * 2 * 8, activation=tf.identity)
+        l = BNReLU(tf.reshape(l, [-1, 2, 2, 8]))
+        with argscope(Conv2DTranspose, activation=BNReLU, kernel_size=4, strides=2):
+            l = Conv2DTranspose("deconv1", l, 4)
+            l = Conv2DTranspose("deconv2", l, 1, activation=tf.identity)
+        fake = tf.tanh(l, name="gen")
+    with tf1.variable_scope("discrim"):
+        pos = discriminator(image)
+        neg = discriminator(fake)
+    return [tf.identity(pos, "pos"), tf.identity(neg, "neg"), fake]
+
+
+def model_pix2pix(x):
+    """tensorpack's examples/GAN/Image2Image.py at a small size, batch 1: a U-Net generator
+    whose 1x1 bottleneck BatchNorm runs on one value per channel, and a discriminator run
+    on the real and on the generated pair."""
+    from tensorpack import BatchNorm, BNReLU, Conv2D, Conv2DTranspose, LinearWrap
+    from tensorpack.tfutils.scope_utils import auto_reuse_variable_scope
+
+    def bn_lrelu(t, name=None):
+        return _leaky(BatchNorm("bn", t), name=name)
+
+    @auto_reuse_variable_scope
+    def discriminator(inputs, outputs):
+        l = tf.concat([inputs, outputs], 3)
+        with argscope(Conv2D, kernel_size=4, strides=2, activation=bn_lrelu):
+            return (
+                LinearWrap(l)
+                .Conv2D("conv0", 4, activation=_leaky)
+                .Conv2D("conv1", 8)
+                .Conv2D("conv2", 8, strides=1, padding="VALID")
+                .Conv2D("convlast", 1, kernel_size=1, strides=1, activation=tf.identity)()
+            )
+
+    inputs, outputs = x[..., :1], x[..., 1:]
+    with tf1.variable_scope("gen"), argscope(BatchNorm, training=True):
+        with argscope(Conv2D, kernel_size=4, strides=2, activation=bn_lrelu):
+            e1 = Conv2D("conv1", inputs, 4, activation=_leaky)
+            e2 = Conv2D("conv2", e1, 8)
+            e3 = Conv2D("conv3", e2, 8)
+            e4 = Conv2D("conv4", e3, 8, activation=BNReLU)  # 1x1
+        with argscope(Conv2DTranspose, activation=BNReLU, kernel_size=4, strides=2):
+            fake = (
+                LinearWrap(e4)
+                .Conv2DTranspose("deconv1", 8)
+                .ConcatWith(e3, 3)
+                .Conv2DTranspose("deconv2", 8)
+                .ConcatWith(e2, 3)
+                .Conv2DTranspose("deconv3", 4)
+                .ConcatWith(e1, 3)
+                .Conv2DTranspose("deconv4", 1, activation=tf.tanh)()
+            )
+    with tf1.variable_scope("discrim"):
+        real_pred = discriminator(inputs, outputs)
+        fake_pred = discriminator(inputs, fake)
+    return [tf.identity(real_pred, "real_pred"), tf.identity(fake_pred, "fake_pred"), fake]
+
+
 MODELS = {
     "model_regularizers_train": (model_regularizers, [2, 5, 5, 2], True),
     "model_tutorial_infer": (model_tutorial, [2, 12, 12, 1], False),
@@ -239,7 +338,22 @@ MODELS = {
     "model_maxout": (model_maxout, [2, 3, 2, 6], False),
     "model_renorm_2d_train": (model_renorm_2d, [6, 3], True),
     "model_generator_train": (model_generator, [3, 4], True),
+    "model_bn_reuse2_4d_train": (lambda x: _reused_bn(x, 2), [4, 3, 3, 2], True),
+    "model_bn_reuse3_4d_train": (lambda x: _reused_bn(x, 3), [4, 3, 3, 2], True),
+    "model_bn_reuse2_2d_train": (lambda x: _reused_bn(x, 2), [6, 3], True),
+    "model_bn_reuse3_2d_train": (lambda x: _reused_bn(x, 3), [6, 3], True),
+    "model_bn_reuse2_internal_train": (
+        lambda x: _reused_bn(x, 2, ema_update="internal"),
+        [4, 3, 3, 2],
+        True,
+    ),
+    "model_bn_reuse3_skip_last_train": (lambda x: _reused_bn(x, 3, skip_last=True), [6, 3], True),
+    "model_dcgan_train": (model_dcgan, [4, 8, 8, 1], True),
+    "model_pix2pix_train": (model_pix2pix, [1, 16, 16, 2], True),
 }
+# Models that call a BatchNorm more than once in a training step (see reused_bn_updates).
+REUSED_BN = {m for m in MODELS if "reuse" in m or m in ("model_dcgan_train", "model_pix2pix_train")}
+RACE_RUNS = 10
 
 
 # ------------------------------------------------------------------------ runner
@@ -274,6 +388,58 @@ def as_f32(value):
     return value.astype("float32") if value.dtype.kind in "fV" else value
 
 
+def ops_run_by(fetches):
+    """The ops a ``session.run(fetches)`` executes, in graph (creation) order: everything
+    the fetches reach through inputs and control inputs (an ``ema_update='skip'`` call's
+    update op exists in the graph but is reached by nothing)."""
+    todo = [t.op if isinstance(t, tf.Tensor) else t for t in tf.nest.flatten(fetches)]
+    seen = set()
+    while todo:
+        op = todo.pop()
+        if op in seen:
+            continue
+        seen.add(op)
+        todo.extend(t.op for t in op.inputs)
+        todo.extend(op.control_inputs)
+    return [op for op in tf1.get_default_graph().get_operations() if op in seen]
+
+
+def reused_bn_updates(sess, variables, start, feed, step):
+    """The EMA after one step of a model that reuses a BatchNorm, made deterministic.
+
+    Every call of a reused BatchNorm adds its own ``AssignSubVariableOp`` (to UPDATE_OPS, or
+    under control dependencies with ``ema_update='internal'``), and TensorFlow runs them in no
+    fixed order: usually every update reads the variable before any writes it, sometimes one
+    runs after another. This computes what the usual outcome is, with TensorFlow's own ops:
+    every delta tensor is evaluated from the start values (nothing is assigned), then each
+    AssignSubVariableOp runs once, in the order the calls were made, with its delta fed.
+
+    Returns:
+        ``({name: value after the step}, number of RACE_RUNS real steps that gave it)``.
+    """
+    subs = [op for op in ops_run_by(step) if op.type == "AssignSubVariableOp"]
+
+    def reset():
+        for v in variables:
+            v.load(start[v.op.name], sess)
+
+    reset()
+    deltas = sess.run([op.inputs[1] for op in subs], feed)
+    reset()
+    for op, delta in zip(subs, deltas, strict=True):
+        sess.run(op, {**feed, op.inputs[1]: delta})
+    result = {v.op.name: sess.run(v) for v in variables}
+    same = 0
+    for _ in range(RACE_RUNS):
+        reset()
+        sess.run(step, feed)
+        # the same updates, added in any order (float rounding aside)
+        same += all(
+            np.allclose(sess.run(v), result[v.op.name], rtol=1e-6, atol=1e-7) for v in variables
+        )
+    return result, same
+
+
 def run(spec, builder, out_dir):
     tf1.reset_default_graph()
     rng = np.random.RandomState(spec.get("seed", 0))
@@ -304,14 +470,22 @@ def run(spec, builder, out_dir):
             for v in all_vars:
                 value = random_value(rng, v.op.name, v.shape.as_list())
                 v.load(value.astype(v.dtype.base_dtype.as_numpy_dtype), sess)
+        start = {v.op.name: sess.run(v) for v in all_vars}
         for v in all_vars:
-            record[f"var/{v.op.name}"] = as_f32(sess.run(v))
+            record[f"var/{v.op.name}"] = as_f32(start[v.op.name])
             record[f"dtype/{v.op.name}"] = np.array(v.dtype.base_dtype.name)
         fetched = sess.run([outputs, grads, update_ops], {x: x_val})
         out_vals, grad_vals, _ = fetched
+        after = {v.op.name: sess.run(v) for v in all_vars}
+        if spec.get("reused_bn"):
+            after, same = reused_bn_updates(
+                sess, all_vars, start, {x: x_val}, [outputs, update_ops]
+            )
+            record["race/runs"], record["race/same"] = np.array(RACE_RUNS), np.array(same)
+            print(f"  {spec['id']}: {same} of {RACE_RUNS} real steps gave this EMA")
         for v in all_vars:
             if v not in trainable:
-                record[f"state/{v.op.name}"] = as_f32(sess.run(v))
+                record[f"state/{v.op.name}"] = as_f32(after[v.op.name])
     for i, (o, val, c) in enumerate(zip(outputs, out_vals, cots, strict=True)):
         record[f"output_{i}"] = as_f32(val)
         record[f"output_dtype_{i}"] = np.array(o.dtype.name)
@@ -328,15 +502,17 @@ def run(spec, builder, out_dir):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="tests/golden")
-    parser.add_argument("--only", default=None, help="substring of case ids to run")
+    parser.add_argument("--only", default=None, help="substrings of case ids to run, a,b,...")
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
     todo = [(c, lambda x, c=c: build_layer_case(c, x)) for c in CASES]
     for mid, (fn, shape, training) in MODELS.items():
         spec = {"id": mid, "model": mid, "input_shape": shape, "training": training, "seed": 1}
+        if mid in REUSED_BN:
+            spec["reused_bn"] = True
         todo.append((spec, fn))
     for spec, builder in todo:
-        if args.only and args.only not in spec["id"]:
+        if args.only and not any(part in spec["id"] for part in args.only.split(",")):
             continue
         run(spec, builder, args.out)
         print(f"wrote {spec['id']}")

@@ -10,11 +10,20 @@ Tensorpack 0.11 takes one of three paths, and their numbers differ slightly:
   Ghost BN's EMA uses the statistics of the first virtual batch only.
 
 ``epsilon`` is used as given on every path (TF 2.21 no longer clamps it to 1.001e-5 in the
-fused kernel). Every one of these rules is pinned by golden fixtures from real tensorpack.
+fused kernel). The fused kernel normalizes as ``(x - mean) * inv + beta`` (with one value per
+channel it returns ``beta`` exactly); the other paths as ``tf.nn.batch_normalization`` does,
+``x * inv + (beta - mean * inv)``; see :func:`normalize`.
+
+A BatchNorm reused in one training step (a GAN's discriminator on real and on fake images)
+updates its EMA once per call, and the updates add: every call's delta is computed from the
+EMA as the step began. Tensorpack runs those updates unordered, so TensorFlow usually gives
+this and sometimes applies them one after another. Every one of these rules is pinned by
+golden fixtures from real tensorpack.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import jax
@@ -23,7 +32,7 @@ from jax import lax
 
 from tpflax._src import initializers, utils
 from tpflax._src.frame import (
-    assign_state,
+    assign_sub_state,
     batchnorm_is_folded,
     folded_variable,
     get_variable,
@@ -39,14 +48,25 @@ def moments(
 ) -> tuple[jax.Array, jax.Array]:
     """Batch mean and biased variance over ``axes`` (kept), in float32.
 
+    The sums run over ``x - s``, ``s`` being each channel's first value: that subtraction
+    is exact for values close together, so a large mean with a small variance (``50 +
+    0.01 * randn``) keeps its digits, as TensorFlow's kernels do; the mean is rounded once.
+    The gradient is that of ``mean(x)`` and ``mean((x - mean)^2)``.
+
     With ``axis_name``, each device's ``E[x]`` and ``E[x^2]`` are averaged across that named
     axis (``shard_map``/``pmap``) and ``var = E[x^2] - E[x]^2``, as tensorpack's SyncBN does.
     """
     x = x.astype(jnp.float32)
+    if axis_name is None and math.prod(x.shape[a] for a in axes) == 1:
+        # one value per channel: the mean is the value itself, as in TensorFlow
+        return x, jnp.zeros_like(x)
     if axis_name is None:
-        mean = jnp.mean(x, axes, keepdims=True)
-        var = jnp.mean(jnp.square(x - lax.stop_gradient(mean)), axes, keepdims=True)
-        return mean, var
+        first = tuple(slice(0, 1) if a in axes else slice(None) for a in range(x.ndim))
+        shift = lax.stop_gradient(x[first])
+        d = x - shift
+        mean_d = jnp.mean(d, axes, keepdims=True)
+        var = jnp.mean(jnp.square(d - lax.stop_gradient(mean_d)), axes, keepdims=True)
+        return shift + mean_d, var
     mean = lax.pmean(jnp.mean(x, axes, keepdims=True), axis_name)
     mean_sq = lax.pmean(jnp.mean(jnp.square(x), axes, keepdims=True), axis_name)
     return mean, mean_sq - jnp.square(mean)
@@ -59,23 +79,45 @@ def normalize(
     gamma: jax.Array | None,
     beta: jax.Array | None,
     epsilon: float,
+    *,
+    centered: bool = False,
 ) -> jax.Array:
     """``(x - mean) / sqrt(var + epsilon) * gamma + beta``; statistics broadcast against ``x``,
-    computed in float32 and returned in ``x``'s dtype."""
+    computed in float32 and returned in ``x``'s dtype.
+
+    The two forms round differently, and each follows one TensorFlow kernel:
+
+    * ``centered=False``: ``x * inv + (beta - mean * inv)`` with ``inv = rsqrt(var + eps) *
+      gamma``, as ``tf.nn.batch_normalization`` (Keras' non-fused layer, tensorpack's
+      SyncBN/Ghost BN, LayerNorm, InstanceNorm).
+    * ``centered=True``: ``(x - mean) * inv + beta``, as TensorFlow's fused CPU kernel (4-D
+      BatchNorm, training and inference). With one value per channel it returns ``beta``
+      exactly, and it keeps the digits of inputs with a large mean and a small variance.
+    """
     inv = lax.rsqrt(var + jnp.asarray(epsilon, jnp.float32))
     if gamma is not None:
         inv = inv * gamma
+    x32 = x.astype(jnp.float32)
+    if centered:
+        y = (x32 - mean) * inv
+        return (y if beta is None else y + beta).astype(x.dtype)
     shift = -mean * inv
     if beta is not None:
         shift = shift + beta
-    return (x.astype(jnp.float32) * inv + shift).astype(x.dtype)
+    return (x32 * inv + shift).astype(x.dtype)
+
+
+def ema_delta(old: jax.Array, new: jax.Array, momentum: float) -> jax.Array:
+    """What TensorFlow's ``assign_moving_average`` (no debiasing) subtracts from ``old``:
+    ``(old - new) * (1 - momentum)``."""
+    decay = jnp.asarray(1.0 - momentum, jnp.float32)
+    return (old - lax.stop_gradient(new).astype(old.dtype)) * decay
 
 
 def ema(old: jax.Array, new: jax.Array, momentum: float) -> jax.Array:
     """TensorFlow's ``assign_moving_average`` without debiasing:
     ``old - (old - new) * (1 - momentum)``."""
-    decay = jnp.asarray(1.0 - momentum, jnp.float32)
-    return old - (old - lax.stop_gradient(new).astype(old.dtype)) * decay
+    return old - ema_delta(old, new, momentum)
 
 
 def _channel_shape(ndim: int, axis: int, channels: int) -> tuple[int, ...]:
@@ -128,6 +170,15 @@ def BatchNorm(
     In training (``tp.is_training()``, or ``training=True``) it normalizes with batch
     statistics and writes the EMA update into ``new_state``; otherwise it uses the EMA.
     Unlike flax, the default momentum is 0.9 and epsilon 1e-5, and the EMA is not debiased.
+
+    Reused in one step (``reuse=True``, ``tp.auto_reuse_variable_scope``), every call in
+    training contributes ``(EMA - batch_stat) * (1 - momentum)``, computed from the EMA as
+    the step began, and the contributions add: ``EMA - delta_1 - delta_2 ...``. That is
+    tensorpack's usual result (10 of 10 runs of its DCGAN and pix2pix discriminators), but
+    tensorpack does not guarantee it: its update ops race, and TensorFlow sometimes applies
+    them one after another (a bare 2-D BatchNorm reused on independent inputs mostly does).
+    tpflax is deterministic. ``ema_update='internal'`` races the same way in tensorpack and
+    follows the same rule here; a call with ``ema_update='skip'`` contributes nothing.
 
     Args:
         inputs: ``[N, C]`` or a 4-D feature map in ``data_format``.
@@ -234,7 +285,12 @@ def BatchNorm(
     eps = float(epsilon)
     if not training:
         return normalize(
-            inputs, moving_mean.reshape(cshape), moving_var.reshape(cshape), *affine, eps
+            inputs,
+            moving_mean.reshape(cshape),
+            moving_var.reshape(cshape),
+            *affine,
+            eps,
+            centered=ndim == 4,  # tensorpack's own paths are for batch statistics only
         )
 
     reduce_axes = tuple(a for a in range(ndim) if a != axis)
@@ -253,7 +309,7 @@ def BatchNorm(
         ema_mean, ema_var = mean[0].reshape(channels), var[0].reshape(channels)
     else:
         mean, var = moments(inputs, reduce_axes, sync_statistics)
-        y = normalize(inputs, mean, var, *affine, eps)
+        y = normalize(inputs, mean, var, *affine, eps, centered=fused)
         ema_mean, ema_var = mean.reshape(channels), var.reshape(channels)
         if fused:
             n = inputs.size // channels
@@ -261,8 +317,11 @@ def BatchNorm(
     # Tensorpack's inference TowerContext freezes UPDATE_OPS, so a BN forced into training
     # there updates its EMA only with ema_update='internal' (control dependencies).
     if ema_update == "internal" or (ema_update != "skip" and is_training()):
-        assign_state("mean/EMA", ema(moving_mean, ema_mean, momentum), who=who)
-        assign_state("variance/EMA", ema(moving_var, ema_var, momentum), who=who)
+        for name, old, new in (
+            ("mean/EMA", moving_mean, ema_mean),
+            ("variance/EMA", moving_var, ema_var),
+        ):
+            assign_sub_state(name, old, ema_delta(old, new, momentum), who=who)
     return y
 
 

@@ -25,8 +25,8 @@ import jax.numpy as jnp
 from jax import lax
 
 from tpflax._src import initializers, utils
-from tpflax._src.batch_norm import NORM_ALIASES, ema, moments, normalize
-from tpflax._src.frame import assign_state, get_variable, is_training
+from tpflax._src.batch_norm import NORM_ALIASES, ema_delta, moments, normalize
+from tpflax._src.frame import assign_state, assign_sub_state, get_variable, is_training
 from tpflax._src.norm import affine_variables, channel_axis
 from tpflax._src.registry import layer_context, layer_register
 
@@ -146,11 +146,18 @@ def BatchRenorm(
         new_offset = new_offset + beta
     y = normalize(x, mean, var, bcast(new_scale), bcast(new_offset), eps)
 
-    assign_state("renorm_mean", ema(stats["renorm_mean"], mean_c, RENORM_MOMENTUM), who=who)
-    assign_state("renorm_stddev", ema(stats["renorm_stddev"], std_c, RENORM_MOMENTUM), who=who)
-    assign_state("moving_mean", ema(stats["moving_mean"], mean_c, momentum), who=who)
-    moving_std = ema(stats["moving_stddev"], std_c, momentum)
-    assign_state("moving_stddev", moving_std, who=who)
+    # Keras' assign_moving_average updates; a reused layer's updates add, as BatchNorm's do.
+    updates = {
+        "renorm_mean": (mean_c, RENORM_MOMENTUM),
+        "renorm_stddev": (std_c, RENORM_MOMENTUM),
+        "moving_mean": (mean_c, momentum),
+        "moving_stddev": (std_c, momentum),
+    }
+    updated = {
+        name: assign_sub_state(name, stats[name], ema_delta(stats[name], new, m), who=who)
+        for name, (new, m) in updates.items()
+    }
+    moving_std = updated["moving_stddev"]
     moving_var = jax.nn.relu(moving_std * moving_std - jnp.asarray(eps, jnp.float32))
     assign_state("moving_variance", moving_var, who=who)
     return y

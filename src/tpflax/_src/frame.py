@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import dataclasses
+import functools
 import logging
 import zlib
 from collections.abc import Callable, Iterator
@@ -37,6 +38,8 @@ class VariableBackend(Protocol):
 
     def assign(self, name: str, value: Any) -> None: ...
 
+    def assign_sub(self, name: str, delta: Any) -> Any: ...
+
 
 @dataclasses.dataclass
 class Frame:
@@ -57,6 +60,10 @@ class Frame:
     outputs: dict[str, Any] = dataclasses.field(default_factory=dict)
     reg_losses: list[Any] = dataclasses.field(default_factory=list)
     rng_count: int = 0
+    # State variables an EMA update has already written in this call (a reused BatchNorm).
+    updated: set[str] = dataclasses.field(default_factory=set)
+    # (decorated function, scope) pairs already run once (auto_reuse_variable_scope)
+    auto_reused: set[tuple[int, str]] = dataclasses.field(default_factory=set)
     # Where variables live when not in params/state: a flax.linen module (tp.linen).
     backend: VariableBackend | None = None
 
@@ -129,6 +136,45 @@ def variable_scope(name: str, reuse: bool | None = None) -> Iterator[str]:
     finally:
         del frame.scope[len(frame.scope) - len(parts) :]
         frame.reuse.pop()
+
+
+def auto_reuse_variable_scope(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Tensorpack's ``auto_reuse_variable_scope``: the first call of ``func`` in a variable
+    scope creates its variables, every later call in the same scope (in the same model
+    call) shares them, as if the scope were reopened with ``reuse=True``.
+
+    This is how tensorpack's GAN examples run one discriminator on real and on generated
+    images. In training, a BatchNorm inside updates its EMA once per call; the updates add
+    (see ``tp.BatchNorm``).
+
+    Example:
+        >>> import jax, jax.numpy as jnp, tpflax as tp
+        >>> @tp.auto_reuse_variable_scope
+        ... def discriminator(x):
+        ...     return tp.FullyConnected('fct', x, 1)
+        >>> def model(real, fake):
+        ...     with tp.variable_scope('discrim'):
+        ...         return discriminator(real), discriminator(fake)
+        >>> x = jnp.ones((2, 3))
+        >>> params, _ = tp.transform(model).init(jax.random.key(0), x, x)
+        >>> sorted(params['discrim']['fct'])
+        ['W', 'b']
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        frame = current_frame(f"auto_reuse_variable_scope({func.__qualname__})")
+        key = (id(wrapper), frame.scope_name)
+        if key not in frame.auto_reused:
+            frame.auto_reused.add(key)
+            return func(*args, **kwargs)
+        frame.reuse.append(True)
+        try:
+            return func(*args, **kwargs)
+        finally:
+            frame.reuse.pop()
+
+    return wrapper
 
 
 def _lookup(tree: Tree, path: list[str]) -> Any:
@@ -230,6 +276,31 @@ def assign_state(name: str, value: Any, *, who: str = "assign_state") -> None:
         frame.backend.assign(frame.full_name(name), value)
         return
     _store(frame.new_state, frame.full_name(name).split("/"), value)
+
+
+def assign_sub_state(name: str, start: Any, delta: Any, *, who: str = "assign_sub_state") -> Any:
+    """TensorFlow's ``assign_sub`` on a state variable: writes ``value - delta``.
+
+    ``value`` is ``start`` (the variable as the call began) the first time; when a reused
+    layer updates the same variable again in one call, it is the value written last, so the
+    updates add: ``start - delta_1 - delta_2 ...``, each delta computed from ``start``. That
+    is what tensorpack's ``UPDATE_OPS`` usually compute for a layer reused in one step (every
+    update reads the variable before any writes it); TensorFlow does not order them, so
+    tensorpack sometimes applies them one after another instead.
+
+    Returns:
+        The value written.
+    """
+    frame = current_frame(who)
+    full = frame.full_name(name)
+    if frame.backend is not None:
+        return frame.backend.assign_sub(full, delta)
+    path = full.split("/")
+    base = _lookup(frame.new_state, path) if full in frame.updated else start
+    value = base - delta
+    frame.updated.add(full)
+    _store(frame.new_state, path, value)
+    return value
 
 
 def next_rng_key(who: str) -> jax.Array:
