@@ -8,6 +8,7 @@
 from tpflax import (
     checkpoint,
     linen,
+    train,
     zoo,
 )
 from tpflax._src.argscope import (
@@ -23,6 +24,7 @@ from tpflax._src.dropout import Dropout
 from tpflax._src.fc import FullyConnected
 from tpflax._src.frame import (
     auto_reuse_variable_scope,
+    freeze_variables,
     get_variable,
     is_training,
     variable_scope,
@@ -69,6 +71,7 @@ __all__ = [
     "checkpoint",
     "enable_argscope_for_function",
     "enable_argscope_for_module",
+    "freeze_variables",
     "get_arg_scope",
     "get_registered_layer",
     "get_variable",
@@ -79,6 +82,7 @@ __all__ = [
     "linen",
     "regularize_cost",
     "regularize_cost_from_collection",
+    "train",
     "transform",
     "variable_scope",
     "zoo",

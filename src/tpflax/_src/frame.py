@@ -64,6 +64,9 @@ class Frame:
     updated: set[str] = dataclasses.field(default_factory=set)
     # (decorated function, scope) pairs already run once (auto_reuse_variable_scope)
     auto_reused: set[tuple[int, str]] = dataclasses.field(default_factory=set)
+    # tp.freeze_variables: the (stop_gradient, skip_collection) stack, and what it froze
+    freeze: list[tuple[bool, bool]] = dataclasses.field(default_factory=list)
+    frozen: set[str] = dataclasses.field(default_factory=set)
     # Where variables live when not in params/state: a flax.linen module (tp.linen).
     backend: VariableBackend | None = None
 
@@ -76,6 +79,10 @@ class Frame:
 
 
 _FRAME: contextvars.ContextVar[Frame | None] = contextvars.ContextVar("tpflax_frame", default=None)
+# frozen_variables collects the frames that run while it traces
+_FROZEN_LOG: contextvars.ContextVar[list[Frame] | None] = contextvars.ContextVar(
+    "tpflax_frozen_log", default=None
+)
 
 
 def current_frame(who: str | None = None) -> Frame:
@@ -98,6 +105,9 @@ def maybe_frame() -> Frame | None:
 
 @contextlib.contextmanager
 def use_frame(frame: Frame) -> Iterator[Frame]:
+    tracing = _FROZEN_LOG.get()
+    if tracing is not None:
+        tracing.append(frame)
     token = _FRAME.set(frame)
     try:
         yield frame
@@ -136,6 +146,50 @@ def variable_scope(name: str, reuse: bool | None = None) -> Iterator[str]:
     finally:
         del frame.scope[len(frame.scope) - len(parts) :]
         frame.reuse.pop()
+
+
+@contextlib.contextmanager
+def freeze_variables(stop_gradient: bool = True, skip_collection: bool = False) -> Iterator[None]:
+    """Tensorpack's ``freeze_variables``: variables created or read inside are not trained.
+
+    Args:
+        stop_gradient: reads return ``lax.stop_gradient(value)`` (no gradient flows into
+            them), and ``tp.train`` leaves them untouched (its optimizer is masked, so weight
+            decay or momentum cannot move them either). The variables stay in ``params``,
+            under their tensorpack names, so checkpoints load as usual.
+        skip_collection: create them as non-trainable, in ``state`` instead of ``params``
+            (tensorpack keeps them out of ``TRAINABLE_VARIABLES``): no optimizer ever sees
+            them. Gradients still flow *through* them to earlier layers.
+
+    Example (a frozen backbone, as in tensorpack's FasterRCNN):
+        >>> import jax, jax.numpy as jnp, tpflax as tp
+        >>> def net(x):
+        ...     with tp.freeze_variables(skip_collection=True):
+        ...         x = tp.FullyConnected('backbone', x, 4)
+        ...     return tp.FullyConnected('head', x, 2)
+        >>> params, state = tp.transform(net).init(jax.random.key(0), jnp.ones((1, 3)))
+        >>> sorted(params), sorted(state)
+        (['head'], ['backbone'])
+    """
+    frame = current_frame("tp.freeze_variables()")
+    frame.freeze.append((bool(stop_gradient), bool(skip_collection)))
+    try:
+        yield
+    finally:
+        frame.freeze.pop()
+
+
+def frozen_variables(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> set[str]:
+    """The full names of the variables ``fn`` reads under ``freeze_variables(stop_gradient=
+    True)``, found by running ``fn(*args, **kwargs)`` (a model's ``apply``) on abstract
+    values: nothing is computed."""
+    frames: list[Frame] = []
+    token = _FROZEN_LOG.set(frames)
+    try:
+        jax.eval_shape(lambda *a: (fn(*a, **kwargs), 0)[1], *args)
+    finally:
+        _FROZEN_LOG.reset(token)
+    return set().union(*(f.frozen for f in frames))
 
 
 def auto_reuse_variable_scope(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -225,6 +279,27 @@ def get_variable(
         The variable's value.
     """
     frame = current_frame(who)
+    stop_gradient = False
+    if frame.freeze:
+        stop_gradient = any(sg for sg, _ in frame.freeze)
+        if any(skip for _, skip in frame.freeze):
+            trainable = False
+    value = _get_variable(frame, name, shape, initializer, dtype, trainable, who)
+    if stop_gradient and trainable:
+        frame.frozen.add(frame.full_name(name))
+        value = jax.lax.stop_gradient(value)
+    return value
+
+
+def _get_variable(
+    frame: Frame,
+    name: str,
+    shape: tuple[int, ...],
+    initializer: Initializer,
+    dtype: Any,
+    trainable: bool,
+    who: str,
+) -> jax.Array:
     full = frame.full_name(name)
     path = full.split("/")
     tree = frame.params if trainable else frame.state

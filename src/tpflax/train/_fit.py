@@ -1,0 +1,84 @@
+"""``fit``: the training loop, about twenty lines a user could write; resumable."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import numpy as np
+
+from tpflax.train._checkpoints import Checkpoints
+from tpflax.train._progress import Throughput, make_bar
+from tpflax.train._trainer import Trainer, TrainState
+
+Batch = tuple[Any, ...]
+
+
+def _floats(metrics: dict[str, Any]) -> dict[str, float]:
+    return {k: float(np.asarray(v)) for k, v in metrics.items()}
+
+
+def fit(
+    trainer: Trainer,
+    ts: TrainState,
+    data: Callable[[int], Batch],
+    steps: int,
+    *,
+    checkpoints: Checkpoints | None = None,
+    save_every: int = 100,
+    evaluate: Callable[[TrainState], dict[str, Any]] | None = None,
+    progress: bool | None = None,
+    on_step: Callable[[int, dict[str, float]], None] | None = None,
+) -> tuple[TrainState, list[dict[str, float]]]:
+    """Trains until ``ts.step == steps``, resuming from ``checkpoints`` when they hold a
+    later step than ``ts``.
+
+    Args:
+        trainer: the compiled steps.
+        ts: the starting state (from ``trainer.init``); also the template to restore into.
+        data: ``data(step) -> batch``, e.g. :func:`tp.train.epoch_batches`. A function of
+            the step, so a resumed run gets the same batches.
+        steps: the total number of steps (not the number still to do).
+        checkpoints: save every ``save_every`` steps and at the end; resume from the latest.
+        save_every: steps between checkpoints.
+        evaluate: ``evaluate(ts) -> metrics`` at each checkpoint (the best is kept by one).
+        progress: show a bar (tqdm): cost, accuracy when the metrics have it, images/s.
+            ``None``: only on a terminal.
+        on_step: called as ``on_step(step, metrics)`` after every step.
+
+    Returns:
+        ``(final TrainState, history)``: one ``{metric: float}`` per step run in this call
+        (``'step'`` included).
+    """
+    latest = None if checkpoints is None else checkpoints.latest_step()
+    if latest is not None and latest > int(ts.step):
+        ts = checkpoints.restore(ts)
+    start = int(ts.step)
+    history: list[dict[str, float]] = []
+    bar = make_bar(steps, initial=start, enabled=progress)
+    speed = Throughput()
+    try:
+        for step in range(start, steps):
+            batch = data(step)
+            ts, metrics = trainer.step(ts, *batch)
+            values = {"step": float(step), **_floats(metrics)}
+            history.append(values)
+            speed.add(int(jax.tree.leaves(batch)[0].shape[0]))
+            if on_step is not None:
+                on_step(step, values)
+            postfix = {"cost": f"{values['cost']:.4f}"}
+            for name in ("accuracy", "acc"):
+                if name in values:
+                    postfix[name] = f"{values[name]:.3f}"
+            postfix["img/s"] = f"{speed.rate():.0f}"
+            bar.set_postfix(postfix, refresh=False)
+            bar.update(1)
+            done = step + 1
+            if checkpoints is not None and (done % save_every == 0 or done == steps):
+                checkpoints.save(ts, None if evaluate is None else _floats(evaluate(ts)))
+    finally:
+        bar.close()
+        if checkpoints is not None:
+            checkpoints.wait()
+    return ts, history

@@ -1,0 +1,268 @@
+"""``Trainer``: a jit-compiled train step and eval step for a tpflax model and an optax
+optimizer. The pieces a tensorpack ``ModelDesc`` + ``SimpleTrainer`` gave, as pure functions."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import flax.linen as nn
+import flax.struct
+import jax
+import jax.numpy as jnp
+import optax
+from jax import lax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from tpflax._src.frame import frozen_variables
+from tpflax._src.regularize import regularize_cost, regularize_cost_from_collection
+from tpflax._src.transform import Transformed, transform
+
+Tree = Any
+Batch = tuple[Any, ...]
+LossFn = Callable[..., Any]
+
+
+@flax.struct.dataclass
+class TrainState:
+    """Everything a training run needs to continue exactly: a pytree, so it can be jitted,
+    donated, sharded and checkpointed.
+
+    Attributes:
+        step: the number of steps taken (an int32 scalar array).
+        params: the trainable variables, by tensorpack names.
+        state: the non-trainable ones (BatchNorm's ``mean/EMA``, ``variance/EMA``).
+        opt_state: the optax state.
+        rng: the base random key; step ``i`` uses ``fold_in(rng, i)`` (Dropout), so a
+            resumed run draws the same numbers as an uninterrupted one.
+    """
+
+    step: jax.Array
+    params: Tree
+    state: Tree
+    opt_state: Any
+    rng: jax.Array
+
+
+class _Linen:
+    """A flax.linen module seen as ``apply(params, state, *inputs, is_training, rng)``; its
+    ``'params'`` / ``'batch_stats'`` collections are the trainer's params / state."""
+
+    def __init__(self, module: nn.Module) -> None:
+        self.module = module
+
+    def apply(
+        self, params: Tree, state: Tree, *inputs: Any, is_training: bool, rng: Any
+    ) -> tuple[Any, Tree]:
+        variables = {"params": params, "batch_stats": state}
+        rngs = {"dropout": rng} if rng is not None else {}
+        if is_training:
+            out, updates = self.module.apply(
+                variables, *inputs, train=True, mutable=["batch_stats"], rngs=rngs
+            )
+            return out, updates.get("batch_stats", state)
+        return self.module.apply(variables, *inputs, train=False, rngs=rngs), state
+
+
+def _split_loss(value: Any, who: str) -> tuple[jax.Array, dict[str, Any]]:
+    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], Mapping):
+        loss, metrics = value
+    else:
+        loss, metrics = value, {}
+    if not (
+        hasattr(loss, "shape") and loss.shape == () and jnp.issubdtype(loss.dtype, jnp.floating)
+    ):
+        raise TypeError(
+            f"{who}: the cost must be a floating scalar, or (cost, {{name: metric}}); got "
+            f"{type(loss).__name__} {getattr(loss, 'shape', '')}"
+        )
+    return loss, dict(metrics)
+
+
+@dataclasses.dataclass(frozen=True)
+class Trainer:
+    """A compiled train step and eval step for ``model`` and the optax optimizer ``tx``.
+
+    The cost comes the tensorpack way: the model function takes the whole batch (images and
+    labels, like ``ModelDesc.build_graph``) and returns the cost, or ``(cost, {name:
+    metric})``. Or pass ``loss_fn(outputs, *batch)``: the model then gets ``batch[0]`` only.
+
+    Args:
+        model: a ``tp.transform``-ed model, or a flax.linen module taking ``train=`` (such as
+            ``tp.linen.Model``); its params and ``'batch_stats'`` are the trainer's.
+        tx: an optax optimizer.
+        loss_fn: optional ``loss_fn(outputs, *batch) -> cost | (cost, metrics)``.
+        regularize: ``(regex, func)`` pairs added to the cost, as tensorpack's
+            ``regularize_cost(regex, func)``: e.g. ``[('.*/W', tp.l2_regularizer(1e-4))]``.
+        regularize_collection: add the layers' ``kernel_regularizer``/``bias_regularizer``/
+            ``activity_regularizer`` losses (``tp.regularize_cost_from_collection()``).
+            ``tp.transform`` models only.
+        donate: donate the TrainState's buffers to the step (in-place update).
+        mesh: data parallel: a ``jax.sharding.Mesh``; the batch is split along
+            ``data_axis``, params and optimizer state are replicated, gradients averaged. A
+            BatchNorm with ``sync_statistics=data_axis`` sees the whole batch's statistics.
+        data_axis: the mesh axis the batch is split over.
+
+    Example:
+        >>> import jax, jax.numpy as jnp, optax, tpflax as tp
+        >>> def net(x, y):
+        ...     logits = tp.FullyConnected('fc', x, 3)
+        ...     return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+        >>> model = tp.transform(net)
+        >>> x, y = jnp.ones((4, 5)), jnp.array([0, 1, 2, 0])
+        >>> params, state = model.init(jax.random.key(0), x, y)
+        >>> trainer = tp.train.Trainer(model, optax.sgd(0.1))
+        >>> ts = trainer.init(params, state, x, y, rng=jax.random.key(1))
+        >>> ts, metrics = trainer.step(ts, x, y)
+        >>> int(ts.step), sorted(metrics)
+        (1, ['cost'])
+    """
+
+    model: Any
+    tx: optax.GradientTransformation
+    loss_fn: LossFn | None = None
+    regularize: Sequence[tuple[str, Callable[[jax.Array], jax.Array]]] = ()
+    regularize_collection: bool = False
+    donate: bool = True
+    mesh: Mesh | None = None
+    data_axis: str = "batch"
+    _compiled: dict[str, Any] = dataclasses.field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.model, Transformed):
+            net: Any = self.model
+            if self.regularize_collection:
+                fn = self.model.fn
+                net = transform(lambda *a, **k: (fn(*a, **k), regularize_cost_from_collection()))
+        elif isinstance(self.model, nn.Module):
+            if self.regularize_collection:
+                raise ValueError(
+                    "tp.train.Trainer: regularize_collection needs a tp.transform model; for a "
+                    "linen module add tp.regularize_cost_from_collection() to its cost"
+                )
+            net = _Linen(self.model)
+        else:
+            raise TypeError(
+                "tp.train.Trainer: model must be a tp.transform model or a flax.linen module; "
+                f"got {type(self.model).__name__}"
+            )
+        object.__setattr__(self, "_net", net)
+
+    # ---------------------------------------------------------------- the cost
+    def _outputs(self, params: Tree, state: Tree, batch: Batch, training: bool, rng: Any) -> Any:
+        inputs = batch if self.loss_fn is None else batch[:1]
+        out, new_state = self._net.apply(params, state, *inputs, is_training=training, rng=rng)
+        if self.regularize_collection:
+            out, collected = out
+        else:
+            collected = None
+        loss, metrics = _split_loss(
+            out if self.loss_fn is None else self.loss_fn(out, *batch), "tp.train"
+        )
+        metrics = {"cost": loss, **metrics}
+        if collected is not None:
+            metrics["regularize_cost_from_collection"] = collected
+            loss = loss + collected
+        for regex, func in self.regularize:
+            reg = regularize_cost(regex, func, params=params)
+            metrics[f"regularize_cost({regex})"] = reg
+            loss = loss + reg
+        return loss, (metrics, new_state)
+
+    # ---------------------------------------------------------------- public
+    def frozen_mask(self, params: Tree, state: Tree, *batch: Any) -> Tree:
+        """``params``-shaped booleans: ``True`` for the variables the model reads under
+        ``tp.freeze_variables(stop_gradient=True)`` (the optimizer leaves them untouched)."""
+        if not isinstance(self.model, Transformed):
+            return jax.tree.map(lambda _: False, params)
+        inputs = batch if self.loss_fn is None else batch[:1]
+        frozen = frozen_variables(self.model.apply, params, state, *inputs)
+        return jax.tree_util.tree_map_with_path(
+            lambda path, _: "/".join(str(k.key) for k in path) in frozen, params
+        )
+
+    def _masked_tx(self, mask: Tree) -> optax.GradientTransformation:
+        labels = jax.tree.map(lambda frozen: "frozen" if frozen else "train", mask)
+        return optax.multi_transform({"train": self.tx, "frozen": optax.set_to_zero()}, labels)
+
+    def init(self, params: Tree, state: Tree, *batch: Any, rng: jax.Array) -> TrainState:
+        """The TrainState at step 0. ``batch`` is an example batch (shapes matter), used to
+        find the variables under ``tp.freeze_variables``."""
+        mask = self.frozen_mask(params, state, *batch)
+        tx = self._masked_tx(mask)
+        object.__setattr__(self, "_tx", tx)
+        # own copies: the step donates the TrainState's buffers, not the caller's arrays
+        params, state = jax.tree.map(jnp.array, (params, state))
+        return TrainState(
+            step=jnp.zeros((), jnp.int32),
+            params=params,
+            state=state,
+            opt_state=tx.init(params),
+            rng=rng,
+        )
+
+    def _tx_or_raise(self) -> optax.GradientTransformation:
+        tx = getattr(self, "_tx", None)
+        if tx is None:
+            raise RuntimeError("tp.train.Trainer: call trainer.init(...) before step()")
+        return tx
+
+    def _local_step(self, ts: TrainState, *batch: Any) -> tuple[TrainState, dict[str, Any]]:
+        tx = self._tx_or_raise()
+        rng = jax.random.fold_in(ts.rng, ts.step)
+        if self.mesh is not None:  # each device's shard draws its own Dropout masks
+            rng = jax.random.fold_in(rng, lax.axis_index(self.data_axis))
+
+        def cost(params: Tree) -> tuple[jax.Array, Any]:
+            loss, aux = self._outputs(params, ts.state, batch, True, rng)
+            if self.mesh is not None:  # the whole batch's mean cost, differentiated
+                loss, aux = lax.pmean((loss, aux), self.data_axis)
+            return loss, aux
+
+        grads, (metrics, new_state) = jax.grad(cost, has_aux=True)(ts.params)
+        updates, opt_state = tx.update(grads, ts.opt_state, ts.params)
+        params = optax.apply_updates(ts.params, updates)
+        new_ts = ts.replace(step=ts.step + 1, params=params, state=new_state, opt_state=opt_state)
+        return new_ts, metrics
+
+    def _local_eval(self, ts: TrainState, *batch: Any) -> dict[str, Any]:
+        _, (metrics, _) = self._outputs(ts.params, ts.state, batch, False, None)
+        if self.mesh is not None:
+            metrics = lax.pmean(metrics, self.data_axis)
+        return metrics
+
+    def _parallel(self, fn: Callable[..., Any], n_batch: int) -> Callable[..., Any]:
+        if self.mesh is None:
+            return fn
+        data = PartitionSpec(self.data_axis)
+        specs = (PartitionSpec(), *([data] * n_batch))
+        return jax.shard_map(fn, mesh=self.mesh, in_specs=specs, out_specs=PartitionSpec())
+
+    def _get(self, kind: str, n_batch: int) -> Callable[..., Any]:
+        key = f"{kind}{n_batch}"
+        if key not in self._compiled:
+            if kind == "step":
+                fn = self._parallel(self._local_step, n_batch)
+                donate = (0,) if self.donate else ()
+                self._compiled[key] = jax.jit(fn, donate_argnums=donate)
+            else:
+                self._compiled[key] = jax.jit(self._parallel(self._local_eval, n_batch))
+        return self._compiled[key]
+
+    def step(self, ts: TrainState, *batch: Any) -> tuple[TrainState, dict[str, jax.Array]]:
+        """One training step: ``(new TrainState, metrics)``; ``metrics['cost']`` is the
+        model's cost before regularization. With ``donate=True``, ``ts`` is consumed."""
+        return self._get("step", len(batch))(ts, *self.shard(*batch))
+
+    def evaluate(self, ts: TrainState, *batch: Any) -> dict[str, jax.Array]:
+        """The metrics in inference mode (``is_training=False``: EMA statistics, no
+        Dropout)."""
+        return self._get("eval", len(batch))(ts, *self.shard(*batch))
+
+    def shard(self, *batch: Any) -> Batch:
+        """The batch placed on the mesh, split along ``data_axis`` (as is without a mesh)."""
+        if self.mesh is None:
+            return batch
+        sharding = NamedSharding(self.mesh, PartitionSpec(self.data_axis))
+        return tuple(jax.device_put(b, sharding) for b in batch)
