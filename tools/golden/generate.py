@@ -352,7 +352,7 @@ MODELS = {
     "model_pix2pix_train": (model_pix2pix, [1, 16, 16, 2], True),
 }
 # Models that call a BatchNorm more than once in a training step (see reused_bn_updates).
-REUSED_BN = {m for m in MODELS if "reuse" in m or m in ("model_dcgan_train", "model_pix2pix_train")}
+REUSED_BN = {m for m in MODELS if "bn_reuse" in m} | {"model_dcgan_train", "model_pix2pix_train"}
 RACE_RUNS = 10
 
 

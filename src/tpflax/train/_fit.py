@@ -51,9 +51,10 @@ def fit(
         ``(final TrainState, history)``: one ``{metric: float}`` per step run in this call
         (``'step'`` included).
     """
-    latest = None if checkpoints is None else checkpoints.latest_step()
-    if latest is not None and latest > int(ts.step):
-        ts = checkpoints.restore(ts)
+    if checkpoints is not None:
+        latest = checkpoints.latest_step()
+        if latest is not None and latest > int(ts.step):
+            ts = checkpoints.restore(ts)
     start = int(ts.step)
     history: list[dict[str, float]] = []
     bar = make_bar(steps, initial=start, enabled=progress)

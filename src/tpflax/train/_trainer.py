@@ -128,6 +128,7 @@ class Trainer:
     mesh: Mesh | None = None
     data_axis: str = "batch"
     _compiled: dict[str, Any] = dataclasses.field(default_factory=dict, compare=False, repr=False)
+    _net: Any = dataclasses.field(init=False, compare=False, repr=False, default=None)
 
     def __post_init__(self) -> None:
         if isinstance(self.model, Transformed):
@@ -223,7 +224,9 @@ class Trainer:
         grads, (metrics, new_state) = jax.grad(cost, has_aux=True)(ts.params)
         updates, opt_state = tx.update(grads, ts.opt_state, ts.params)
         params = optax.apply_updates(ts.params, updates)
-        new_ts = ts.replace(step=ts.step + 1, params=params, state=new_state, opt_state=opt_state)
+        new_ts = dataclasses.replace(
+            ts, step=ts.step + 1, params=params, state=new_state, opt_state=opt_state
+        )
         return new_ts, metrics
 
     def _local_eval(self, ts: TrainState, *batch: Any) -> dict[str, Any]:
