@@ -18,4 +18,4 @@ def key() -> jax.Array:
 
 
 # Run only in a subprocess (it sets XLA_FLAGS before importing jax).
-collect_ignore = ["sync_bn_script.py"]
+collect_ignore = ["sync_bn_script.py", "data_parallel_script.py", "train_resume_script.py"]

@@ -1,0 +1,71 @@
+"""Killed (SIGKILL, a real subprocess) and restarted, tp.train.fit resumes from the last
+checkpoint and the cost curve after the resume equals the uninterrupted run's bit for bit,
+and so do the final params and state."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+SCRIPT = pathlib.Path(__file__).with_name("train_resume_script.py")
+pytestmark = pytest.mark.xdist_group("train_resume")
+
+
+def _run(ckpt: pathlib.Path, log: pathlib.Path) -> None:
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT), str(ckpt), str(log)],
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def _lines(log: pathlib.Path) -> list[str]:
+    return log.read_text().splitlines()
+
+
+def test_killed_run_resumes_bit_for_bit(tmp_path: pathlib.Path) -> None:
+    _run(tmp_path / "ref_ckpt", tmp_path / "ref.log")
+    reference = _lines(tmp_path / "ref.log")
+    assert len(reference) == 30
+
+    ckpt, log = tmp_path / "ckpt", tmp_path / "run.log"
+    proc = subprocess.Popen(
+        [sys.executable, str(SCRIPT), str(ckpt), str(log)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:  # kill it mid-run, past a checkpoint or two
+        if log.exists() and len(_lines(log)) >= 17:
+            break
+        if proc.poll() is not None:
+            pytest.fail("the training script ended before it could be killed")
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    killed_at = len(_lines(log))
+    assert 17 <= killed_at < 30, killed_at
+
+    _run(ckpt, log)
+    lines = _lines(log)
+    before, after = lines[:killed_at], lines[killed_at:]
+    assert before == reference[:killed_at]
+    resumed_from = int(after[0].split()[0])
+    assert resumed_from % 5 == 0 and resumed_from < killed_at  # the last checkpoint
+    assert after == reference[resumed_from:]  # the same costs, to the last bit
+    with (
+        np.load(str(tmp_path / "ref.log") + ".final.npz") as want,
+        np.load(str(log) + ".final.npz") as got,
+    ):
+        assert sorted(want.files) == sorted(got.files)
+        for name in want.files:
+            np.testing.assert_array_equal(got[name], want[name], err_msg=name)
