@@ -8,6 +8,7 @@
 from tpflax import (
     checkpoint,
     linen,
+    nnx,
     train,
     zoo,
 )
@@ -80,6 +81,7 @@ __all__ = [
     "l2_regularizer",
     "layer_register",
     "linen",
+    "nnx",
     "regularize_cost",
     "regularize_cost_from_collection",
     "train",
