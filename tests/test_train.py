@@ -214,3 +214,16 @@ def test_epoch_batches_is_a_function_of_the_step() -> None:
     assert batch(3)[0].tolist() != first[0]  # epoch 1 is reshuffled
     with pytest.raises(ValueError, match="arrays differ in length"):
         tp.train.epoch_batches(x, x[:3], batch_size=2)
+
+
+def test_fit_shows_cost_accuracy_and_speed_only_on_request(data, capsys) -> None:
+    model = tp.transform(net)
+    params, state = _init(model, data)
+    trainer = tp.train.Trainer(model, optax.sgd(0.1))
+    ts = trainer.init(params, state, *data, rng=jax.random.key(0))
+    ts, history = tp.train.fit(trainer, ts, lambda step: data, 3, progress=True)
+    err = capsys.readouterr().err
+    assert "cost=" in err and "accuracy=" in err and "img/s=" in err and "3/3" in err
+    assert [h["step"] for h in history] == [0.0, 1.0, 2.0] and int(ts.step) == 3
+    ts, history = tp.train.fit(trainer, ts, lambda step: data, 5)  # stderr is no terminal
+    assert capsys.readouterr().err == "" and len(history) == 2

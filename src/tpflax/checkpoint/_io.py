@@ -1,5 +1,5 @@
-"""File plumbing shared by the checkpoint formats: atomic writes, a terminal progress bar,
-name checks."""
+"""File plumbing shared by the checkpoint formats: atomic writes, a terminal progress bar
+(tqdm, as training's), name checks."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import contextlib
 import os
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from typing import IO, Any
+
+from tpflax._src.progress import make_bar
 
 PROGRESS_MIN_BYTES = 64 << 20  # smaller files load too fast for a bar to help
 
@@ -43,37 +44,28 @@ def _umask() -> int:
 
 
 class Progress:
-    """A one-line progress bar on stderr, shown only on a terminal and for large files."""
+    """A progress bar (tqdm) on stderr while loading, shown only on a terminal and for large
+    files."""
 
     def __init__(self, total: int, label: str, stream: Any = None) -> None:
-        self.total = total
-        self.label = label
-        self.done = 0
-        self.stream = stream if stream is not None else sys.stderr
-        isatty = getattr(self.stream, "isatty", lambda: False)()
-        self.enabled = bool(isatty) and total >= PROGRESS_MIN_BYTES
-        self._last = 0.0
+        stream = stream if stream is not None else sys.stderr
+        isatty = bool(getattr(stream, "isatty", lambda: False)())
+        self.bar = make_bar(
+            total,
+            desc=label,
+            stream=stream,
+            enabled=isatty and total >= PROGRESS_MIN_BYTES,
+            bytes_=True,
+        )
 
     def __enter__(self) -> Progress:
         return self
 
     def update(self, n: int) -> None:
-        self.done += n
-        now = time.monotonic()
-        if self.enabled and (now - self._last > 0.1 or self.done >= self.total):
-            self._last = now
-            frac = self.done / max(self.total, 1)
-            bar = "#" * int(30 * frac)
-            self.stream.write(
-                f"\r{self.label}: [{bar:<30}] {frac:4.0%} "
-                f"{self.done / 2**20:.0f}/{self.total / 2**20:.0f} MiB"
-            )
-            self.stream.flush()
+        self.bar.update(n)
 
     def __exit__(self, *exc: Any) -> None:
-        if self.enabled:
-            self.stream.write("\n")
-            self.stream.flush()
+        self.bar.close()
 
 
 def check_name(name: Any, who: str) -> None:

@@ -2,17 +2,33 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
 import jax
 import numpy as np
 
+from tpflax._src.progress import make_bar
 from tpflax.train._checkpoints import Checkpoints
-from tpflax.train._progress import Throughput, make_bar
 from tpflax.train._trainer import Trainer, TrainState
 
 Batch = tuple[Any, ...]
+
+
+class _Throughput:
+    """Images per second since the loop started."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.images = 0
+
+    def add(self, images: int) -> None:
+        self.images += images
+
+    def rate(self) -> float:
+        elapsed = time.perf_counter() - self.start
+        return self.images / elapsed if elapsed > 0 else 0.0
 
 
 def _floats(metrics: dict[str, Any]) -> dict[str, float]:
@@ -57,8 +73,8 @@ def fit(
             ts = checkpoints.restore(ts)
     start = int(ts.step)
     history: list[dict[str, float]] = []
-    bar = make_bar(steps, initial=start, enabled=progress)
-    speed = Throughput()
+    bar = make_bar(steps, desc="train", initial=start, enabled=progress)
+    speed = _Throughput()
     try:
         for step in range(start, steps):
             batch = data(step)
