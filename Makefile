@@ -6,7 +6,7 @@ STAMP := $(VENV)/.tpflax-installed
 GOLDEN_VENV := .venv-golden
 GOLDEN_STAMP := $(GOLDEN_VENV)/.installed
 
-.PHONY: demo test test-slow lint format golden golden-check bench clean
+.PHONY: demo test test-slow lint format golden golden-digits golden-check bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,11 @@ golden: $(GOLDEN_STAMP) $(STAMP)
 	$(BIN)/python tools/golden/export_tpflax.py --dir tests/golden/weights
 	$(TF_ENV) $(GOLDEN_VENV)/bin/python tools/golden/weights.py roundtrip --dir tests/golden/weights
 	$(TF_ENV) $(GOLDEN_VENV)/bin/python tools/golden/zoo.py --out tests/golden/zoo
+	$(MAKE) golden-digits
+
+# The demo's embedded default: tensorpack trains a convnet on the 8x8 digits (~10 s).
+golden-digits: $(GOLDEN_STAMP)
+	$(TF_ENV) $(GOLDEN_VENV)/bin/python tools/golden/digits.py --out src/tpflax/demo_data
 
 # Regenerates the layer and model fixtures in a temporary folder and compares them with the
 # committed ones: the reference still says what the tests assume.

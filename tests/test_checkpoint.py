@@ -135,3 +135,15 @@ def test_restore_from_a_nested_tree() -> None:
     p, _, report = tp.checkpoint.restore(nested, params, state)
     assert report.missing == [] and report.unexpected == []
     np.testing.assert_array_equal(p["fc"]["W"], np.ones_like(params["fc"]["W"]))
+
+
+def test_writers_create_parent_folders(tmp_path) -> None:
+    import jax.numpy as jnp
+
+    params = {"conv0": {"W": jnp.ones((3, 3, 1, 2))}}
+    tp.checkpoint.save_tf_checkpoint(
+        str(tmp_path / "out" / "model-1"), tp.checkpoint.flatten(params)
+    )
+    tp.checkpoint.save_npz(str(tmp_path / "a" / "b" / "mine.npz"), params)
+    assert sorted(tp.checkpoint.load(str(tmp_path / "out" / "model-1"))) == ["conv0/W"]
+    assert sorted(tp.checkpoint.load(str(tmp_path / "a" / "b" / "mine.npz"))) == ["conv0/W"]

@@ -58,7 +58,7 @@ def test_step_equals_a_hand_written_optax_step(data) -> None:
             new_state,
         )
 
-    grads, (cost, new_state) = jax.grad(loss, has_aux=True)(params)
+    grads, (cost, new_state) = jax.jit(jax.grad(loss, has_aux=True))(params)
     updates, _ = tx.update(grads, tx.init(params), params)
     want = optax.apply_updates(params, updates)
     np.testing.assert_allclose(metrics["cost"], cost, rtol=1e-6)

@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 
 SCRIPT = pathlib.Path(__file__).with_name("train_resume_script.py")
-pytestmark = pytest.mark.xdist_group("train_resume")
 
 
 def _run(ckpt: pathlib.Path, log: pathlib.Path) -> None:

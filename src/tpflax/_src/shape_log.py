@@ -2,15 +2,41 @@
 
 The format is tensorpack's (``'conv0': [8, 28, 28, 1] --> [8, 28, 28, 32]``; a layer that
 calls other logged layers prints ``input:`` / ``output:`` lines around them, indented). Records
-go to the ``tpflax`` logger at INFO level; silence them with
+go to the ``tpflax`` logger at INFO level and, as tensorpack's do, print to stderr by default
+(``[tpflax] ...``). Once the application configures logging (the root logger has a handler,
+e.g. ``logging.basicConfig``), they go only there. Silence them with
 ``logging.getLogger('tpflax').setLevel(logging.WARNING)``.
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 
 log = logging.getLogger("tpflax")
+
+
+class DefaultHandler(logging.Handler):
+    """Prints ``tpflax`` records to the current ``sys.stderr``, one write per record, unless
+    the root logger has handlers of its own (the records reach those by propagation)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(logging.Formatter("[tpflax] %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if logging.getLogger().handlers:
+            return
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+        except Exception:
+            self.handleError(record)
+
+
+if not any(isinstance(h, DefaultHandler) for h in log.handlers):
+    log.addHandler(DefaultHandler())
+    if log.level == logging.NOTSET:
+        log.setLevel(logging.INFO)
 
 
 class ShapeLogger:

@@ -17,12 +17,12 @@ PROGRESS_MIN_BYTES = 64 << 20  # smaller files load too fast for a bar to help
 
 @contextlib.contextmanager
 def atomic_write(path: str, text: bool = False) -> Iterator[IO[Any]]:
-    """Writes to a temporary file beside ``path`` and renames it over ``path`` only when the
-    block finishes; on any error the temporary file is removed and ``path`` is untouched."""
+    """Writes to a temporary file beside ``path`` (creating missing parent folders) and renames
+    it over ``path`` only when the block finishes; on any error the temporary file is removed
+    and ``path`` is untouched."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise FileNotFoundError(f"cannot write {path}: directory {folder} does not exist")
+    os.makedirs(folder, exist_ok=True)  # as save_orbax does: parent folders are created
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w" if text else "wb") as f:

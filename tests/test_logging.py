@@ -1,0 +1,30 @@
+"""The shape log prints by default, as tensorpack's does; once the application configures
+logging it goes there only; setLevel(WARNING) silences it (a subprocess: logging is global)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+SCRIPT = """
+import logging, jax, jax.numpy as jnp, tpflax as tp
+def build(name):
+    tp.transform(lambda x: tp.Conv2D(name, x, 4, 3)).init(jax.random.key(0), jnp.ones((1, 5, 5, 1)))
+build('conv0')
+logging.basicConfig(level=logging.WARNING, format='ROOT %(name)s %(message)s')
+build('conv1')
+logging.getLogger('tpflax').setLevel(logging.WARNING)
+build('conv2')
+"""
+
+
+def test_shape_log_defaults() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [l for l in result.stderr.splitlines() if "conv" in l]
+    assert lines == [
+        "[tpflax] 'conv0': [1, 5, 5, 1] --> [1, 5, 5, 4]",
+        "ROOT tpflax 'conv1': [1, 5, 5, 1] --> [1, 5, 5, 4]",
+    ]
