@@ -31,8 +31,12 @@ def _lines(log: pathlib.Path) -> list[str]:
     return log.read_text().splitlines()
 
 
-def test_killed_run_resumes_bit_for_bit(tmp_path: pathlib.Path) -> None:
-    _run(tmp_path / "ref_ckpt", tmp_path / "ref.log")
+def test_killed_run_resumes_bit_for_bit(tmp_path: pathlib.Path, monkeypatch) -> None:
+    # the uninterrupted reference runs in this process (the same script, the same XLA)
+    import train_resume_script
+
+    monkeypatch.setattr(sys, "argv", ["", str(tmp_path / "ref_ckpt"), str(tmp_path / "ref.log")])
+    train_resume_script.main()
     reference = _lines(tmp_path / "ref.log")
     assert len(reference) == 30
 

@@ -185,7 +185,7 @@ def _run(args: argparse.Namespace, out: pathlib.Path) -> int:
     same = []
     for path in (npz, prefix):
         fresh = model.init(jax.random.key(2), x_test[:1])
-        p, s, _ = tp.checkpoint.restore(str(path), *fresh, strict=True)
+        p, s, _ = tp.checkpoint.restore(str(path), fresh[0], fresh[1], strict=True)
         same.append(bool(np.array_equal(np.asarray(predict(p, s, x_test)), want)))
     print(
         f"4. exported {npz.name} and TF checkpoint {prefix.name}; reloaded, identical "
