@@ -116,3 +116,63 @@ def test_corrupt_file_exits_2(capsys, tmp_path) -> None:
     (tmp_path / "bad.npz").write_bytes(b"PK\x03\x04 not really a zip")
     code, _, err = run(capsys, "inspect", str(tmp_path / "bad.npz"))
     assert code == 2 and "not a valid .npz file" in err
+
+
+def test_help_version_and_positional_help(capsys) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"tpflax {tp.__version__}"
+    for argv in (["--help"], ["convert", "--help"], ["diff", "--help"], ["classify", "--help"]):
+        with pytest.raises(SystemExit):
+            cli.main(argv)
+        text = capsys.readouterr().out
+        assert "``" not in text, argv
+    with pytest.raises(SystemExit):
+        cli.main(["convert", "--help"])
+    text = capsys.readouterr().out
+    assert "the weight file to read" in text and "--force" in text and "orbax directory" in text
+
+
+def test_convert_refuses_to_overwrite_without_force(capsys, tmp_path) -> None:
+    src = str(WEIGHTS / "model-3.npz")
+    for dst in (tmp_path / "out.npz", tmp_path / "tf" / "model-1", tmp_path / "orbax_dir"):
+        code, _, err = run(capsys, "convert", src, str(dst))
+        assert code == 0, err
+        code, _, err = run(capsys, "convert", src, str(dst))
+        assert code == 2 and err.count("\n") == 1 and "pass --force to replace it" in err
+        code, _, err = run(capsys, "convert", src, str(dst), "--force")
+        assert code == 0, err
+    assert tp.checkpoint.detect_format(str(tmp_path / "orbax_dir")) == "orbax"
+    code, out, _ = run(capsys, "convert", src, str(tmp_path / "x"), "--format", "npz")
+    assert code == 0 and "(npz)" in out
+
+
+def test_inspect_orbax_names_what_it_does_not_list(capsys, tmp_path) -> None:
+    import optax
+
+    flat = tp.checkpoint.load(str(WEIGHTS / "model-3.npz"))
+    params, state = tp.checkpoint.unflatten(flat)
+    opt_state = optax.sgd(0.1, momentum=0.9).init(params)
+    tp.checkpoint.save_orbax(str(tmp_path / "ck"), params, state, opt_state=opt_state, step=7)
+    code, out, _ = run(capsys, "inspect", str(tmp_path / "ck"))
+    assert code == 0 and "also holds opt_state, step: training state, not listed" in out
+    code, out, _ = run(capsys, "inspect", "--json", str(tmp_path / "ck"))
+    assert json.loads(out)["not_listed"] == ["opt_state", "step"]
+
+
+def test_classify_with_the_wrong_arch_says_what_does_not_fit(capsys, tmp_path) -> None:
+    from PIL import Image
+
+    Image.new("RGB", (32, 32)).save(tmp_path / "a.png")
+    code, _, err = run(
+        capsys,
+        "classify",
+        "--arch",
+        "ResNet18",
+        "--weights",
+        str(WEIGHTS / "model-3.npz"),
+        str(tmp_path / "a.png"),
+    )
+    assert code == 2 and err.count("\n") == 1
+    assert "does not fit --arch ResNet18: variables missing from the file: " in err
+    assert "strict=False" not in err and len(err) < 400

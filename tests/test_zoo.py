@@ -156,3 +156,9 @@ def test_classify_command(tmp_path, capsys) -> None:
 def test_classify_bad_input(tmp_path, capsys) -> None:
     code = cli.main(["classify", "--arch", "ResNet9000", "--weights", "x.npz", "a.png"])
     assert code == 2 and "unknown architecture 'ResNet9000'" in capsys.readouterr().err
+
+
+def test_count_macs_takes_a_function_or_a_transformed_model() -> None:
+    fn = tp.zoo.get("ShuffleNetV2-0.5x", data_format="NHWC")
+    by_fn = tp.zoo.count_macs(fn, (1, 224, 224, 3))
+    assert tp.zoo.count_macs(tp.transform(fn), (1, 224, 224, 3)) == by_fn > 0

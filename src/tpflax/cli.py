@@ -1,7 +1,8 @@
 """The ``tpflax`` command: inspect, convert and compare weight files; classify images.
 
 Exit codes: 0 success (and, for ``diff``, no differences); 1 ``diff`` found differences;
-2 bad input (a missing, truncated or corrupt file, an unknown format, bad arguments).
+2 bad input (a missing, truncated or corrupt file, an unknown format, bad arguments, an
+existing output without ``--force``).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -27,12 +29,32 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"tpflax: error: {message}\n")
 
 
+DESCRIPTION = "Inspect, convert and compare tensorpack weight files; classify images."
+EPILOG = (
+    "exit codes: 0 success (diff: no differences), 1 diff found differences, "
+    "2 bad input (missing or corrupt file, unknown format, bad arguments)"
+)
+FORMAT_RULE = (
+    "--format, else DST's name: *.npz is a tensorpack .npz; "
+    "*.index, *.ckpt or a name starting with model- is a TensorFlow checkpoint prefix; "
+    "anything else is an orbax directory"
+)
+
+
 def _guess_target(path: str) -> str:
-    if path.endswith(".npz"):
+    name = path.rstrip("/").rsplit("/", 1)[-1]
+    if name.endswith(".npz"):
         return "npz"
-    if path.endswith((".index", ".ckpt")) or "model-" in path.rsplit("/", 1)[-1]:
+    if name.endswith((".index", ".ckpt")) or name.startswith("model-"):
         return "tf"
     return "orbax"
+
+
+def _exists(path: str, kind: str) -> bool:
+    if kind == "tf":
+        prefix = path[: -len(".index")] if path.endswith(".index") else path
+        return os.path.exists(prefix + ".index")
+    return os.path.exists(path)
 
 
 def _rows(flat: dict[str, np.ndarray]) -> list[dict[str, Any]]:
@@ -49,14 +71,27 @@ def _rows(flat: dict[str, np.ndarray]) -> list[dict[str, Any]]:
     ]
 
 
+def _orbax_extras(path: str) -> list[str]:
+    """The items of a tpflax orbax checkpoint besides params and state (opt_state, step)."""
+    from tpflax.checkpoint._orbax import _metadata, is_orbax
+
+    if not is_orbax(path):
+        return []
+    return sorted(k for k in _metadata(path) if k not in ("params", "state"))
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
     flat = checkpoint.load(args.file)
+    extras = _orbax_extras(args.file)
     rows = _rows(flat)
     total = {"tensors": len(rows), "count": sum(r["count"] for r in rows)}
     total["bytes"] = sum(r["bytes"] for r in rows)
     if args.json:
         kind = checkpoint.detect_format(args.file)
-        print(json.dumps({"file": args.file, "format": kind, "tensors": rows, "total": total}))
+        record = {"file": args.file, "format": kind, "tensors": rows, "total": total}
+        if extras:
+            record["not_listed"] = extras
+        print(json.dumps(record))
         return EXIT_OK
     width = max([len(r["name"]) for r in rows] + [4])
     print(f"{'name':<{width}}  {'shape':<18} {'dtype':<9} {'count':>12}")
@@ -66,6 +101,11 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     print(
         f"{total['tensors']} tensors, {total['count']:,} values, {total['bytes'] / 2**20:.2f} MiB"
     )
+    if extras:
+        print(
+            f"(the checkpoint also holds {', '.join(extras)}: training state, not listed; "
+            "tp.checkpoint.restore_orbax reads it)"
+        )
     return EXIT_OK
 
 
@@ -73,8 +113,10 @@ def cmd_convert(args: argparse.Namespace) -> int:
     flat = checkpoint.load(args.src)
     if args.model_only:
         flat = {k: v for k, v in flat.items() if not checkpoint.is_training_name(k)}
-    kind = args.to or _guess_target(args.dst)
-    save_flat(args.dst, flat, kind)
+    kind = args.format or _guess_target(args.dst)
+    if _exists(args.dst, kind) and not args.force:
+        raise FileExistsError(f"{args.dst} exists; pass --force to replace it")
+    save_flat(args.dst, flat, kind, overwrite=args.force)
     print(f"wrote {len(flat)} tensors to {args.dst} ({kind})")
     return EXIT_OK
 
@@ -145,7 +187,10 @@ def cmd_classify(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     common = _Parser(add_help=False)
     common.add_argument("-v", "--verbose", action="store_true", help="log what is done")
-    parser = _Parser(prog="tpflax", description=__doc__.splitlines()[0], parents=[common])
+    parser = _Parser(prog="tpflax", description=DESCRIPTION, epilog=EPILOG, parents=[common])
+    from tpflax import __version__
+
+    parser.add_argument("--version", action="version", version=f"tpflax {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     sub_parser = sub.add_parser
 
@@ -156,10 +201,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", help=".npz, TF checkpoint (prefix/.index/directory) or orbax dir")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(run=cmd_inspect)
-    p = add("convert", help="convert between .npz, TF checkpoint and orbax")
-    p.add_argument("src")
+    p = add(
+        "convert",
+        help="convert between .npz, TF checkpoint and orbax",
+        description=f"Convert a weight file. The output format: {FORMAT_RULE}. Missing parent "
+        "folders are made.",
+    )
+    p.add_argument("src", help="the weight file to read (any format tpflax reads)")
     p.add_argument("dst", help="a .npz, a TF checkpoint prefix, or an orbax directory")
-    p.add_argument("--to", choices=FORMATS, help="the output format (guessed from DST)")
+    p.add_argument("--format", "--to", choices=FORMATS, help=f"the output format: {FORMAT_RULE}")
+    p.add_argument("--force", "--overwrite", action="store_true", help="replace DST if it exists")
     p.add_argument(
         "--model-only",
         action="store_true",
@@ -167,8 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(run=cmd_convert)
     p = add("diff", help="compare two weight files; exit 1 if they differ")
-    p.add_argument("a")
-    p.add_argument("b")
+    p.add_argument("a", help="the first weight file (A)")
+    p.add_argument("b", help="the second weight file (B)")
     p.add_argument("--atol", type=float, default=0.0, help="ignore smaller value differences")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=cmd_diff)
@@ -179,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top", type=int, default=5)
     p.add_argument("--data-format", default="NHWC", choices=["NHWC", "NCHW"])
     p.add_argument("--json", action="store_true")
-    p.add_argument("images", nargs="+")
+    p.add_argument("images", nargs="+", help="JPEG/PNG files")
     p.set_defaults(run=cmd_classify)
     return parser
 

@@ -112,8 +112,9 @@ class Model(nn.Module):
     Attributes:
         fn: the model function (what you would pass to ``tp.transform``).
 
-    Call it as ``Model(fn)(*inputs, train=False)``; ``capture=[...]`` returns
-    ``(outputs, {name: array})`` as ``tp.transform``'s ``apply`` does.
+    Call it as ``Model(fn)(*inputs, train=False)``; with ``capture=[...]`` it returns
+    ``(outputs, {name: array})`` (``tp.transform``'s ``apply`` returns ``(outputs,
+    new_state, captured)``; here the new state is in the mutable collection).
     """
 
     fn: Callable[..., Any]

@@ -60,8 +60,9 @@ def load(path: str) -> dict[str, np.ndarray]:
     return _orbax.load_orbax(path)
 
 
-def save_flat(path: str, flat: Mapping[str, Any], kind: str) -> None:
-    """Writes a flat dict as ``kind`` (``'npz'``, ``'tf'``, ``'orbax'``), dtypes kept.
+def save_flat(path: str, flat: Mapping[str, Any], kind: str, *, overwrite: bool = False) -> None:
+    """Writes a flat dict as ``kind`` (``'npz'``, ``'tf'``, ``'orbax'``), dtypes kept;
+    ``overwrite`` replaces an existing orbax directory (files are replaced atomically).
 
     An orbax checkpoint holds a model's ``(params, state)`` trees, so training-only names
     (optimizer slots, ``global_step``) are left out of it, with a log line.
@@ -75,6 +76,6 @@ def save_flat(path: str, flat: Mapping[str, Any], kind: str) -> None:
         if dropped:
             log.info("orbax keeps model variables only; left out: %s", ", ".join(dropped))
         params, state = unflatten({n: v for n, v in flat.items() if n not in dropped})
-        _orbax.save_orbax(path, params, state)
+        _orbax.save_orbax(path, params, state, overwrite=overwrite)
     else:
         raise ValueError(f"unknown format {kind!r}; expected one of {FORMATS}")

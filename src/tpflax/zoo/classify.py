@@ -70,6 +70,19 @@ class Prediction:
     top: list[tuple[int, float, str | None]]  # (class, probability, name)
 
 
+def _mismatch(weights: str, arch: str, missing: list[str], unexpected: list[str]) -> str:
+    def some(names: list[str]) -> str:
+        shown = ", ".join(names[:3])
+        return f"{len(names)} ({shown}{', ...' if len(names) > 3 else ''})"
+
+    parts = []
+    if missing:
+        parts.append(f"missing from the file: {some(missing)}")
+    if unexpected:
+        parts.append(f"not in {arch}: {some(unexpected)}")
+    return f"{weights} does not fit --arch {arch}: variables " + "; ".join(parts)
+
+
 def classify(
     arch: str,
     weights: str,
@@ -94,6 +107,12 @@ def classify(
     batch = jnp.asarray(np.stack([load_image(p) for p in images]))
     params, state = jax.eval_shape(lambda x: model.init(jax.random.key(0), x), batch)
     flat = tp.checkpoint.load(weights)
+    wanted = set(tp.checkpoint.flatten(params, state))
+    model_vars = {n for n in flat if not tp.checkpoint.is_training_name(n)}
+    if wanted != model_vars:
+        raise ValueError(
+            _mismatch(weights, arch, sorted(wanted - model_vars), sorted(model_vars - wanted))
+        )
     flat = convert_layout(
         flat, model_fn, batch, src=TRAINED_LAYOUT.get(arch, "NCHW"), dst=data_format
     )

@@ -40,14 +40,15 @@ def _count(jaxpr: Any) -> int:
 
 def count_macs(model_fn: Callable[..., Any], shape: tuple[int, ...] = (1, 224, 224, 3)) -> int:
     """Multiply-adds of convolutions and matrix products for one forward pass (inference),
-    the "FLOPs" of the ShuffleNet/ResNet papers and tensorpack's README.
+    the "FLOPs" of the ShuffleNet/ResNet papers and tensorpack's README. ``model_fn`` is a
+    model function or a ``tp.transform``-ed model.
 
     Example:
         >>> import tpflax as tp
         >>> round(tp.zoo.count_macs(tp.zoo.resnet(50)) / 1e9, 2)
         4.09
     """
-    model = tp.transform(model_fn)
+    model = model_fn if isinstance(model_fn, tp.Transformed) else tp.transform(model_fn)
     x = jax.ShapeDtypeStruct(shape, jnp.float32)
     params, state = jax.eval_shape(lambda x: model.init(jax.random.key(0), x), x)
     closed = jax.make_jaxpr(lambda p, s, x: model.apply(p, s, x)[0])(params, state, x)
