@@ -51,27 +51,25 @@ def main() -> None:
             jnp.asarray(rng.randn(16, 6, 6, 2).astype("float32")),
             jnp.asarray(rng.randint(0, 3, 16).astype("int32")),
         )
-        for _ in range(3)
+        for _ in range(2)
     ]
     model = tp.transform(make_net("batch"))
     params, state = tp.transform(make_net(None)).init(jax.random.key(0), *batches[0])
     tx = optax.sgd(0.1, momentum=0.9)
     eight = Mesh(np.array(jax.devices()), ("batch",))
     one = Mesh(np.array(jax.devices()[:1]), ("batch",))
-    for n in (1, 3):
-        ts8, c8 = run(tp.train.Trainer(model, tx, mesh=eight), params, state, batches[:n])
-        ts1, c1 = run(tp.train.Trainer(model, tx, mesh=one), params, state, batches[:n])
-        np.testing.assert_allclose(c8, c1, rtol=1e-6)
-        close(ts8.params, ts1.params)
-        close(ts8.state, ts1.state)
-        assert int(ts8.step) == n
-        print(f"OK {n} step(s): 8 devices == 1 device")
+    ts8, c8 = run(tp.train.Trainer(model, tx, mesh=eight), params, state, batches)
+    ts1, c1 = run(tp.train.Trainer(model, tx, mesh=one), params, state, batches)
+    np.testing.assert_allclose(c8, c1, rtol=1e-6)
+    close(ts8.params, ts1.params)
+    close(ts8.state, ts1.state)
+    assert int(ts8.step) == 2
+    print("OK 2 step(s): 8 devices == 1 device")
     # and against plain single-device training without a mesh (plain BatchNorm): the same
-    # cost and params; the EMA variance differs only by tensorpack's rule (SyncBN feeds the
+    # costs and params; the EMA variance differs only by tensorpack's rule (SyncBN feeds the
     # biased variance, the fused single-device path the unbiased one)
     plain = tp.transform(make_net(None))
-    tsp, cp = run(tp.train.Trainer(plain, tx), params, state, batches[:1])
-    ts8, c8 = run(tp.train.Trainer(model, tx, mesh=eight), params, state, batches[:1])
+    tsp, cp = run(tp.train.Trainer(plain, tx), params, state, batches)
     np.testing.assert_allclose(c8, cp, rtol=1e-6)
     close(ts8.params, tsp.params, rtol=1e-4)
     close(ts8.state["conv0"]["bn"]["mean"], tsp.state["conv0"]["bn"]["mean"])
