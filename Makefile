@@ -69,6 +69,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/checkpoint_load.py
 	$(BIN)/python benchmarks/fold_batchnorm.py
+	$(BIN)/python benchmarks/conv_lowering.py
 
 clean:
 	rm -rf $(VENV) $(GOLDEN_VENV) .pytest_cache .ruff_cache .mypy_cache

@@ -14,10 +14,50 @@ import time
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 import tpflax as tp
-from tpflax.demo import embedded_images, tutorial_net
+
+
+def tutorial_net(image: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """The tutorial's model, line for line (``tf.multiply`` -> ``.jnp.multiply``)."""
+
+    def func(x: jax.Array, shift: float) -> jax.Array:
+        return x + shift
+
+    with tp.argscope(tp.Conv2D, filters=32, kernel_size=3, activation=jax.nn.relu):
+        logits = (
+            tp.LinearWrap(image)
+            .Conv2D("conv0")
+            .MaxPooling("pool0", 2)
+            .Conv2D("conv1", padding="SAME")
+            .Conv2D("conv2", kernel_size=5)
+            .FullyConnected("fc0", 512, activation=jax.nn.relu)
+            .Dropout("dropout", rate=0.5)
+            .jnp.multiply(0.5)
+            .apply(func, 0.0)
+            .FullyConnected("fc1", units=10, activation=lambda x: x)()
+        )
+        with (
+            tp.argscope([tp.Conv2D, tp.MaxPooling], data_format="NCHW"),
+            tp.argscope(tp.Conv2D, kernel_size=1),
+        ):
+            nchw = jnp.transpose(image, (0, 3, 1, 2))
+            l2 = tp.LinearWrap(nchw).Conv2D("conv3", strides=2).MaxPooling("pool3", 2)()
+    return logits, l2
+
+
+def embedded_images(batch: int, seed: int) -> jax.Array:
+    """A deterministic batch of 28x28 grey images: bright strokes on a dark background."""
+    rng = np.random.RandomState(seed)
+    yy, xx = np.mgrid[0:28, 0:28]
+    images = np.zeros((batch, 28, 28, 1), np.float32)
+    for i in range(batch):
+        cy, cx, r = rng.uniform(9, 19), rng.uniform(9, 19), rng.uniform(4, 9)
+        ring = np.abs(np.hypot(yy - cy, xx - cx) - r) < 1.5
+        images[i, ..., 0] = ring + 0.05 * rng.randn(28, 28)
+    return jnp.asarray(images)
 
 
 def handwritten(params: dict, image: jax.Array) -> jax.Array:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from golden_replay import check_fixture, fixtures, layer_fn
 
+import tpflax as tp
+
 # Large-mean BatchNorm cases are held to float64 instead (tests/test_batch_norm_numerics.py).
 LAYER_FIXTURES = [
     fx for fx in fixtures("*.npz") if "layer" in fx.spec and "large_mean" not in fx.id
@@ -18,3 +20,35 @@ def test_fixtures_exist() -> None:
 @pytest.mark.parametrize("fx", LAYER_FIXTURES, ids=lambda fx: fx.id)
 def test_layer_matches_tensorpack(fx) -> None:
     check_fixture(fx, layer_fn(fx.spec))
+
+
+CONV_FIXTURES = [fx for fx in LAYER_FIXTURES if fx.spec["layer"] == "Conv2D"]
+
+
+@pytest.mark.parametrize("fx", CONV_FIXTURES, ids=lambda fx: fx.id)
+def test_conv_matches_tensorpack_with_plain_xla_convolutions(fx) -> None:
+    """The same Conv2D cases with every convolution lowered by lax.conv_general_dilated
+    (tp.conv_impl('xla')); the test above runs the default, faster lowering."""
+
+    def fn(x):
+        with tp.conv_impl("xla"):
+            return layer_fn(fx.spec)(x)
+
+    check_fixture(fx, fn)
+
+
+def test_one_by_one_convolutions_are_dots_by_default() -> None:
+    import jax
+    import jax.numpy as jnp
+
+    x = jnp.ones((1, 6, 6, 3))
+    model = tp.transform(lambda x: tp.Conv2D("c", x, 4, 1, strides=2))
+    params, state = model.init(jax.random.key(0), x)
+    text = jax.make_jaxpr(lambda x: model.apply(params, state, x)[0])(x).pretty_print()
+    assert ("dot_general" in text) == (jax.default_backend() == "cpu")
+    with tp.conv_impl("xla"):
+        text = jax.make_jaxpr(lambda x: model.apply(params, state, x)[0])(x).pretty_print()
+    assert "conv_general_dilated" in text and "dot_general" not in text
+    with pytest.raises(ValueError, match=r"tp.conv_impl: expected one of \('auto', 'xla'\)"):
+        with tp.conv_impl("fast"):
+            pass

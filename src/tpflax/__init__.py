@@ -21,6 +21,7 @@ from tpflax._src.argscope import (
 from tpflax._src.batch_norm import BatchNorm, BNReLU
 from tpflax._src.batch_renorm import BatchRenorm
 from tpflax._src.conv import Conv2D, Conv2DTranspose, Deconv2D
+from tpflax._src.conv_impl import conv_impl
 from tpflax._src.dropout import Dropout
 from tpflax._src.fc import FullyConnected
 from tpflax._src.frame import (
@@ -70,6 +71,7 @@ __all__ = [
     "argscope",
     "auto_reuse_variable_scope",
     "checkpoint",
+    "conv_impl",
     "enable_argscope_for_function",
     "enable_argscope_for_module",
     "freeze_variables",

@@ -97,6 +97,38 @@ CASES: list[dict[str, Any]] = [
         activation="BNReLU",
         data_format="NCHW",
     ),
+    # 1x1 convolutions, which tpflax lowers to a matrix product on CPU (tp.conv_impl)
+    case("conv2d_1x1_nhwc", "Conv2D", [2, 5, 6, 7], 4, 1),
+    case("conv2d_1x1_s2_odd_nhwc", "Conv2D", [2, 7, 9, 3], 5, 1, strides=2),
+    case(
+        "conv2d_1x1_s2_valid_nchw",
+        "Conv2D",
+        [2, 3, 7, 8],
+        4,
+        1,
+        strides=2,
+        padding="VALID",
+        data_format="NCHW",
+    ),
+    case(
+        "conv2d_1x1_rect_stride_nchw",
+        "Conv2D",
+        [2, 4, 6, 7],
+        3,
+        1,
+        strides=(1, 2),
+        data_format="NCHW",
+    ),
+    case(
+        "conv2d_1x1_bnrelu_train",
+        "Conv2D",
+        [4, 5, 5, 6],
+        8,
+        1,
+        use_bias=False,
+        activation="BNReLU",
+        _training=True,
+    ),
     case("conv2d_split_nhwc", "Conv2D", [2, 6, 6, 4], 6, 3, split=2),
     case(
         "conv2d_split_nchw_s2", "Conv2D", [2, 6, 7, 5], 6, 3, split=3, strides=2, data_format="NCHW"

@@ -15,6 +15,7 @@ from jax import lax
 
 from tpflax._src import initializers, utils
 from tpflax._src.activation import apply_activation
+from tpflax._src.conv_impl import pointwise_conv, use_pointwise_dot
 from tpflax._src.frame import folded_variable, get_variable
 from tpflax._src.registry import layer_context, layer_register, register_alias
 from tpflax._src.regularize import add_regularizers
@@ -44,18 +45,22 @@ def conv2d(
         groups: tensorpack's ``split``.
 
     Returns:
-        The convolution plus bias, in ``data_format``.
+        The convolution plus bias, in ``data_format``. How it is lowered follows
+        ``tp.conv_impl`` (a 1x1 convolution on CPU is a matrix product by default).
     """
-    dims = (data_format, "HWIO", data_format)
-    y = lax.conv_general_dilated(
-        x,
-        W.astype(x.dtype),
-        window_strides=strides,
-        padding=padding,
-        rhs_dilation=dilation_rate,
-        dimension_numbers=dims,
-        feature_group_count=groups,
-    )
+    if use_pointwise_dot(W.shape[:2], dilation_rate, groups):
+        y = pointwise_conv(x, W, strides, data_format)  # faster on XLA:CPU, same sums
+    else:
+        dims = (data_format, "HWIO", data_format)
+        y = lax.conv_general_dilated(
+            x,
+            W.astype(x.dtype),
+            window_strides=strides,
+            padding=padding,
+            rhs_dilation=dilation_rate,
+            dimension_numbers=dims,
+            feature_group_count=groups,
+        )
     if b is not None:
         shape = (1, 1, 1, -1) if data_format == "NHWC" else (1, -1, 1, 1)
         y = y + b.astype(y.dtype).reshape(shape)

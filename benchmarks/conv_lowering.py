@@ -1,0 +1,138 @@
+"""`make bench`: tpflax's default convolution lowering vs plain XLA convolutions, side by side.
+
+ResNet-50 (tp.zoo, NHWC, float32) at batch 8, 224x224: inference and a training step (SGD
+with momentum, BatchNorm in training), each compiled twice, once under
+``tp.conv_impl('auto')`` (1x1 convolutions as matrix products on CPU) and once under
+``tp.conv_impl('xla')``, timed interleaved (medians), with the largest output difference.
+Appends a row to benchmarks/RESULTS.md: CPU, cores, versions, date.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import pathlib
+import platform
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+import tpflax as tp
+
+RESULTS = pathlib.Path(__file__).with_name("RESULTS.md")
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def build(impl: str, batch: int, size: int):
+    model = tp.transform(tp.zoo.resnet(50))
+    x = jnp.asarray(np.random.RandomState(0).uniform(0, 255, (batch, size, size, 3)), jnp.float32)
+    y = jnp.asarray(np.arange(batch) % 1000, jnp.int32)
+    params, state = jax.jit(model.init)(jax.random.key(0), x)
+    tx = optax.sgd(0.1, momentum=0.9)
+    opt_state = tx.init(params)
+
+    def infer(p, s, x):
+        with tp.conv_impl(impl):
+            return model.apply(p, s, x)[0]
+
+    def train(p, s, o, x, y):
+        def loss(p):
+            with tp.conv_impl(impl):
+                logits, new_s = model.apply(p, s, x, is_training=True)
+            cost = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+            return cost, new_s
+
+        (cost, new_s), g = jax.value_and_grad(loss, has_aux=True)(p)
+        updates, o = tx.update(g, o, p)
+        return optax.apply_updates(p, updates), new_s, o, cost
+
+    infer_c = jax.jit(infer)
+    train_c = jax.jit(train)
+    t0 = time.perf_counter()
+    out = jax.block_until_ready(infer_c(params, state, x))
+    compile_infer = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    jax.block_until_ready(train_c(params, state, opt_state, x, y))
+    compile_train = time.perf_counter() - t0
+    return {
+        "infer": lambda: infer_c(params, state, x),
+        "train": lambda: train_c(params, state, opt_state, x, y),
+        "out": out,
+        "compile": (compile_infer, compile_train),
+    }
+
+
+def median_time(fn, repeats: int) -> list[float]:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn())
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--no-record", action="store_true", help="do not append to RESULTS.md")
+    args = parser.parse_args()
+    runs = {impl: build(impl, args.batch, args.size) for impl in ("auto", "xla")}
+    diff = float(jnp.max(jnp.abs(runs["auto"]["out"] - runs["xla"]["out"])))
+    scale = float(jnp.max(jnp.abs(runs["xla"]["out"])))
+    times: dict[tuple[str, str], list[float]] = {}
+    for _ in range(args.rounds):  # interleaved: both see the same machine load
+        for kind in ("infer", "train"):
+            for impl in ("auto", "xla"):
+                times.setdefault((impl, kind), []).extend(median_time(runs[impl][kind], 1))
+    med = {k: statistics.median(v) for k, v in times.items()}
+    print(
+        f"ResNet-50 batch {args.batch} {args.size}x{args.size} float32 on {cpu_model()}, "
+        f"{os.cpu_count()} cores; max |auto - xla| logit {diff:.1e} (scale {scale:.1f})"
+    )
+    for kind in ("infer", "train"):
+        a, x = med[("auto", kind)], med[("xla", kind)]
+        print(f"{kind:5}: auto {a:.3f} s, xla {x:.3f} s, speed-up {x / a:.2f}x")
+    for impl in ("auto", "xla"):
+        ci, ct = runs[impl]["compile"]
+        print(f"compile ({impl}): inference {ci:.1f} s, train step {ct:.1f} s")
+    if not args.no_record:
+        row = (
+            f"| {datetime.date.today()} | conv_lowering | ResNet-50 b{args.batch} "
+            f"{args.size}px f32 | {cpu_model()}, {os.cpu_count()} cores | jax {jax.__version__}"
+            f" | infer auto {med[('auto', 'infer')]:.3f} s / xla {med[('xla', 'infer')]:.3f} s"
+            f" ({med[('xla', 'infer')] / med[('auto', 'infer')]:.2f}x); train auto "
+            f"{med[('auto', 'train')]:.3f} s / xla {med[('xla', 'train')]:.3f} s "
+            f"({med[('xla', 'train')] / med[('auto', 'train')]:.2f}x) | medians of "
+            f"{args.rounds}, interleaved |\n"
+        )
+        if not RESULTS.exists():
+            RESULTS.write_text(
+                "# Benchmark results\n\nOne row per run of `make bench` (appended by the "
+                "benchmarks). Ratios measured side by side in one run are what to read; the "
+                "machine is shared and noisy.\n\n"
+                "| date | benchmark | workload | machine | versions | result | method |\n"
+                "|---|---|---|---|---|---|---|\n"
+            )
+        with RESULTS.open("a") as f:
+            f.write(row)
+
+
+if __name__ == "__main__":
+    main()
