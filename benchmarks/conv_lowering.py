@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import os
 import pathlib
 import platform
@@ -21,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from run import timeit  # benchmarks/run.py: the same timer for every benchmark
 
 import tpflax as tp
 
@@ -77,13 +79,34 @@ def build(impl: str, batch: int, size: int):
     }
 
 
-def median_time(fn, repeats: int) -> list[float]:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - t0)
-    return times
+def conv3x3_components(rounds: int) -> dict[str, float]:
+    """Forward, input gradient and filter gradient of one 3x3 convolution ([8, 56, 56, 64],
+    64 filters, SAME) under XLA, medians in seconds: where a backward pass is slow, a
+    custom VJP would pay; where it is not, tpflax keeps XLA's own gradient."""
+    rng = np.random.RandomState(0)
+    x = jnp.asarray(rng.randn(8, 56, 56, 64), jnp.float32)
+    w = jnp.asarray(rng.randn(3, 3, 64, 64) * 0.05, jnp.float32)
+
+    def conv(x, w):
+        return jax.lax.conv_general_dilated(
+            x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
+        )
+
+    dy = conv(x, w)
+    fns = {
+        "forward": jax.jit(conv),
+        "d input": jax.jit(lambda x, w, dy: jax.vjp(conv, x, w)[1](dy)[0]),
+        "d filter": jax.jit(lambda x, w, dy: jax.vjp(conv, x, w)[1](dy)[1]),
+    }
+    args = {"forward": (x, w), "d input": (x, w, dy), "d filter": (x, w, dy)}
+    for name, fn in fns.items():
+        jax.block_until_ready(fn(*args[name]))
+    out: dict[str, list[float]] = {}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            call = functools.partial(fn, *args[name])
+            out.setdefault(name, []).extend(timeit(call, 1))
+    return {k: statistics.median(v) for k, v in out.items()}
 
 
 def main() -> None:
@@ -100,7 +123,7 @@ def main() -> None:
     for _ in range(args.rounds):  # interleaved: both see the same machine load
         for kind in ("infer", "train"):
             for impl in ("auto", "xla"):
-                times.setdefault((impl, kind), []).extend(median_time(runs[impl][kind], 1))
+                times.setdefault((impl, kind), []).extend(timeit(runs[impl][kind], 1))
     med = {k: statistics.median(v) for k, v in times.items()}
     print(
         f"ResNet-50 batch {args.batch} {args.size}x{args.size} float32 on {cpu_model()}, "
@@ -112,6 +135,11 @@ def main() -> None:
     for impl in ("auto", "xla"):
         ci, ct = runs[impl]["compile"]
         print(f"compile ({impl}): inference {ci:.1f} s, train step {ct:.1f} s")
+    parts = conv3x3_components(args.rounds)
+    print(
+        "3x3 conv [8,56,56,64]x64 under XLA: "
+        + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in parts.items())
+    )
     if not args.no_record:
         row = (
             f"| {datetime.date.today()} | conv_lowering | ResNet-50 b{args.batch} "
@@ -121,6 +149,12 @@ def main() -> None:
             f"{med[('auto', 'train')]:.3f} s / xla {med[('xla', 'train')]:.3f} s "
             f"({med[('xla', 'train')] / med[('auto', 'train')]:.2f}x) | medians of "
             f"{args.rounds}, interleaved |\n"
+        )
+        row += (
+            f"| {datetime.date.today()} | conv3x3_components | [8,56,56,64] 3x3x64 SAME f32 | "
+            f"{cpu_model()}, {os.cpu_count()} cores | jax {jax.__version__} | "
+            + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in parts.items())
+            + f" | medians of {args.rounds} |\n"
         )
         if not RESULTS.exists():
             RESULTS.write_text(
