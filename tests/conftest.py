@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 import pathlib
 
 import jax
 import pytest
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
+
+# Tests read tpflax's records with caplog (a root handler): send them to the root logger, as an
+# application does that routes them into its own logging (tests/test_logging.py checks the
+# default, printing behaviour in a fresh interpreter).
+_tpflax_log = logging.getLogger("tpflax")
+import tpflax  # noqa: E402,F401  (installs the default handler, which is then removed)
+
+_tpflax_log.handlers.clear()
+_tpflax_log.propagate = True
 
 GOLDEN_DIR = pathlib.Path(__file__).parent / "golden"
 

@@ -1,5 +1,6 @@
-"""The shape log prints by default, as tensorpack's does; once the application configures
-logging it goes there only; setLevel(WARNING) silences it (a subprocess: logging is global)."""
+"""The shape log prints by default, as tensorpack's does, whatever other libraries do to the
+root logger; routed to the root logger on request; setLevel(WARNING) silences it (a
+subprocess: logging is global)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,12 @@ def build(name):
 build('conv0')
 logging.basicConfig(level=logging.WARNING, format='ROOT %(name)s %(message)s')
 build('conv1')
-logging.getLogger('tpflax').setLevel(logging.WARNING)
+logger = logging.getLogger('tpflax')
+logger.handlers.clear()
+logger.propagate = True
 build('conv2')
+logger.setLevel(logging.WARNING)
+build('conv3')
 """
 
 
@@ -26,5 +31,6 @@ def test_shape_log_defaults() -> None:
     lines = [l for l in result.stderr.splitlines() if "conv" in l]
     assert lines == [
         "[tpflax] 'conv0': [1, 5, 5, 1] --> [1, 5, 5, 4]",
-        "ROOT tpflax 'conv1': [1, 5, 5, 1] --> [1, 5, 5, 4]",
+        "[tpflax] 'conv1': [1, 5, 5, 1] --> [1, 5, 5, 4]",
+        "ROOT tpflax 'conv2': [1, 5, 5, 1] --> [1, 5, 5, 4]",
     ]

@@ -2,10 +2,11 @@
 
 The format is tensorpack's (``'conv0': [8, 28, 28, 1] --> [8, 28, 28, 32]``; a layer that
 calls other logged layers prints ``input:`` / ``output:`` lines around them, indented). Records
-go to the ``tpflax`` logger at INFO level and, as tensorpack's do, print to stderr by default
-(``[tpflax] ...``). Once the application configures logging (the root logger has a handler,
-e.g. ``logging.basicConfig``), they go only there. Silence them with
-``logging.getLogger('tpflax').setLevel(logging.WARNING)``.
+go to the ``tpflax`` logger at INFO level. As tensorpack's logger does, it prints them itself,
+to stderr (``[tpflax] ...``), and does not pass them on to the root logger (whose handlers
+other libraries install as they like). Silence it with
+``logging.getLogger('tpflax').setLevel(logging.WARNING)``; send its records to your own logging
+instead with ``logger.handlers.clear(); logger.propagate = True``.
 """
 
 from __future__ import annotations
@@ -17,16 +18,13 @@ log = logging.getLogger("tpflax")
 
 
 class DefaultHandler(logging.Handler):
-    """Prints ``tpflax`` records to the current ``sys.stderr``, one write per record, unless
-    the root logger has handlers of its own (the records reach those by propagation)."""
+    """Prints ``tpflax`` records to the current ``sys.stderr``, one write per record."""
 
     def __init__(self) -> None:
         super().__init__()
         self.setFormatter(logging.Formatter("[tpflax] %(message)s"))
 
     def emit(self, record: logging.LogRecord) -> None:
-        if logging.getLogger().handlers:
-            return
         try:
             sys.stderr.write(self.format(record) + "\n")
         except Exception:
@@ -35,6 +33,7 @@ class DefaultHandler(logging.Handler):
 
 if not any(isinstance(h, DefaultHandler) for h in log.handlers):
     log.addHandler(DefaultHandler())
+    log.propagate = False
     if log.level == logging.NOTSET:
         log.setLevel(logging.INFO)
 
