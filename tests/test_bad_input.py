@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
 import tpflax as tp
@@ -140,3 +141,48 @@ def test_dropout_needs_rng_only_in_training() -> None:
         _init(lambda x: tp.Dropout("drop", x, rate=1.0), x)
     with pytest.raises(TypeError, match=r"'keep_prob' and 'rate' both set 'rate'"):
         _init(lambda x: tp.Dropout("drop", x, keep_prob=0.5, rate=0.5), x)
+
+
+# ------------------------------------------------ what a hostile user hit (issue 13)
+def test_layer_names_with_empty_parts_fail_at_the_layer() -> None:
+    x = jnp.ones((1, 4, 4, 2))
+    for name in ("a//b", "/abs", "abs/"):
+        with pytest.raises(ValueError, match=r"Conv2D: the layer name must be non-empty parts"):
+            tp.transform(lambda x, n=name: tp.Conv2D(n, x, 2, 3)).init(jax.random.key(0), x)
+
+
+def test_numpy_bool_is_training_and_a_clear_type_name() -> None:
+    x = jnp.ones((2, 3))
+    model = tp.transform(lambda x: tp.BatchNorm("bn", x))
+    params, state = model.init(jax.random.key(0), x)
+    _, new_state = model.apply(params, state, x, is_training=np.bool_(True))
+    assert float(new_state["bn"]["mean"]["EMA"][0]) != 0.0  # it trained
+    with pytest.raises(TypeError, match=r"is_training must be a Python bool; got numpy\.int64"):
+        model.apply(params, state, x, is_training=np.int64(1))
+
+
+def test_dropout_positional_keep_prob_zero_names_keep_prob() -> None:
+    x = jnp.ones((2, 3))
+    with pytest.raises(ValueError, match=r"Dropout: keep_prob .* must be a number in \(0, 1\]"):
+        tp.transform(lambda x: tp.Dropout(x, 0)).apply(
+            {}, {}, x, is_training=True, rng=jax.random.key(0)
+        )
+
+
+def test_a_params_leaf_that_is_no_array() -> None:
+    x = jnp.ones((2, 3))
+    model = tp.transform(lambda x: tp.FullyConnected("fc", x, 2))
+    with pytest.raises(TypeError, match=r"variable 'fc/W' in params must be an array of shape"):
+        model.apply({"fc": {"W": 1.0, "b": jnp.zeros(2)}}, {}, x)
+
+
+def test_batchnorm_negative_epsilon_and_empty_batch() -> None:
+    x = jnp.ones((2, 4, 4, 3))
+    with pytest.raises(ValueError, match=r"BatchNorm 'bn': epsilon must be a number >= 0"):
+        tp.transform(lambda x: tp.BatchNorm("bn", x, epsilon=-1.0)).init(jax.random.key(0), x)
+    model = tp.transform(lambda x: tp.BatchNorm("bn", x))
+    params, state = model.init(jax.random.key(0), x)
+    with pytest.raises(ValueError, match=r"at least one value per channel; got .* \[0, 4, 4, 3\]"):
+        model.apply(params, state, jnp.ones((0, 4, 4, 3)), is_training=True)
+    y, _ = model.apply(params, state, jnp.ones((0, 4, 4, 3)))  # inference: fine, empty
+    assert y.shape == (0, 4, 4, 3)

@@ -176,3 +176,22 @@ def test_classify_with_the_wrong_arch_says_what_does_not_fit(capsys, tmp_path) -
     assert code == 2 and err.count("\n") == 1
     assert "does not fit --arch ResNet18: variables missing from the file: " in err
     assert "strict=False" not in err and len(err) < 400
+
+
+def test_any_reader_failure_is_one_line_and_exit_2(capsys, tmp_path, monkeypatch) -> None:
+    import zipfile
+
+    bad = tmp_path / "bad.npz"
+    with zipfile.ZipFile(bad, "w") as z:
+        z.writestr("conv0/W.npy", b"\x93NUMPY garbage that is no array header")
+    code, _, err = run(capsys, "inspect", str(bad))
+    assert code == 2 and err.count("\n") == 1 and err.startswith("tpflax inspect: error: ")
+
+    def explode(path):
+        raise KeyError("a reader bug")
+
+    monkeypatch.setattr(tp.checkpoint, "load", explode)
+    code, _, err = run(capsys, "inspect", str(bad))
+    assert code == 2 and err.count("\n") == 1 and "KeyError" in err and "-v shows" in err
+    with pytest.raises(KeyError):
+        cli.main(["inspect", "-v", str(bad)])

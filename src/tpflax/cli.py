@@ -243,8 +243,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.run(args))
     except (OSError, ValueError, TypeError) as e:  # FormatError is a ValueError
-        print(f"tpflax {args.command}: error: {e}", file=sys.stderr)
+        print(f"tpflax {args.command}: error: {_one_line(e)}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except Exception as e:  # a reader's own failure on a broken file: still one line, exit 2
+        if args.verbose:
+            raise
+        print(
+            f"tpflax {args.command}: error: {type(e).__name__}: {_one_line(e)} "
+            "(the file is broken or not what it claims; -v shows the traceback)",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
 
 
 if __name__ == "__main__":

@@ -46,6 +46,16 @@ def argscope(layers: Any, **kwargs: Any) -> Iterator[None]:
     Explicit keyword and positional arguments of a call win over the scope; inner scopes win
     over outer ones.
 
+    The scope is read when the layers run, which under ``jax.jit`` means when the function is
+    *traced*: a ``with tp.argscope(...)`` opened around a call of an already-compiled
+    function is ignored (jit reuses the first trace). Open it inside the model function, or
+    inside the function you ``jax.jit``::
+
+        @jax.jit
+        def forward(params, state, x):
+            with tp.argscope(tp.Conv2D, data_format='NCHW'):  # traced with the scope
+                return model.apply(params, state, x)
+
     Args:
         layers: a layer or a list of layers.
         **kwargs: default arguments; each must be an argument (or alias) the layer accepts.

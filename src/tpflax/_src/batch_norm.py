@@ -28,6 +28,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from tpflax._src import initializers, utils
@@ -129,8 +130,8 @@ def _channel_shape(ndim: int, axis: int, channels: int) -> tuple[int, ...]:
 def _training_flag(training: Any, who: str) -> bool:
     if training is None:
         return is_training()
-    if isinstance(training, bool):
-        return training
+    if isinstance(training, (bool, np.bool_)):
+        return bool(training)
     if isinstance(training, (int,)) and training in (0, 1):
         return bool(training)
     raise TypeError(
@@ -225,6 +226,8 @@ def BatchNorm(
     if axis not in ((1,) if ndim == 2 else (1, 3)):
         allowed = "1" if ndim == 2 else "1 or 3"
         raise ValueError(f"{who}: axis must be {allowed} for a {ndim}-D input; got {axis!r}")
+    if not isinstance(epsilon, (int, float)) or isinstance(epsilon, bool) or not epsilon >= 0:
+        raise ValueError(f"{who}: epsilon must be a number >= 0; got {epsilon!r}")
     if ema_update not in _EMA_MODES:
         raise ValueError(f"{who}: ema_update must be one of {_EMA_MODES}; got {ema_update!r}")
     if isinstance(sync_statistics, str) and sync_statistics.lower() in ("nccl", "horovod"):
@@ -294,6 +297,11 @@ def BatchNorm(
         )
 
     reduce_axes = tuple(a for a in range(ndim) if a != axis)
+    if any(inputs.shape[a] == 0 for a in reduce_axes):
+        raise ValueError(
+            f"{who}: batch statistics need at least one value per channel; got an input of "
+            f"shape {list(inputs.shape)} in training"
+        )
     if virtual_batch_size is not None:
         batch = int(inputs.shape[0])
         if batch % virtual_batch_size:

@@ -31,11 +31,22 @@ def _keep_prob_note(keep_prob: Any) -> str | None:
     return None
 
 
+def _keep_to_rate(keep_prob: Any) -> float:
+    ok = isinstance(keep_prob, (int, float)) and not isinstance(keep_prob, bool)
+    if not ok or not 0 < keep_prob <= 1:
+        raise ValueError(
+            "Dropout: keep_prob (the probability to keep; the first positional argument, as in "
+            f"tensorpack) must be a number in (0, 1]; got {keep_prob!r}. To give the drop "
+            "probability, use rate="
+        )
+    return 1.0 - keep_prob
+
+
 @layer_register(
     use_scope=None,
     positional=("keep_prob",),
     aliases={
-        "keep_prob": Alias("rate", lambda k: 1.0 - k, _keep_prob_note),
+        "keep_prob": Alias("rate", _keep_to_rate, _keep_prob_note),
         "is_training": "training",
     },
 )

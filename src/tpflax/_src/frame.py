@@ -335,6 +335,11 @@ def _get_variable(
             f"{who}: {kind} has no variable '{full}' (expected shape {list(shape)}); "
             f"were these {kind} made by init of this same model?"
         )
+    if not hasattr(value, "shape") or not hasattr(value, "dtype"):
+        raise TypeError(
+            f"{who}: variable '{full}' in {kind} must be an array of shape {list(shape)}; got "
+            f"{type(value).__name__} {value!r:.40}"
+        )
     if tuple(value.shape) != shape:
         raise ValueError(
             f"{who}: variable '{full}' in {kind} has shape {list(value.shape)}, but the layer "

@@ -192,6 +192,11 @@ class Layer:
             )
         if not first:
             raise TypeError(f"{self.__name__}: the layer name must be a non-empty string")
+        if "" in first.split("/"):
+            raise ValueError(
+                f"{self.__name__}: the layer name must be non-empty parts joined by '/' (a "
+                f"tensorpack variable scope); got {first!r}"
+            )
         if len(args) < 2:
             raise TypeError(f"{utils.where(self.__name__, first)}: called with no input")
         return first, args[1], args[2:]

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import jax
+import numpy as np
 
 from tpflax._src.frame import Frame, use_frame
 from tpflax._src.shape_log import ShapeLogger
@@ -17,11 +18,12 @@ log = logging.getLogger("tpflax")
 
 
 def _check_bool(value: Any, who: str) -> bool:
-    if isinstance(value, bool):
-        return value
+    if isinstance(value, (bool, np.bool_)):  # tensorpack takes bool(training), too
+        return bool(value)
+    kind = type(value)
     raise TypeError(
-        f"{who}: is_training must be a Python bool; got {type(value).__name__}. Under jax.jit "
-        "mark it static: jax.jit(model.apply, static_argnames='is_training')"
+        f"{who}: is_training must be a Python bool; got {kind.__module__}.{kind.__qualname__}."
+        " Under jax.jit mark it static: jax.jit(model.apply, static_argnames='is_training')"
     )
 
 
