@@ -28,4 +28,9 @@ def key() -> jax.Array:
 
 
 # Run only in a subprocess (it sets XLA_FLAGS before importing jax).
-collect_ignore = ["sync_bn_script.py", "data_parallel_script.py", "train_resume_script.py"]
+collect_ignore = [
+    "sync_bn_script.py",
+    "data_parallel_script.py",
+    "train_resume_script.py",
+    "tf_save_script.py",
+]

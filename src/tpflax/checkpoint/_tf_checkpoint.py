@@ -11,6 +11,7 @@ little-endian host, as every platform JAX runs on is).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -157,8 +158,30 @@ def read_tf_checkpoint(path: str) -> dict[str, np.ndarray]:
     """Every numeric tensor of a TensorFlow checkpoint, ``{name: array}``.
 
     Each tensor is read straight into its own array (one copy in memory) and its CRC-32C is
-    checked. String tensors are skipped with a log line.
+    checked. String tensors are skipped with a log line. When a concurrent
+    ``write_tf_checkpoint`` replaces the checkpoint while it is read (its data shard
+    vanishes), the read starts again from the new index, a few times at most.
     """
+    for attempt in range(3):
+        index = resolve_prefix(path) + ".index"
+        before = _stamp(index)
+        try:
+            return _read_once(path)
+        except (OSError, FormatError):
+            if attempt == 2 or _stamp(index) == before:
+                raise  # not a concurrent replacement: a real problem
+    raise AssertionError("unreachable")
+
+
+def _stamp(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns
+
+
+def _read_once(path: str) -> dict[str, np.ndarray]:
     prefix, num_shards, entries = read_index(path)
     shards = {e.shard for e in entries}
     if shards and max(shards) >= num_shards:
@@ -221,10 +244,39 @@ def _entry_proto(array: np.ndarray, offset: int, crc: int) -> bytes:
     return out + _sstable.field_fixed32(6, _sstable.mask(crc))
 
 
+def _existing_shards(prefix: str) -> int | None:
+    """The shard count of the checkpoint now at ``prefix``, or ``None`` (none, or unreadable)."""
+    try:
+        return read_index(prefix)[1]
+    except (OSError, FormatError):
+        return None
+
+
+def _remove_leftovers(prefix: str, keep: set[str]) -> None:
+    """Deletes data shards of ``prefix`` that no index names (an older save's, or one killed
+    before its index switched) and temporary files of interrupted saves."""
+    folder = os.path.dirname(os.path.abspath(prefix))
+    base = os.path.basename(prefix)
+    keep = {os.path.abspath(k) for k in keep}
+    for name in os.listdir(folder):
+        path = os.path.join(folder, name)
+        stale_shard = name.startswith(base + ".data-") and path not in keep
+        stale_tmp = name.startswith(f".{base}.") and name.endswith(".tmp")
+        if stale_shard or stale_tmp:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+
+
 def write_tf_checkpoint(prefix: str, flat: Mapping[str, Any]) -> None:
-    """Writes ``{name: array}`` as a one-shard TensorFlow checkpoint at ``prefix``
-    (``prefix.index``, ``prefix.data-00000-of-00001``) and a ``checkpoint`` file beside it,
-    each via a temporary name and a rename. ``tf.train.load_checkpoint`` reads it."""
+    """Writes ``{name: array}`` as a TensorFlow checkpoint at ``prefix`` (``prefix.index`` and
+    its data shard) and a ``checkpoint`` file beside it. ``tf.train.load_checkpoint`` reads it.
+
+    Replacing a checkpoint never loses it: the new data goes to a shard name the old index
+    does not use (the shard count alternates between 1 and 2, the second shard empty), is
+    made durable, and only then does the index switch, by one atomic rename. A kill at any
+    point leaves the old checkpoint or the new one, and a reader sees one or the other;
+    leftovers of an interrupted save are removed by the next save.
+    """
     arrays: dict[str, np.ndarray] = {}
     for name, value in flat.items():
         check_name(name, "write_tf_checkpoint")
@@ -237,11 +289,14 @@ def write_tf_checkpoint(prefix: str, flat: Mapping[str, Any]) -> None:
                 "TensorFlow checkpoint cannot hold here"
             )
         arrays[name] = array
+    num_shards = 2 if _existing_shards(prefix) == 1 else 1
     entries: list[tuple[bytes, bytes]] = []
-    header = _sstable.field_varint(1, 1) + _sstable.field_bytes(3, _sstable.field_varint(1, 1))
+    header = _sstable.field_varint(1, num_shards) + _sstable.field_bytes(
+        3, _sstable.field_varint(1, 1)
+    )
     entries.append((b"", header))
-    data_path = shard_path(prefix, 0, 1)
-    with atomic_write(data_path) as f:
+    data_paths = [shard_path(prefix, i, num_shards) for i in range(num_shards)]
+    with atomic_write(data_paths[0]) as f:
         offset = 0
         for name in sorted(arrays, key=lambda n: n.encode("utf-8")):
             array = arrays[name]
@@ -251,8 +306,12 @@ def write_tf_checkpoint(prefix: str, flat: Mapping[str, Any]) -> None:
             entries.append((name.encode("utf-8"), _entry_proto(array, offset, crc)))
             offset += array.nbytes
         index = _sstable.write_table(entries)  # built before the data file is renamed in
-    with atomic_write(prefix + ".index") as f:
+    for extra in data_paths[1:]:  # the empty second shard
+        with atomic_write(extra):
+            pass
+    with atomic_write(prefix + ".index") as f:  # the switch
         f.write(index)
+    _remove_leftovers(prefix, keep=set(data_paths))
     folder = os.path.dirname(os.path.abspath(prefix))
     with atomic_write(os.path.join(folder, "checkpoint"), text=True) as f:
         base = os.path.basename(prefix)
