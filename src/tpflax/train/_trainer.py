@@ -193,6 +193,7 @@ class Trainer:
         mask = self.frozen_mask(params, state, *batch)
         tx = self._masked_tx(mask)
         object.__setattr__(self, "_tx", tx)
+        self._compiled.clear()  # compiled steps hold the optimizer they were traced with
         # own copies: the step donates the TrainState's buffers, not the caller's arrays
         params, state = jax.tree.map(jnp.array, (params, state))
         return TrainState(
