@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
+from typing import Any
 
 log = logging.getLogger("tpflax")
 
@@ -42,45 +44,55 @@ class ShapeLogger:
     """Logs a layer's shapes the first time its scope name is seen.
 
     One instance belongs to one transformed model (so each model logs its own layers once);
-    it is not shared between models.
+    it is not shared between models. Threads running the same model share which layers are
+    logged (each is claimed once, under a lock) but each has its own nesting, so every line
+    is whole and every layer logged once.
     """
 
     def __init__(self) -> None:
         self.logged: set[str] = set()
-        self._stack: list[tuple[str, str]] = []
-        self._depth = 0
+        self._lock = threading.Lock()
+        self._local = threading.local()
+
+    def _nest(self) -> Any:
+        """This thread's nesting: ``.stack`` of pending input lines and ``.depth``."""
+        nest = self._local
+        if not hasattr(nest, "stack"):
+            nest.stack, nest.depth = [], 0
+        return nest
 
     def begin(self) -> None:
-        """Forgets a half-finished nesting left by a call that raised."""
-        self._stack.clear()
-        self._depth = 0
+        """Forgets a half-finished nesting left by a call that raised (this thread's)."""
+        nest = self._nest()
+        nest.stack.clear()
+        nest.depth = 0
 
     def first_time(self, key: str) -> bool:
         """True the first time ``key`` is asked about in this model, then False: for other
         once-per-model log lines (``regularize_cost``, argscope-enabled functions)."""
-        if key in self.logged:
-            return False
-        self.logged.add(key)
-        return True
+        with self._lock:
+            if key in self.logged:
+                return False
+            self.logged.add(key)
+            return True
 
     def wants(self, name: str) -> bool:
-        return name not in self.logged
+        """Claims ``name``'s log line: True for the first caller only."""
+        return self.first_time(name)
 
     def push_inputs(self, name: str, message: str) -> None:
-        while self._stack:
-            outer, outer_msg = self._stack.pop()
-            log.info("%s'%s' input: %s", self._indent(), outer, outer_msg)
-            self._depth += 1
-        self._stack.append((name, message))
+        nest = self._nest()
+        while nest.stack:
+            outer, outer_msg = nest.stack.pop()
+            log.info("%s'%s' input: %s", "  " * nest.depth, outer, outer_msg)
+            nest.depth += 1
+        nest.stack.append((name, message))
 
     def push_outputs(self, name: str, message: str) -> None:
-        if self._stack:
-            _, in_msg = self._stack.pop()
-            log.info("%s'%s': %s --> %s", self._indent(), name, in_msg, message)
+        nest = self._nest()
+        if nest.stack:
+            _, in_msg = nest.stack.pop()
+            log.info("%s'%s': %s --> %s", "  " * nest.depth, name, in_msg, message)
         else:
-            self._depth -= 1
-            log.info("%s'%s' output: %s", self._indent(), name, message)
-        self.logged.add(name)
-
-    def _indent(self) -> str:
-        return " " * (self._depth * 2)
+            nest.depth -= 1
+            log.info("%s'%s' output: %s", "  " * nest.depth, name, message)
