@@ -7,8 +7,11 @@ into one clear error; writing goes through a temporary file and a rename.
 from __future__ import annotations
 
 import logging
+import math
 import os
+import struct
 import zipfile
+import zlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -42,6 +45,7 @@ def load_npz(path: str) -> dict[str, np.ndarray]:
         with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as data:
             if not hasattr(data, "files"):
                 raise FormatError(f"{path}: a single .npy array, not an .npz of named arrays")
+            _check_members(data.zip, handle, path)
             total = sum(data.zip.getinfo(f"{k}.npy").file_size for k in data.files)
             with Progress(total, os.path.basename(path)) as progress:
                 for key in data.files:
@@ -70,7 +74,68 @@ def load_npz(path: str) -> dict[str, np.ndarray]:
         if isinstance(e, FormatError):
             raise
         raise FormatError(f"{path}: not a valid .npz file ({e})") from None
+    except (KeyError, RuntimeError, NotImplementedError, OverflowError, zlib.error) as e:
+        raise FormatError(f"{path}: not a valid .npz file ({type(e).__name__}: {e})") from None
     return out
+
+
+# Deflate cannot expand data more than about 1032 times; a member claiming more is a bomb.
+_DEFLATE_MAX_RATIO = 1032
+
+
+def _declared_entries(handle: Any) -> int | None:
+    """The member count the end-of-central-directory record states (``None`` for zip64)."""
+    handle.seek(0, os.SEEK_END)
+    size = handle.tell()
+    tail_len = min(size, 22 + 65535)
+    handle.seek(size - tail_len)
+    tail = handle.read(tail_len)
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or at + 22 > len(tail):
+        return None  # zipfile itself reports a missing record
+    total = struct.unpack("<H", tail[at + 10 : at + 12])[0]
+    return None if total == 0xFFFF else total
+
+
+def _check_members(zf: zipfile.ZipFile, handle: Any, path: str) -> None:
+    """Refuses, before anything is allocated, what np.load would misread or over-allocate:
+    a member count that disagrees with the central directory, members that are not plain
+    ``.npy`` arrays (encrypted, an unknown compression), and array headers that claim more
+    bytes than the member holds."""
+    infos = zf.infolist()
+    declared = _declared_entries(handle)
+    if declared is not None and declared != len(infos):
+        raise FormatError(
+            f"{path}: the zip directory states {declared} members but lists {len(infos)} "
+            "(corrupt central directory)"
+        )
+    for info in infos:
+        where = f"{path}: member '{info.filename}'"
+        if not info.filename.endswith(".npy"):
+            raise FormatError(f"{where} is not a .npy array")
+        if info.flag_bits & 0x1:
+            raise FormatError(f"{where} is encrypted")
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise FormatError(f"{where} uses an unsupported compression ({info.compress_type})")
+        limit = info.compress_size * (
+            1 if info.compress_type == zipfile.ZIP_STORED else _DEFLATE_MAX_RATIO
+        )
+        if info.file_size > limit + 1024:
+            raise FormatError(
+                f"{where} claims {info.file_size} bytes from {info.compress_size} stored"
+            )
+        with zf.open(info) as f:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+            else:
+                shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+        nbytes = math.prod(shape) * dtype.itemsize
+        if nbytes > info.file_size:
+            raise FormatError(
+                f"{where}: its header claims shape {list(shape)} of {dtype} ({nbytes} bytes), "
+                f"more than the {info.file_size} bytes it holds"
+            )
 
 
 def save_npz(

@@ -1,0 +1,72 @@
+"""Crafted .npz files end in FormatError before anything large is allocated (issue 13):
+a central directory whose stated member count disagrees with its entries (one flipped bit
+makes members vanish), a header claiming far more data than the file holds, members that
+are no .npy, a member claiming more bytes than it stores."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zipfile
+
+import numpy as np
+import pytest
+
+import tpflax as tp
+from tpflax.checkpoint import FormatError
+
+
+def _npy(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, array)
+    return buf.getvalue()
+
+
+def _zip(path, members: dict[str, bytes], method=zipfile.ZIP_STORED) -> None:
+    with zipfile.ZipFile(path, "w", compression=method) as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+
+
+def test_a_member_count_that_disagrees_with_the_directory(tmp_path) -> None:
+    path = tmp_path / "two.npz"
+    _zip(path, {"a.npy": _npy(np.ones(3)), "b.npy": _npy(np.zeros(2))})
+    assert sorted(tp.checkpoint.load(str(path))) == ["a", "b"]
+    raw = bytearray(path.read_bytes())
+    at = raw.rfind(b"PK\x05\x06")
+    raw[at + 10 : at + 12] = struct.pack("<H", 3)  # the record now states 3 members
+    raw[at + 8 : at + 10] = struct.pack("<H", 3)
+    path.write_bytes(bytes(raw))
+    with pytest.raises(FormatError, match=r"states 3 members but lists 2"):
+        tp.checkpoint.load(str(path))
+
+
+def test_a_header_claiming_a_terabyte_is_refused_without_allocating(tmp_path) -> None:
+    header = {"descr": "<f4", "fortran_order": False, "shape": (10**6, 10**6)}
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, header)
+    path = tmp_path / "huge.npz"
+    _zip(path, {"W.npy": buf.getvalue() + b"\0" * 64})
+    with pytest.raises(FormatError, match=r"claims shape \[1000000, 1000000\] .* more than"):
+        tp.checkpoint.load(str(path))
+
+
+def test_members_that_are_not_npy_arrays(tmp_path) -> None:
+    path = tmp_path / "text.npz"
+    _zip(path, {"a.npy": _npy(np.ones(3)), "README.txt": b"hello"})
+    with pytest.raises(FormatError, match=r"member 'README.txt' is not a \.npy array"):
+        tp.checkpoint.load(str(path))
+
+
+def test_a_member_claiming_more_than_it_can_hold(tmp_path) -> None:
+    path = tmp_path / "zeros.npz"  # genuine zeros compress about 1000:1 and still load
+    _zip(path, {"W.npy": _npy(np.zeros((1000, 1000), np.float32))}, zipfile.ZIP_DEFLATED)
+    assert tp.checkpoint.load(str(path))["W"].shape == (1000, 1000)
+    path = tmp_path / "bomb.npz"
+    _zip(path, {"W.npy": _npy(np.zeros(4, np.float32))})
+    raw = bytearray(path.read_bytes())
+    at = raw.find(b"PK\x01\x02")  # the central directory entry: claim 10**9 bytes
+    raw[at + 24 : at + 28] = struct.pack("<I", 10**9)
+    path.write_bytes(bytes(raw))
+    with pytest.raises(FormatError, match=r"claims 1000000000 bytes from \d+ stored"):
+        tp.checkpoint.load(str(path))
