@@ -29,6 +29,7 @@ from typing import Any
 import jax
 from flax import nnx
 
+from tpflax._src.frame import _store
 from tpflax._src.transform import transform
 from tpflax.checkpoint._restore import RestoreReport, restore
 from tpflax.checkpoint._tree import flatten
@@ -37,11 +38,7 @@ from tpflax.checkpoint._tree import flatten
 def _nest(flat: Mapping[str, Any]) -> dict[str, Any]:
     tree: dict[str, Any] = {}
     for name, value in flat.items():
-        *scopes, leaf = name.split("/")
-        node = tree
-        for key in scopes:
-            node = node.setdefault(key, {})
-        node[leaf] = value
+        _store(tree, name.split("/"), value)
     return tree
 
 

@@ -184,9 +184,14 @@ def frozen_variables(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> set[s
     True)``, found by running ``fn(*args, **kwargs)`` (a model's ``apply``) on abstract
     values: nothing is computed."""
     frames: list[Frame] = []
+
+    def run(*a: Any) -> int:
+        fn(*a, **kwargs)
+        return 0  # only the frames matter
+
     token = _FROZEN_LOG.set(frames)
     try:
-        jax.eval_shape(lambda *a: (fn(*a, **kwargs), 0)[1], *args)
+        jax.eval_shape(run, *args)
     finally:
         _FROZEN_LOG.reset(token)
     return set().union(*(f.frozen for f in frames))

@@ -231,7 +231,7 @@ class Layer:
             )
         frame.layer_names.add(full)
         logger = frame.shape_logger
-        do_log = self.log_shape and logger.wants(full)
+        do_log = self.log_shape and logger.first_time(full)
         parts = name.split("/")
         frame.scope.extend(parts)
         frame.reuse.append(reuse)
@@ -256,7 +256,7 @@ class Layer:
             inputs = self._check_inputs(inputs, who)
             resolved = self._resolve(args, kwargs, who)
             logger = current_frame().shape_logger
-            do_log = self.log_shape and logger.wants(who)
+            do_log = self.log_shape and logger.first_time(who)
             if do_log:
                 logger.push_inputs(who, utils.shape_str(inputs))
             outputs = self.func(inputs, **resolved)

@@ -68,17 +68,14 @@ class ShapeLogger:
         nest.depth = 0
 
     def first_time(self, key: str) -> bool:
-        """True the first time ``key`` is asked about in this model, then False: for other
-        once-per-model log lines (``regularize_cost``, argscope-enabled functions)."""
+        """True the first time ``key`` is asked about in this model, then False (claimed
+        under a lock): a layer's shape line, and other once-per-model log lines
+        (``regularize_cost``, argscope-enabled functions)."""
         with self._lock:
             if key in self.logged:
                 return False
             self.logged.add(key)
             return True
-
-    def wants(self, name: str) -> bool:
-        """Claims ``name``'s log line: True for the first caller only."""
-        return self.first_time(name)
 
     def push_inputs(self, name: str, message: str) -> None:
         nest = self._nest()

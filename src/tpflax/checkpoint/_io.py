@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 import tempfile
 from collections.abc import Iterator
 from typing import IO, Any
@@ -62,13 +61,11 @@ class Progress:
     files."""
 
     def __init__(self, total: int, label: str, stream: Any = None) -> None:
-        stream = stream if stream is not None else sys.stderr
-        isatty = bool(getattr(stream, "isatty", lambda: False)())
         self.bar = make_bar(
             total,
             desc=label,
             stream=stream,
-            enabled=isatty and total >= PROGRESS_MIN_BYTES,
+            enabled=None if total >= PROGRESS_MIN_BYTES else False,  # None: on a terminal
             bytes_=True,
         )
 
