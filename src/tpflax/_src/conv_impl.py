@@ -82,7 +82,9 @@ def pointwise_conv(
     kernel = W[0, 0].astype(x.dtype)
     if data_format == "NHWC":
         xs = x[:, ::sh, ::sw, :] if (sh, sw) != (1, 1) else x
-        return lax.dot_general(xs, kernel, (((3,), (0,)), ((), ())))
+        n, h, w, c = xs.shape
+        y = lax.dot_general(xs.reshape(n * h * w, c), kernel, (((1,), (0,)), ((), ())))
+        return y.reshape(n, h, w, kernel.shape[1])
     xs = x[:, :, ::sh, ::sw] if (sh, sw) != (1, 1) else x
     y = lax.dot_general(xs, kernel, (((1,), (0,)), ((), ())))  # [N, H, W, filters]
     return y.transpose(0, 3, 1, 2)
