@@ -2,7 +2,8 @@
 
 ResNet-50 (tp.zoo, NHWC, float32) at batch 8, 224x224: inference and a training step (SGD
 with momentum, BatchNorm in training), each compiled twice, once under
-``tp.conv_impl('auto')`` (1x1 convolutions as matrix products on CPU) and once under
+``tp.conv_impl('auto')`` (1x1 convolutions, and 3x3 ones with few outputs, as matrix
+products on CPU) and once under
 ``tp.conv_impl('xla')``, timed interleaved (medians), with the largest output difference.
 Appends a row to benchmarks/RESULTS.md: CPU, cores, versions, date.
 """
@@ -109,6 +110,53 @@ def conv3x3_components(rounds: int) -> dict[str, float]:
     return {k: statistics.median(v) for k, v in out.items()}
 
 
+# The measurements behind conv_impl's patches table: [N, H, W, C] with C filters, 3x3 SAME.
+PATCHES_SHAPES = [
+    (8, 7, 7, 512),
+    (1, 7, 7, 512),
+    (8, 7, 7, 256),
+    (8, 14, 14, 256),
+    (8, 7, 7, 128),
+    (8, 28, 28, 128),
+]
+
+
+def patches_table(rounds: int) -> list[str]:
+    """Forward and training-step (both gradients) time of a 3x3 convolution, XLA's
+    convolution against the patches product (tpflax/_src/conv_impl.py), per shape."""
+    from tpflax._src.conv_impl import patches_conv
+
+    def xla(x, w):
+        return jax.lax.conv_general_dilated(
+            x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
+        )
+
+    def patches(x, w):
+        return patches_conv(x, w, (1, 1), "SAME", "NHWC")
+
+    rng = np.random.RandomState(0)
+    lines = []
+    for shape in PATCHES_SHAPES:
+        x = jnp.asarray(rng.randn(*shape), jnp.float32)
+        w = jnp.asarray(rng.randn(3, 3, shape[3], shape[3]) * 0.05, jnp.float32)
+        got = {}
+        for name, fn in (("xla", xla), ("patches", patches)):
+            fwd = jax.jit(fn)
+            step = jax.jit(jax.grad(lambda x, w, fn=fn: jnp.sum(fn(x, w) ** 2), argnums=(0, 1)))
+            for f in (fwd, step):
+                jax.block_until_ready(f(x, w))
+            got[name] = [
+                statistics.median(timeit(functools.partial(f, x, w), rounds)) for f in (fwd, step)
+            ]
+        positions = shape[0] * shape[1] * shape[2]
+        lines.append(
+            f"{list(shape)} ({positions} positions): forward xla {got['xla'][0] * 1e3:.1f} / "
+            f"patches {got['patches'][0] * 1e3:.1f} ms, train xla {got['xla'][1] * 1e3:.1f} / "
+            f"patches {got['patches'][1] * 1e3:.1f} ms"
+        )
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=8)
@@ -140,6 +188,8 @@ def main() -> None:
         "3x3 conv [8,56,56,64]x64 under XLA: "
         + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in parts.items())
     )
+    table = patches_table(args.rounds)
+    print("3x3 conv, XLA vs patches (the table in conv_impl.py):\n  " + "\n  ".join(table))
     if not args.no_record:
         row = (
             f"| {datetime.date.today()} | conv_lowering | ResNet-50 b{args.batch} "
@@ -154,6 +204,12 @@ def main() -> None:
             f"| {datetime.date.today()} | conv3x3_components | [8,56,56,64] 3x3x64 SAME f32 | "
             f"{cpu_model()}, {os.cpu_count()} cores | jax {jax.__version__} | "
             + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in parts.items())
+            + f" | medians of {args.rounds} |\n"
+        )
+        row += (
+            f"| {datetime.date.today()} | conv3x3_patches | 3x3 SAME f32, C -> C filters | "
+            f"{cpu_model()}, {os.cpu_count()} cores | jax {jax.__version__} | "
+            + "; ".join(table)
             + f" | medians of {args.rounds} |\n"
         )
         if not RESULTS.exists():

@@ -1,9 +1,15 @@
 """`make bench`: tpflax against the reference for speed, tensorpack 0.11 on TensorFlow (CPU),
-same machine, same cores, same batch: ResNet-50 (NHWC, float32, batch 8, 224x224) inference
-and a training step (Momentum 0.9, BatchNorm in training). tensorpack runs first in
-`.venv-golden` (benchmarks/tensorpack_resnet.py; skipped with a note when that venv is
-absent), then tpflax in this process; medians of the repeats. Prints tpflax's throughput as
-a multiple of tensorpack's and appends a row to benchmarks/RESULTS.md.
+and against the same network hand-written in flax.linen, in one run, on the same cores and
+batch: ResNet-18 and ResNet-50 (NHWC, float32, batch 8, 224x224), inference and a training
+step (SGD momentum 0.9, BatchNorm in training), plus trace and compile time and XLA's peak
+memory (arguments + outputs + temporaries, ``compiled.memory_analysis()``).
+
+tensorpack runs first in `.venv-golden` (benchmarks/tensorpack_resnet.py; skipped with a note
+when that venv is absent), then tpflax and flax.linen in this process, timed interleaved;
+medians of the repeats. Also measured in the same run: a 4096x4096 float32 matmul, the
+machine's practical peak, so that each time is also a fraction of the bound
+``FLOPs / peak`` (a training step counted as 3 forward passes). Prints ratios and appends a
+row per depth to benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -16,70 +22,208 @@ import pathlib
 import statistics
 import subprocess
 import sys
+import time
+from collections.abc import Callable
+from typing import Any
 
 import jax
-from conv_lowering import RESULTS, build, cpu_model
+import jax.numpy as jnp
+import numpy as np
+import optax
+from conv_lowering import RESULTS, cpu_model
+from linen_resnet import ResNet
 from run import timeit
+
+import tpflax as tp
 
 ROOT = pathlib.Path(__file__).parents[1]
 GOLDEN_PYTHON = ROOT / ".venv-golden" / "bin" / "python"
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--size", type=int, default=224)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--no-record", action="store_true", help="do not append to RESULTS.md")
-    args = parser.parse_args()
+def tensorpack_times(depth: int, batch: int, size: int, repeats: int) -> dict[str, Any] | None:
     if not GOLDEN_PYTHON.exists():
-        print("vs_tensorpack: .venv-golden is absent (make golden creates it); skipped")
-        return 0
+        return None
     env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
     done = subprocess.run(
         [
             str(GOLDEN_PYTHON),
             str(pathlib.Path(__file__).with_name("tensorpack_resnet.py")),
-            f"--batch={args.batch}",
-            f"--size={args.size}",
-            f"--repeats={args.repeats}",
+            f"--depth={depth}",
+            f"--batch={batch}",
+            f"--size={size}",
+            f"--repeats={repeats}",
         ],
         capture_output=True,
         text=True,
         env=env,
         check=True,
     )
-    theirs = json.loads(done.stdout.strip().splitlines()[-1])
-    ours = build("auto", args.batch, args.size)
-    mine = {kind: timeit(ours[kind], args.repeats) for kind in ("infer", "train")}
-    med = {
-        (who, kind): statistics.median(times[kind])
-        for who, times in (("tensorpack", theirs), ("tpflax", mine))
-        for kind in ("infer", "train")
-    }
-    print(
-        f"ResNet-50 batch {args.batch} {args.size}x{args.size} float32, {cpu_model()}, "
-        f"{os.cpu_count()} cores (TF intra-op threads = {os.cpu_count()})"
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def compiled(fn: Callable, *args: Any) -> dict[str, Any]:
+    """``jax.jit(fn)`` traced, lowered and compiled for ``args``, timed; with XLA's memory."""
+    t0 = time.perf_counter()
+    traced = jax.jit(fn).trace(*args)
+    t1 = time.perf_counter()
+    exe = traced.lower().compile()
+    t2 = time.perf_counter()
+    mem = exe.memory_analysis()
+    peak = (
+        mem.argument_size_in_bytes
+        + mem.output_size_in_bytes
+        + mem.temp_size_in_bytes
+        - mem.alias_size_in_bytes
     )
-    speed = {}
-    for kind, label in (("infer", "inference"), ("train", "train step")):
-        tpk, tpf = med[("tensorpack", kind)], med[("tpflax", kind)]
-        speed[kind] = tpk / tpf
+    return {"call": lambda: exe(*args), "trace": t1 - t0, "compile": t2 - t1, "peak": peak}
+
+
+def steps(
+    forward: Callable, train_forward: Callable, params: Any, state: Any, x: Any, y: Any
+) -> dict[str, dict[str, Any]]:
+    """An inference function and a training step (SGD momentum, BN state threaded)."""
+    tx = optax.sgd(0.1, momentum=0.9)
+    opt = tx.init(params)
+
+    def train(p, s, o, x, y):
+        def loss(p):
+            logits, new_s = train_forward(p, s, x)
+            return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean(), new_s
+
+        (cost, new_s), g = jax.value_and_grad(loss, has_aux=True)(p)
+        updates, o = tx.update(g, o, p)
+        return optax.apply_updates(p, updates), new_s, o, cost
+
+    return {
+        "infer": compiled(forward, params, state, x),
+        "train": compiled(train, params, state, opt, x, y),
+    }
+
+
+def tpflax_steps(depth: int, x: jax.Array, y: jax.Array) -> dict[str, dict[str, Any]]:
+    model = tp.transform(tp.zoo.resnet(depth))
+    params, state = jax.jit(model.init)(jax.random.key(0), x)
+    return steps(
+        lambda p, s, x: model.apply(p, s, x)[0],
+        lambda p, s, x: model.apply(p, s, x, is_training=True),
+        params,
+        state,
+        x,
+        y,
+    )
+
+
+def linen_steps(depth: int, x: jax.Array, y: jax.Array) -> dict[str, dict[str, Any]]:
+    net = ResNet(depth)
+    variables = jax.jit(net.init)(jax.random.key(0), x)
+    params, state = variables["params"], {"batch_stats": variables["batch_stats"]}
+
+    def train_forward(p, s, x):
+        logits, new = net.apply({"params": p, **s}, x, train=True, mutable=["batch_stats"])
+        return logits, new
+
+    return steps(
+        lambda p, s, x: net.apply({"params": p, **s}, x),
+        train_forward,
+        params,
+        state,
+        x,
+        y,
+    )
+
+
+def matmul_peak(repeats: int) -> float:
+    """FLOP/s of a 4096x4096 float32 matmul under XLA, the median of ``repeats``."""
+    a = jnp.asarray(np.random.RandomState(0).randn(4096, 4096), jnp.float32)
+    f = jax.jit(lambda a: a @ a)
+    jax.block_until_ready(f(a))
+    return 2 * 4096**3 / statistics.median(timeit(lambda: f(a), repeats))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--depths", default="18,50", help="comma-separated ResNet depths")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--size", type=int, default=224)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--no-record", action="store_true", help="do not append to RESULTS.md")
+    args = parser.parse_args()
+    rng = np.random.RandomState(0)
+    x = jnp.asarray(rng.uniform(0, 255, (args.batch, args.size, args.size, 3)), jnp.float32)
+    y = jnp.asarray(np.arange(args.batch) % 1000, jnp.int32)
+    cores = os.cpu_count()
+    print(
+        f"{cpu_model()}, {cores} cores (TF intra-op threads = {cores}, inter-op 1), batch "
+        f"{args.batch}, {args.size}x{args.size}, float32, medians of {args.repeats}"
+    )
+    for depth in [int(d) for d in args.depths.split(",")]:
+        theirs = tensorpack_times(depth, args.batch, args.size, args.repeats)
+        runs = {"tpflax": tpflax_steps(depth, x, y), "linen": linen_steps(depth, x, y)}
+        times: dict[tuple[str, str], list[float]] = {}
+        for who in runs:  # warm-up
+            for kind in ("infer", "train"):
+                jax.block_until_ready(runs[who][kind]["call"]())
+        for _ in range(args.repeats):  # interleaved: both see the same machine load
+            for kind in ("infer", "train"):
+                for who in runs:
+                    times.setdefault((who, kind), []).extend(timeit(runs[who][kind]["call"], 1))
+        med = {k: statistics.median(v) for k, v in times.items()}
+        if theirs is not None:
+            for kind in ("infer", "train"):
+                med[("tensorpack", kind)] = statistics.median(theirs[kind])
+        peak = matmul_peak(args.repeats)
+        flops = 2 * tp.zoo.count_macs(tp.zoo.resnet(depth)) * args.batch
+        bound = {"infer": flops / peak, "train": 3 * flops / peak}
         print(
-            f"{label:10}: tensorpack {tpk:.3f} s, tpflax {tpf:.3f} s -> tpflax at "
-            f"{speed[kind]:.2f}x tensorpack's speed"
+            f"ResNet-{depth}: {flops / 1e9:.1f} GFLOP per forward; 4096^2 matmul "
+            f"{peak / 1e9:.0f} GFLOP/s, so >= {bound['infer']:.3f} s inference, "
+            f">= {bound['train']:.3f} s train step"
         )
-    if not args.no_record:
-        with RESULTS.open("a") as f:
-            f.write(
-                f"| {datetime.date.today()} | vs_tensorpack | ResNet-50 b{args.batch} "
-                f"{args.size}px f32 NHWC | {cpu_model()}, {os.cpu_count()} cores | jax "
-                f"{jax.__version__}, TF {theirs['tensorflow']} (oneDNN {theirs['onednn']}) | "
-                f"infer tensorpack {med[('tensorpack', 'infer')]:.3f} s / tpflax "
-                f"{med[('tpflax', 'infer')]:.3f} s ({speed['infer']:.2f}x); train tensorpack "
-                f"{med[('tensorpack', 'train')]:.3f} s / tpflax {med[('tpflax', 'train')]:.3f} s"
-                f" ({speed['train']:.2f}x) | medians of {args.repeats}, sequential |\n"
+        cells = []
+        for kind, label in (("infer", "inference"), ("train", "train step")):
+            tpf, lin = med[("tpflax", kind)], med[("linen", kind)]
+            line = (
+                f"  {label:10}: tpflax {tpf:.3f} s ({bound[kind] / tpf:.0%} of bound), "
+                f"flax.linen {lin:.3f} s (tpflax/linen time {tpf / lin:.2f})"
             )
+            cell = f"{kind} tpflax {tpf:.3f} s / linen {lin:.3f} s ({tpf / lin:.2f})"
+            if ("tensorpack", kind) in med:
+                tpk = med[("tensorpack", kind)]
+                line += (
+                    f", tensorpack {tpk:.3f} s ({bound[kind] / tpk:.0%} of bound) -> tpflax at "
+                    f"{tpk / tpf:.2f}x tensorpack's speed"
+                )
+                cell += f" / tensorpack {tpk:.3f} s (speed {tpk / tpf:.2f}x)"
+            print(line)
+            cells.append(cell)
+        for kind in ("infer", "train"):
+            a, b = runs["tpflax"][kind], runs["linen"][kind]
+            print(
+                f"  {kind:5} trace+compile: tpflax {a['trace']:.1f}+{a['compile']:.1f} s, "
+                f"linen {b['trace']:.1f}+{b['compile']:.1f} s (ratio "
+                f"{(a['trace'] + a['compile']) / (b['trace'] + b['compile']):.2f}); peak memory "
+                f"tpflax {a['peak'] / 2**20:.0f} MiB, linen {b['peak'] / 2**20:.0f} MiB"
+            )
+            cells.append(
+                f"{kind} compile tpflax {a['trace'] + a['compile']:.1f} s / linen "
+                f"{b['trace'] + b['compile']:.1f} s, memory {a['peak'] / 2**20:.0f} / "
+                f"{b['peak'] / 2**20:.0f} MiB"
+            )
+        if theirs is None:
+            print("  tensorpack: .venv-golden is absent (make golden creates it); skipped")
+        if not args.no_record:
+            versions = f"jax {jax.__version__}" + (
+                f", TF {theirs['tensorflow']} (oneDNN {theirs['onednn']})" if theirs else ""
+            )
+            with RESULTS.open("a") as f:
+                f.write(
+                    f"| {datetime.date.today()} | vs_tensorpack | ResNet-{depth} b{args.batch} "
+                    f"{args.size}px f32 NHWC | {cpu_model()}, {cores} cores | {versions} | "
+                    + "; ".join(cells)
+                    + f"; matmul {peak / 1e9:.0f} GFLOP/s, bound {bound['infer']:.3f} / "
+                    f"{bound['train']:.3f} s | medians of {args.repeats}, tpflax and linen "
+                    "interleaved, tensorpack before |\n"
+                )
     return 0
 
 

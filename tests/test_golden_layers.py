@@ -52,3 +52,27 @@ def test_one_by_one_convolutions_are_dots_by_default() -> None:
     with pytest.raises(ValueError, match=r"tp.conv_impl: expected one of \('auto', 'xla'\)"):
         with tp.conv_impl("fast"):
             pass
+
+
+def test_small_outputs_are_patch_products_and_large_ones_xla_convolutions() -> None:
+    """The conv2d_patches goldens exercise the patches lowering on CPU; a map with more output
+    positions or fewer channels than the table's limits stays XLA's convolution."""
+    import jax
+    import jax.numpy as jnp
+
+    from tpflax._src.conv_impl import PATCHES_MAX_POSITIONS, PATCHES_MIN_CHANNELS
+
+    def lowered(shape: tuple[int, ...]) -> str:
+        x = jnp.ones(shape)
+        model = tp.transform(lambda x: tp.Conv2D("c", x, 2, 3))
+        params, state = model.init(jax.random.key(0), x)
+        return jax.make_jaxpr(lambda x: model.apply(params, state, x)[0])(x).pretty_print()
+
+    on_cpu = jax.default_backend() == "cpu"
+    limit = PATCHES_MAX_POSITIONS["cpu"]
+    channels = PATCHES_MIN_CHANNELS["cpu"]
+    small = lowered((1, 7, 7, channels))
+    assert ("conv_general_dilated" not in small) == on_cpu
+    assert "conv_general_dilated" in lowered((1, 1, limit + 1, channels))
+    assert "conv_general_dilated" in lowered((1, 7, 7, channels - 1))
+    assert ("conv_general_dilated" not in lowered((1, 1, limit, channels))) == on_cpu

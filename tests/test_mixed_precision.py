@@ -78,3 +78,35 @@ def test_batchnorm_statistics_stay_float32_and_exact() -> None:
     assert y.dtype == jnp.bfloat16
     assert new_state["mean"]["EMA"].dtype == jnp.float32
     np.testing.assert_allclose(new_state["mean"]["EMA"], [1001.0, 1001.0])
+
+
+LAYERS = {
+    "conv1x1": lambda x: tp.Conv2D("conv", x, 8, 1, use_bias=False),
+    "conv3x3": lambda x: tp.Conv2D("conv", x, 8, 3, use_bias=False),
+    "conv3x3_patches": lambda x: tp.Conv2D("conv", x, 8, 3, use_bias=False),
+    "deconv": lambda x: tp.Deconv2D("up", x, 4, 3, strides=2, use_bias=False),
+    "fc": lambda x: tp.FullyConnected("fc", x, 5, use_bias=False),
+}
+
+
+@pytest.mark.parametrize("dtype", HALF)
+@pytest.mark.parametrize("layer", sorted(LAYERS))
+def test_half_convolutions_and_products_accumulate_in_float32(dtype, layer) -> None:
+    """Every product over a half-precision input sums in float32 (preferred_element_type)
+    and rounds once: that is what lets XLA:CPU use its bfloat16 kernels, and the result is
+    the float32 sum rounded to the input's dtype, whichever lowering runs."""
+    model = tp.transform(LAYERS[layer])
+    channels = 256 if layer.endswith("patches") else 3
+    x32 = jnp.asarray(np.random.RandomState(0).randn(2, 5, 5, channels), jnp.float32)
+    params, state = model.init(jax.random.key(0), x32)
+    x = x32.astype(dtype)
+    text = str(jax.make_jaxpr(lambda x: model.apply(params, state, x)[0])(x))
+    assert text.count("dot_general[") + text.count("conv_general_dilated[") == 1
+    assert text.count("preferred_element_type=float32") == 1, text
+    y = model.apply(params, state, x)[0]
+    assert y.dtype == dtype
+    half = jax.tree.map(lambda a: a.astype(dtype).astype(jnp.float32), params)
+    want = model.apply(half, state, x.astype(jnp.float32))[0]
+    # the float32 sum rounded once: within half a unit in the last place (plus float32 noise)
+    ulp = jnp.finfo(dtype).eps * jnp.abs(want)
+    assert bool(jnp.all(jnp.abs(y.astype(jnp.float32) - want) <= 0.5 * ulp + 1e-5))

@@ -129,6 +129,30 @@ CASES: list[dict[str, Any]] = [
         activation="BNReLU",
         _training=True,
     ),
+    # many input channels on few output positions, which tpflax lowers to one matrix product
+    # over patches on CPU (tp.conv_impl)
+    case("conv2d_patches_nhwc", "Conv2D", [2, 5, 5, 256], 8, 3),
+    case("conv2d_patches_s2_odd_nhwc", "Conv2D", [1, 7, 6, 256], 6, 3, strides=2),
+    case(
+        "conv2d_patches_valid_rect_nchw",
+        "Conv2D",
+        [2, 256, 6, 7],
+        5,
+        (2, 3),
+        strides=(1, 2),
+        padding="VALID",
+        data_format="NCHW",
+    ),
+    case(
+        "conv2d_patches_bnrelu_train",
+        "Conv2D",
+        [2, 4, 4, 320],
+        8,
+        3,
+        use_bias=False,
+        activation="BNReLU",
+        _training=True,
+    ),
     case("conv2d_split_nhwc", "Conv2D", [2, 6, 6, 4], 6, 3, split=2),
     case(
         "conv2d_split_nchw_s2", "Conv2D", [2, 6, 7, 5], 6, 3, split=3, strides=2, data_format="NCHW"

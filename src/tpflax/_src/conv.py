@@ -15,7 +15,13 @@ from jax import lax
 
 from tpflax._src import initializers, utils
 from tpflax._src.activation import apply_activation
-from tpflax._src.conv_impl import pointwise_conv, use_pointwise_dot
+from tpflax._src.conv_impl import (
+    output_size,
+    patches_conv,
+    pointwise_conv,
+    use_patches,
+    use_pointwise_dot,
+)
 from tpflax._src.frame import folded_variable, get_variable
 from tpflax._src.registry import layer_context, layer_register, register_alias
 from tpflax._src.regularize import add_regularizers
@@ -46,10 +52,19 @@ def conv2d(
 
     Returns:
         The convolution plus bias, in ``data_format``. How it is lowered follows
-        ``tp.conv_impl`` (a 1x1 convolution on CPU is a matrix product by default).
+        ``tp.conv_impl`` (on CPU by default, a 1x1 convolution is a matrix product, and so
+        is a larger one with few output positions, over patches).
     """
     if use_pointwise_dot(W.shape[:2], dilation_rate, groups):
         y = pointwise_conv(x, W, strides, data_format)  # faster on XLA:CPU, same sums
+    elif use_patches(
+        _positions(x, W, strides, padding, data_format),
+        W.shape[2],
+        W.shape[:2],
+        dilation_rate,
+        groups,
+    ):
+        y = patches_conv(x, W, strides, padding, data_format)  # faster on small outputs
     else:
         dims = (data_format, "HWIO", data_format)
         y = lax.conv_general_dilated(
@@ -60,11 +75,26 @@ def conv2d(
             rhs_dilation=dilation_rate,
             dimension_numbers=dims,
             feature_group_count=groups,
-        )
+            preferred_element_type=utils.accumulation_dtype(x.dtype),
+        ).astype(x.dtype)
     if b is not None:
         shape = (1, 1, 1, -1) if data_format == "NHWC" else (1, -1, 1, 1)
         y = y + b.astype(y.dtype).reshape(shape)
     return y
+
+
+def _positions(
+    x: jax.Array, W: jax.Array, strides: tuple[int, int], padding: str, data_format: str
+) -> int:
+    """``N * OH * OW``: how many output positions the convolution has; ``-1`` when a size
+    is symbolic (``jax.export``)."""
+    if not all(isinstance(d, int) for d in x.shape):
+        return -1
+    hw = x.shape[1:3] if data_format == "NHWC" else x.shape[2:4]
+    oh, ow = (
+        output_size(s, k, st, padding) for s, k, st in zip(hw, W.shape[:2], strides, strict=True)
+    )
+    return x.shape[0] * oh * ow
 
 
 @layer_register(
@@ -253,7 +283,8 @@ def conv2d_transpose(
         padding=pads,
         lhs_dilation=strides,
         dimension_numbers=(data_format, "HWIO", data_format),
-    )
+        preferred_element_type=utils.accumulation_dtype(x.dtype),
+    ).astype(x.dtype)
     if b is not None:
         shape = (1, 1, 1, -1) if data_format == "NHWC" else (1, -1, 1, 1)
         y = y + b.astype(y.dtype).reshape(shape)

@@ -6,6 +6,14 @@
 * a 1x1 convolution (no dilation, no ``split``) on CPU becomes a matrix product over the
   channels, after slicing the input for the stride: XLA:CPU's convolution is slow there, and
   its dot runs at matmul speed. The result is the same sum of the same products.
+* a larger kernel (no dilation, no ``split``) on CPU with many input channels (``C >= 256``)
+  and few output positions (``N * OH * OW <= 512``: ResNet's last stage at batch 8) becomes
+  one matrix product over patches (im2col): ``[N*OH*OW, kh*kw*C]`` times
+  ``W.reshape(kh*kw*C, filters)``. There XLA:CPU's convolution runs at half the speed it
+  reaches on larger maps, forward and backward (a [8, 7, 7, 512] 3x3 convolution's training
+  step 43 -> 33 ms); with fewer channels or more positions XLA's convolution is as fast or
+  faster, and costs less to compile, so it stays. The sum has the same terms in another
+  order (float rounding only).
 * everything else stays ``lax.conv_general_dilated``.
 
 ``'xla'`` uses ``lax.conv_general_dilated`` everywhere, for debugging and comparison. Choose
@@ -22,11 +30,19 @@ import os
 from collections.abc import Iterator
 
 import jax
+import jax.numpy as jnp
 from jax import lax
+
+from tpflax._src import utils
 
 IMPLS = ("auto", "xla")
 # Backends where a 1x1 convolution as a dot was measured faster (benchmarks/RESULTS.md).
 DOT_FOR_POINTWISE = frozenset({"cpu"})
+# Per backend, where a kxk convolution as a matrix product over patches was measured faster
+# (benchmarks/conv_lowering.py): at most this many output positions (N * OH * OW) and at
+# least this many input channels.
+PATCHES_MAX_POSITIONS = {"cpu": 512}
+PATCHES_MIN_CHANNELS = {"cpu": 256}
 
 _IMPL: contextvars.ContextVar[str | None] = contextvars.ContextVar("tpflax_conv", default=None)
 
@@ -73,18 +89,81 @@ def use_pointwise_dot(kernel_hw: tuple[int, ...], dilation: tuple[int, ...], gro
     )
 
 
+def use_patches(
+    out_positions: int,
+    channels: int,
+    kernel_hw: tuple[int, ...],
+    dilation: tuple[int, ...],
+    groups: int,
+) -> bool:
+    """Whether a convolution with more than one tap is lowered as a matrix product over
+    patches (see the module doc)."""
+    backend = jax.default_backend()
+    return (
+        tuple(kernel_hw) != (1, 1)
+        and tuple(dilation) == (1, 1)
+        and groups == 1
+        and 0 < out_positions <= PATCHES_MAX_POSITIONS.get(backend, 0)
+        and channels >= PATCHES_MIN_CHANNELS.get(backend, 1 << 62)
+        and current_impl() == "auto"
+    )
+
+
+def output_size(size: int, kernel: int, stride: int, padding: str) -> int:
+    """TensorFlow's output size: ``ceil(size / stride)`` for ``SAME``, else
+    ``ceil((size - kernel + 1) / stride)``."""
+    if padding == "SAME":
+        return -(-size // stride)
+    return max(-(-(size - kernel + 1) // stride), 0)
+
+
+def patches_conv(
+    x: jax.Array, W: jax.Array, strides: tuple[int, int], padding: str, data_format: str
+) -> jax.Array:
+    """A convolution as one matrix product over patches: the ``kh * kw`` shifted, strided
+    views of the padded input side by side (``[N, OH, OW, kh*kw*C]``, tap-major as in
+    ``W``'s HWIO layout) times ``W.reshape(kh*kw*C, filters)``. ``SAME`` pads as
+    TensorFlow does (the odd pixel at the end)."""
+    if data_format == "NCHW":
+        y = patches_conv(x.transpose(0, 2, 3, 1), W, strides, padding, "NHWC")
+        return y.transpose(0, 3, 1, 2)
+    kh, kw, c, filters = W.shape
+    n, h, w, _ = x.shape
+    (sh, sw) = strides
+    oh, ow = output_size(h, kh, sh, padding), output_size(w, kw, sw, padding)
+    if padding == "SAME":
+        ph, pw = max((oh - 1) * sh + kh - h, 0), max((ow - 1) * sw + kw - w, 0)
+        x = jnp.pad(x, ((0, 0), (ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2), (0, 0)))
+    taps = [
+        x[:, i : i + (oh - 1) * sh + 1 : sh, j : j + (ow - 1) * sw + 1 : sw, :]
+        for i in range(kh)
+        for j in range(kw)
+    ]
+    cols = jnp.concatenate(taps, axis=-1).reshape(n * oh * ow, kh * kw * c)
+    kernel = W.astype(x.dtype).reshape(kh * kw * c, filters)
+    acc = utils.accumulation_dtype(x.dtype)
+    y = lax.dot_general(cols, kernel, (((1,), (0,)), ((), ())), preferred_element_type=acc)
+    y = y.astype(x.dtype)
+    return y.reshape(n, oh, ow, filters)
+
+
 def pointwise_conv(
     x: jax.Array, W: jax.Array, strides: tuple[int, int], data_format: str
 ) -> jax.Array:
     """A 1x1 convolution (``SAME`` or ``VALID``: no padding either way) as a matrix product:
     ``x[:, ::sh, ::sw]`` times ``W[0, 0]`` (``[C, filters]``) over the channel axis."""
+    if data_format == "NCHW":
+        y = pointwise_conv(x.transpose(0, 2, 3, 1), W, strides, "NHWC")
+        return y.transpose(0, 3, 1, 2)
     sh, sw = strides
     kernel = W[0, 0].astype(x.dtype)
-    if data_format == "NHWC":
-        xs = x[:, ::sh, ::sw, :] if (sh, sw) != (1, 1) else x
-        n, h, w, c = xs.shape
-        y = lax.dot_general(xs.reshape(n * h * w, c), kernel, (((1,), (0,)), ((), ())))
-        return y.reshape(n, h, w, kernel.shape[1])
-    xs = x[:, :, ::sh, ::sw] if (sh, sw) != (1, 1) else x
-    y = lax.dot_general(xs, kernel, (((1,), (0,)), ((), ())))  # [N, H, W, filters]
-    return y.transpose(0, 3, 1, 2)
+    xs = x[:, ::sh, ::sw, :] if (sh, sw) != (1, 1) else x
+    n, h, w, c = xs.shape
+    # A 2-D product: its filter gradient then needs no transposing copy of the output
+    # gradient on XLA:CPU (with [N, H, W] contracted at once, XLA fused one into BatchNorm's
+    # backward, ~25% of a ResNet-50 training step).
+    acc = utils.accumulation_dtype(x.dtype)
+    y = lax.dot_general(
+        xs.reshape(n * h * w, c), kernel, (((1,), (0,)), ((), ())), preferred_element_type=acc
+    ).astype(x.dtype)
+    return y.reshape(n, h, w, kernel.shape[1])

@@ -101,3 +101,11 @@ def shape_str(value: Any) -> str:
     if shape is None:
         return repr(value)
     return str([int(d) if isinstance(d, (int, np.integer)) else d for d in shape])
+
+
+def accumulation_dtype(dtype: Any) -> Any:
+    """What convolutions and matrix products accumulate in: float32 for a half-precision
+    (float16 / bfloat16) input, so that mixed precision sums in float32 and rounds once at the
+    end (TensorFlow's CPU kernels do the same); ``None`` (the input's own dtype) otherwise."""
+    dt = jnp.dtype(dtype)
+    return jnp.float32 if jnp.issubdtype(dt, jnp.floating) and dt.itemsize < 4 else None
