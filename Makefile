@@ -71,6 +71,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/fold_batchnorm.py
 	$(BIN)/python benchmarks/conv_lowering.py
 	$(BIN)/python benchmarks/vs_tensorpack.py
+	$(BIN)/python benchmarks/bfloat16.py
 
 clean:
 	rm -rf $(VENV) $(GOLDEN_VENV) .pytest_cache .ruff_cache .mypy_cache

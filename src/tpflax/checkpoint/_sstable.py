@@ -136,7 +136,13 @@ def _block(data: bytes, offset: int, size: int, what: str) -> bytes:
     return contents
 
 
-def _entries(block: bytes, what: str) -> Iterator[tuple[bytes, bytes]]:
+MAX_KEY = 1 << 16  # bytes in one key (a tensor name); TensorFlow's are far shorter
+
+
+def _entries(block: bytes, what: str, budget: list[int]) -> Iterator[tuple[bytes, bytes]]:
+    """The entries of one block. ``budget`` (``[bytes]``, shared by the whole table) bounds
+    the key bytes rebuilt from prefix sharing, so a crafted block cannot make the work grow
+    faster than the file."""
     if len(block) < 4:
         raise FormatError(f"{what} block is too short")
     (restarts,) = struct.unpack_from("<I", block, len(block) - 4)
@@ -151,6 +157,11 @@ def _entries(block: bytes, what: str) -> Iterator[tuple[bytes, bytes]]:
         length, pos = read_varint(block, pos)
         if shared > len(key) or pos + unshared + length > limit:
             raise FormatError(f"{what} block has a bad entry")
+        if shared + unshared > MAX_KEY:
+            raise FormatError(f"{what} block has a key longer than {MAX_KEY} bytes")
+        budget[0] -= shared + unshared
+        if budget[0] < 0:
+            raise FormatError(f"{what} block rebuilds more key bytes than its file can hold")
         key = key[:shared] + block[pos : pos + unshared]
         pos += unshared
         yield key, block[pos : pos + length]
@@ -158,7 +169,11 @@ def _entries(block: bytes, what: str) -> Iterator[tuple[bytes, bytes]]:
 
 
 def read_table(data: bytes) -> Iterator[tuple[bytes, bytes]]:
-    """Every ``(key, value)`` of a table file's contents, in key order."""
+    """Every ``(key, value)`` of a table file's contents, in key order.
+
+    Work is bounded by the file's size: each data block may be named once by the index,
+    blocks may not overlap, and keys must be strictly increasing (a key twice is an error,
+    not a silent pick of one of its values)."""
     if len(data) < FOOTER_SIZE:
         raise FormatError("too short to be a table (truncated?)")
     footer = data[-FOOTER_SIZE:]
@@ -171,10 +186,25 @@ def read_table(data: bytes) -> Iterator[tuple[bytes, bytes]]:
     index_offset, pos = read_varint(footer, pos)
     index_size, pos = read_varint(footer, pos)
     index = _block(data, index_offset, index_size, "index")
-    for _, handle in _entries(index, "index"):
+    budget = [64 * len(data) + (1 << 24)]
+    end_of_previous = 0
+    previous: bytes | None = None
+    for _, handle in _entries(index, "index", budget):
         offset, p = read_varint(handle, 0)
         size, _ = read_varint(handle, p)
-        yield from _entries(_block(data, offset, size, "data"), "data")
+        if offset < end_of_previous:
+            raise FormatError("the index names overlapping or repeated data blocks")
+        if offset + size + 5 > index_offset:
+            raise FormatError("the index names a data block past the index block")
+        end_of_previous = offset + size + 5
+        for key, value in _entries(_block(data, offset, size, "data"), "data", budget):
+            if previous is not None and key <= previous:
+                raise FormatError(
+                    f"key {key[:80]!r} is repeated or out of order (a table's keys are unique "
+                    "and sorted)"
+                )
+            previous = key
+            yield key, value
 
 
 # ----------------------------------------------------------------------------- writing

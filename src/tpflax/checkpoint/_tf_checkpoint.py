@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -93,15 +94,43 @@ def is_tf_checkpoint(path: str) -> bool:
         return False
 
 
-def _shape(buf: bytes) -> tuple[int, ...]:
+MAX_DIM = 1 << 40  # a dimension larger than this is a corrupt field, not a real tensor
+
+
+def _int(fields: dict, number: int, what: str, default: int = 0) -> int:
+    """Protobuf field ``number`` as an integer (the last value wins, as in protobuf)."""
+    values = fields.get(number)
+    if not values:
+        return default
+    value = values[-1]
+    if not isinstance(value, int):
+        raise FormatError(f"{what}: field {number} should be an integer, is length-delimited")
+    return value
+
+
+def _bytes(fields: dict, number: int, what: str) -> bytes:
+    values = fields.get(number)
+    if not values:
+        return b""
+    if not isinstance(values[-1], bytes):
+        raise FormatError(f"{what}: field {number} should be a message, is an integer")
+    return values[-1]
+
+
+MAX_SHARDS = 1 << 20
+
+
+def _shape(buf: bytes, what: str) -> tuple[int, ...]:
     fields = _sstable.parse_message(buf)
     if fields.get(3):  # unknown_rank
-        raise FormatError("a tensor of unknown rank")
+        raise FormatError(f"{what}: a tensor of unknown rank")
     dims = []
     for dim in fields.get(2, []):
-        assert isinstance(dim, bytes)
-        size = _sstable.parse_message(dim).get(1, [0])[0]
-        assert isinstance(size, int)
+        if not isinstance(dim, bytes):
+            raise FormatError(f"{what}: a shape dimension is not a message")
+        size = _int(_sstable.parse_message(dim), 1, what)
+        if size >= MAX_DIM:  # also negative sizes, which protobuf stores as 2**64 - n
+            raise FormatError(f"{what}: shape dimension {size} is not a valid size")
         dims.append(size)
     return tuple(dims)
 
@@ -120,27 +149,32 @@ def read_index(path: str) -> tuple[str, int, list[Entry]]:
         for key, value in _sstable.read_table(data):
             fields = _sstable.parse_message(value)
             if key == b"":
-                num_shards = int(fields.get(1, [0])[0])  # type: ignore[arg-type]
-                if fields.get(2, [0])[0] != 0:
+                num_shards = _int(fields, 1, "bundle header")
+                if _int(fields, 2, "bundle header") != 0:
                     raise FormatError("big-endian checkpoints are not supported")
+                if not 0 < num_shards <= MAX_SHARDS:
+                    raise FormatError(f"bundle header: {num_shards} shards is not a valid count")
                 continue
-            name = key.decode("utf-8")
+            try:
+                name = key.decode("utf-8")
+            except UnicodeDecodeError:
+                raise FormatError(f"tensor name {key[:80]!r} is not UTF-8") from None
+            what = f"tensor '{name}'"
             if fields.get(7):
                 raise FormatError(
-                    f"tensor '{name}' is partitioned (saved in slices); re-save it unpartitioned"
+                    f"{what} is partitioned (saved in slices); re-save it unpartitioned"
                 )
-            code = int(fields.get(1, [0])[0])  # type: ignore[arg-type]
+            code = _int(fields, 1, what)
             dtype: np.dtype | str = _DTYPES.get(code) or _DT_NAMES.get(code, f"dtype#{code}")
-            shape_field = fields.get(2, [b""])[0]
             entries.append(
                 Entry(
                     name=name,
                     dtype=dtype,
-                    shape=_shape(shape_field if isinstance(shape_field, bytes) else b""),
-                    shard=int(fields.get(3, [0])[0]),  # type: ignore[arg-type]
-                    offset=int(fields.get(4, [0])[0]),  # type: ignore[arg-type]
-                    size=int(fields.get(5, [0])[0]),  # type: ignore[arg-type]
-                    crc=int(fields.get(6, [0])[0]),  # type: ignore[arg-type]
+                    shape=_shape(_bytes(fields, 2, what), what),
+                    shard=_int(fields, 3, what),
+                    offset=_int(fields, 4, what),
+                    size=_int(fields, 5, what),
+                    crc=_int(fields, 6, what),
                 )
             )
     except FormatError as e:
@@ -215,10 +249,16 @@ def _read_once(path: str) -> dict[str, np.ndarray]:
 
 def _read_tensor(f: Any, e: Entry, prefix: str) -> np.ndarray:
     assert isinstance(e.dtype, np.dtype)
-    count = int(np.prod(e.shape, dtype=np.int64))
+    count = math.prod(e.shape)  # Python ints: no overflow
     if count * e.dtype.itemsize != e.size:
         raise FormatError(
             f"{prefix}: tensor '{e.name}' has {e.size} bytes for shape {list(e.shape)} of {e.dtype}"
+        )
+    shard_size = os.fstat(f.fileno()).st_size
+    if e.offset + e.size > shard_size:  # checked before allocating: a header cannot claim RAM
+        raise FormatError(
+            f"{prefix}: tensor '{e.name}' claims bytes {e.offset}..{e.offset + e.size} of a "
+            f"{shard_size}-byte data shard (truncated or corrupt)"
         )
     array = np.empty(e.shape, e.dtype)
     f.seek(e.offset)
