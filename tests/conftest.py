@@ -33,4 +33,5 @@ collect_ignore = [
     "data_parallel_script.py",
     "train_resume_script.py",
     "tf_save_script.py",
+    "orbax_save_script.py",
 ]

@@ -2,12 +2,27 @@
 state and step, saved with orbax-checkpoint's ``StandardCheckpointer`` under the keys
 ``params``, ``state``, ``opt_state``, ``step``. Any orbax user can read them with orbax alone;
 tpflax adds a readable diff when the model's tree does not match the checkpoint's.
+
+Reading checks the directory before orbax sees it (regular files only, no symlink leaving
+it, metadata files of bounded size and valid JSON, arrays whose claimed size fits the byte
+budget) and turns whatever orbax raises into ``FormatError``. Replacing a checkpoint never
+loses it: the new one is written and synced beside it, then the two directories are
+exchanged in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``); a reader that saw the
+exchange happen under it starts again.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
+import json
+import math
 import os
-from collections.abc import Mapping
+import shutil
+import stat
+import uuid
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import jax
@@ -17,6 +32,14 @@ from tpflax.checkpoint._sstable import FormatError
 from tpflax.checkpoint._tree import flatten
 
 _KEYS = ("params", "state", "opt_state", "step")
+META_FILES = ("_CHECKPOINT_METADATA", "_METADATA")
+MAX_METADATA_BYTES = 64 << 20
+ZARR_METADATA = (".zarray", ".zattrs", ".zgroup", "zarr.json")
+# What restoring may allocate: the arrays' claimed sizes may total at most this many times
+# the checkpoint's bytes on disk (compressed zeros are small), or 1 GiB, whichever is more.
+BUDGET_FACTOR = 256
+BUDGET_FLOOR = 1 << 30
+_TMP, _OLD = ".tpflax-tmp-", ".tpflax-old-"
 
 
 def _ocp() -> Any:
@@ -41,7 +64,12 @@ def save_orbax(
     overwrite: bool = False,
 ) -> None:
     """Saves ``{'params', 'state'[, 'opt_state', 'step']}`` with orbax's
-    ``StandardCheckpointer`` (atomic: orbax writes a temporary directory and renames it).
+    ``StandardCheckpointer``.
+
+    Atomic, also when replacing: the checkpoint is written (and fsynced) in a temporary
+    directory beside ``path``, then swapped in with one atomic exchange; a kill or a full disk
+    at any moment leaves the previous checkpoint or the new one at ``path``, whole, and the
+    next save removes what an interrupted one left.
 
     Args:
         path: the checkpoint directory (made absolute for orbax).
@@ -50,6 +78,7 @@ def save_orbax(
         step: the training step.
         overwrite: replace an existing checkpoint at ``path``.
     """
+    path = os.path.abspath(path)
     if os.path.exists(path) and not overwrite:
         raise FileExistsError(f"save_orbax: {path} already exists; pass overwrite=True to replace")
     tree: dict[str, Any] = {"params": dict(params), "state": dict(state or {})}
@@ -57,9 +86,75 @@ def save_orbax(
         tree["opt_state"] = opt_state
     if step is not None:
         tree["step"] = np.asarray(step, np.int64)
+    parent, base = os.path.split(path)
+    os.makedirs(parent, exist_ok=True)
+    _remove_leftovers(parent, base)
+    tmp = os.path.join(parent, f"{base}{_TMP}{uuid.uuid4().hex[:12]}")
     checkpointer = _ocp().StandardCheckpointer()
-    checkpointer.save(os.path.abspath(path), tree, force=overwrite)
-    checkpointer.wait_until_finished()
+    try:
+        checkpointer.save(tmp, tree)
+        checkpointer.wait_until_finished()
+        _fsync_tree(tmp)
+        if os.path.exists(path):
+            _exchange(tmp, path)  # tmp now holds the previous checkpoint
+        else:
+            os.rename(tmp, path)
+        _fsync_dir(parent)
+    finally:  # the previous checkpoint after an exchange, or what a failed save wrote
+        with contextlib.suppress(Exception):  # a failed save's background threads first
+            checkpointer.close()
+        for name in os.listdir(parent):
+            if name.startswith(os.path.basename(tmp)):  # orbax's own temporary name too
+                shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
+
+
+def _remove_leftovers(parent: str, base: str) -> None:
+    """Temporary and previous copies that a killed save of ``base`` left in ``parent``."""
+    for name in os.listdir(parent):
+        if name.startswith(base + _TMP) or name.startswith(base + _OLD):
+            shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(root: str) -> None:
+    """Every file and directory under ``root`` on disk before the switch."""
+    for folder, _, files in os.walk(root):
+        for name in files:
+            fd = os.open(os.path.join(folder, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        _fsync_dir(folder)
+
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _exchange(a: str, b: str) -> None:
+    """Swaps two directories atomically (``renameat2(RENAME_EXCHANGE)``). Where the system or
+    file system has no exchange, ``b`` is renamed aside, ``a`` renamed in, in that order: never
+    lost (the next save removes the aside copy), but a reader at that instant finds nothing."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+    renameat2 = getattr(libc, "renameat2", None)
+    flag = _RENAME_EXCHANGE
+    if (
+        renameat2 is not None
+        and renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), flag) == 0
+    ):
+        return
+    aside = b + _OLD + uuid.uuid4().hex[:12]
+    os.rename(b, aside)
+    os.rename(a, b)
+    os.rename(aside, a)
 
 
 def _key(entry: Any) -> str:
@@ -79,15 +174,114 @@ def _leaves(tree: Any) -> dict[str, tuple[tuple[int, ...], str]]:
     return out
 
 
+def _check_directory(path: str) -> int:
+    """Refuses what orbax should never be handed; returns the checkpoint's bytes on disk.
+
+    Every entry must be a regular file or a directory, or a symlink that stays inside
+    ``path``; the metadata files must be regular files of at most ``MAX_METADATA_BYTES``
+    holding JSON."""
+    total = 0
+    for folder, dirs, files in os.walk(path):
+        for name in dirs + files:
+            full = os.path.join(folder, name)
+            st = os.lstat(full)
+            if stat.S_ISLNK(st.st_mode):
+                target = os.path.realpath(full)
+                if os.path.commonpath([target, path]) != path:
+                    raise FormatError(f"{full}: a symlink leaving the checkpoint (to {target})")
+                st = os.stat(full)
+            if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+                raise FormatError(f"{full}: not a regular file or directory")
+            if stat.S_ISREG(st.st_mode):
+                total += st.st_size
+                if name in ZARR_METADATA and st.st_size > MAX_METADATA_BYTES:
+                    raise FormatError(f"{full}: metadata over {MAX_METADATA_BYTES} bytes")
+    for name in META_FILES:
+        full = os.path.join(path, name)
+        if not os.path.lexists(full):
+            continue
+        if os.path.islink(full) or not os.path.isfile(full):
+            raise FormatError(f"{full}: orbax metadata must be a regular file")
+        if os.path.getsize(full) > MAX_METADATA_BYTES:
+            raise FormatError(f"{full}: metadata over {MAX_METADATA_BYTES} bytes")
+        with open(full, "rb") as f:
+            raw = f.read(MAX_METADATA_BYTES + 1)
+        try:
+            json.loads(raw)
+        except (ValueError, RecursionError) as e:
+            raise FormatError(f"{full}: not valid JSON ({type(e).__name__})") from None
+    return total
+
+
+def _claimed_bytes(tree: Any, where: str) -> int:
+    total = 0
+    for leaf in jax.tree_util.tree_leaves(tree):
+        shape, dtype = getattr(leaf, "shape", None), getattr(leaf, "dtype", None)
+        if shape is None or dtype is None:
+            raise FormatError(f"{where}: an array without shape or dtype in its metadata")
+        try:
+            dims = [int(d) for d in shape]
+            itemsize = np.dtype(dtype).itemsize
+        except (TypeError, ValueError) as e:
+            raise FormatError(f"{where}: bad array metadata ({e})") from None
+        if any(d < 0 for d in dims):
+            raise FormatError(f"{where}: negative dimension in shape {dims}")
+        total += math.prod(dims) * itemsize
+    return total
+
+
+@contextlib.contextmanager
+def _orbax_errors(path: str, what: str) -> Iterator[None]:
+    """Whatever orbax raises reading a broken checkpoint becomes one ``FormatError``."""
+    try:
+        yield
+    except FormatError:
+        raise
+    except Exception as e:  # orbax, tensorstore, JSON: many kinds, one meaning
+        raise FormatError(f"{path}: orbax could not {what} it ({type(e).__name__}: {e})") from None
+
+
 def _metadata(path: str) -> dict[str, Any]:
     path = os.path.abspath(path)
     if not is_orbax(path):
         raise FileNotFoundError(f"no orbax checkpoint at {path}")
-    meta = _ocp().StandardCheckpointer().metadata(path)
-    tree = getattr(getattr(meta, "item_metadata", meta), "tree", None)
+    on_disk = _check_directory(path)
+    with _orbax_errors(path, "read the metadata of"):
+        meta = _ocp().StandardCheckpointer().metadata(path)
+        tree = getattr(getattr(meta, "item_metadata", meta), "tree", None)
     if not isinstance(tree, Mapping) or "params" not in tree:
         raise FormatError(f"{path}: an orbax checkpoint, but not one tpflax wrote (no 'params')")
+    claimed = _claimed_bytes(tree, path)
+    budget = max(BUDGET_FACTOR * on_disk, BUDGET_FLOOR)
+    if claimed > budget:
+        raise FormatError(
+            f"{path}: its arrays claim {claimed} bytes, more than the {budget}-byte budget "
+            f"({BUDGET_FACTOR}x its {on_disk} bytes on disk, at least {BUDGET_FLOOR})"
+        )
     return dict(tree)
+
+
+def _stable(path: str, read: Any) -> Any:
+    """``read()``, again when a concurrent ``save_orbax`` exchanged the directory under it
+    (its inode changed): the result is the old checkpoint or the new one, never a mix."""
+    for attempt in range(3):
+        before = _inode(path)
+        try:
+            out = read()
+        except (OSError, FormatError, ValueError):
+            if attempt == 2 or _inode(path) == before:
+                raise
+            continue
+        if _inode(path) == before:
+            return out
+    raise FormatError(f"{path}: replaced three times while being read")
+
+
+def _inode(path: str) -> int | None:
+    try:
+        return os.stat(path).st_ino
+    except OSError:
+        return None
 
 
 def describe_diff(
@@ -113,10 +307,14 @@ def describe_diff(
 def load_orbax(path: str) -> dict[str, np.ndarray]:
     """The model variables (``params`` and ``state``) of a tpflax orbax checkpoint as
     ``{tensorpack name: array}``."""
-    tree = _metadata(path)
-    restored = _restore(path, tree, {})
-    flat = flatten(restored["params"], restored.get("state") or {})
-    return {k: np.asarray(v) for k, v in flat.items()}
+
+    def read() -> dict[str, np.ndarray]:
+        tree = _metadata(path)
+        restored = _restore(path, tree, {})
+        flat = flatten(restored["params"], restored.get("state") or {})
+        return {k: np.asarray(v) for k, v in flat.items()}
+
+    return _stable(os.path.abspath(path), read)
 
 
 def _restore(path: str, meta_tree: Mapping[str, Any], partial: Mapping[str, Any]) -> Any:
@@ -126,7 +324,8 @@ def _restore(path: str, meta_tree: Mapping[str, Any], partial: Mapping[str, Any]
             target[key] = partial[key]
         else:
             target[key] = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype), value)
-    return _ocp().StandardCheckpointer().restore(os.path.abspath(path), target)
+    with _orbax_errors(path, "restore"):
+        return _ocp().StandardCheckpointer().restore(os.path.abspath(path), target)
 
 
 def restore_orbax(
@@ -145,6 +344,12 @@ def restore_orbax(
         ValueError: the checkpoint's tree differs from the model's; the message lists the
             names only in either and every shape or dtype change.
     """
+    return _stable(os.path.abspath(path), lambda: _restore_checked(path, params, state, opt_state))
+
+
+def _restore_checked(
+    path: str, params: Mapping[str, Any], state: Mapping[str, Any] | None, opt_state: Any
+) -> dict[str, Any]:
     tree = _metadata(path)
     given: dict[str, Any] = {"params": params, "state": state or {}}
     if opt_state is not None:
