@@ -6,7 +6,7 @@ STAMP := $(VENV)/.tpflax-installed
 GOLDEN_VENV := .venv-golden
 GOLDEN_STAMP := $(GOLDEN_VENV)/.installed
 
-.PHONY: demo test test-slow lint format golden golden-digits golden-check bench clean
+.PHONY: demo test test-slow lint format golden golden-digits golden-check bench fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -72,6 +72,11 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/conv_lowering.py
 	$(BIN)/python benchmarks/vs_tensorpack.py
 	$(BIN)/python benchmarks/bfloat16.py
+
+# The loaders against mutated files for 5 minutes with fresh seeds (make test runs a few
+# seconds of it); findings are saved to tests/fuzz_corpus/, which make test replays.
+fuzz: $(STAMP)
+	$(BIN)/python tests/fuzz_formats.py --seconds 300
 
 clean:
 	rm -rf $(VENV) $(GOLDEN_VENV) .pytest_cache .ruff_cache .mypy_cache

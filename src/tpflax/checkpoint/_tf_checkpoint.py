@@ -94,6 +94,11 @@ def is_tf_checkpoint(path: str) -> bool:
         return False
 
 
+class MissingShardError(FormatError, FileNotFoundError):
+    """The index names a data shard that is not there: both a ``FormatError`` (the files do
+    not make a checkpoint) and a ``FileNotFoundError``."""
+
+
 MAX_DIM = 1 << 40  # a dimension larger than this is a corrupt field, not a real tensor
 
 
@@ -225,7 +230,7 @@ def _read_once(path: str) -> dict[str, np.ndarray]:
         )
     for shard in sorted(shards):
         if not os.path.isfile(shard_path(prefix, shard, num_shards)):
-            raise FileNotFoundError(
+            raise MissingShardError(
                 f"{prefix}: data shard {shard_path(prefix, shard, num_shards)} is missing"
             )
     out: dict[str, np.ndarray] = {}
