@@ -28,6 +28,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from tpflax.checkpoint._io import _fsync_dir
 from tpflax.checkpoint._sstable import FormatError
 from tpflax.checkpoint._tree import flatten
 
@@ -113,14 +114,6 @@ def _remove_leftovers(parent: str, base: str) -> None:
     for name in os.listdir(parent):
         if name.startswith(base + _TMP) or name.startswith(base + _OLD):
             shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
-
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _fsync_tree(root: str) -> None:
