@@ -6,7 +6,7 @@ STAMP := $(VENV)/.tpflax-installed
 GOLDEN_VENV := .venv-golden
 GOLDEN_STAMP := $(GOLDEN_VENV)/.installed
 
-.PHONY: demo test test-slow lint format golden golden-digits golden-check bench fuzz clean
+.PHONY: demo test test-slow test-tf lint format golden golden-digits golden-check bench fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -n auto --dist loadgroup -m "slow" src tests
+
+# Checks that run real TensorFlow from the reference venv (.venv-golden).
+test-tf: $(STAMP) $(GOLDEN_STAMP)
+	$(BIN)/python -m pytest -q -m "tensorflow" src tests
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests tools benchmarks

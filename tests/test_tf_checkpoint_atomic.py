@@ -1,8 +1,7 @@
 """Replacing a TensorFlow checkpoint never loses it: SIGKILL at random moments of a save
 leaves the old or the new checkpoint, whole; a reader running beside a writer gets one or the
-other, never a corrupt one; leftovers of killed saves go with the next save. (TensorFlow
-2.21's tf.train.load_checkpoint reads the two-shard layout; checked by hand, not yet by a
-golden.)"""
+other, never a corrupt one; leftovers of killed saves go with the next save; TensorFlow's own reader
+reads both shard layouts (`make test-tf`, needs .venv-golden)."""
 
 from __future__ import annotations
 
@@ -15,6 +14,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 
 import tpflax as tp
 from tpflax.checkpoint import save_tf_checkpoint
@@ -86,3 +86,32 @@ def test_a_reader_beside_a_writer_sees_whole_checkpoints(tmp_path) -> None:
         assert proc.stdout is not None
         proc.stdout.close()
     assert reads >= 5
+
+
+GOLDEN_PYTHON = pathlib.Path(__file__).parents[1] / ".venv-golden" / "bin" / "python"
+
+
+@pytest.mark.tensorflow
+def test_tensorflow_reads_both_shard_layouts(tmp_path) -> None:
+    """TensorFlow's own reader (tf.train.load_checkpoint, in .venv-golden) reads what the
+    first save writes (one shard) and what the second writes over it (two, one empty)."""
+    if not GOLDEN_PYTHON.exists():
+        pytest.skip(".venv-golden is absent (make golden creates it)")
+    prefix = str(tmp_path / "model-1")
+    script = (
+        "import sys, numpy as np, tensorflow as tf\n"
+        "r = tf.train.load_checkpoint(sys.argv[1])\n"
+        "print(sorted(r.get_variable_to_shape_map()), float(r.get_tensor('layer0/W').flat[0]))\n"
+    )
+    for n in range(2):
+        save_tf_checkpoint(prefix, {name: np.full((3, 2), float(n), np.float32) for name in NAMES})
+        shards = sorted(p.name for p in tmp_path.glob("model-1.data-*"))
+        assert len(shards) == n + 1
+        done = subprocess.run(
+            [str(GOLDEN_PYTHON), "-c", script, prefix],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+            check=True,
+        )
+        assert done.stdout.strip() == f"{NAMES} {float(n)}"
