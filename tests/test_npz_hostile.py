@@ -70,3 +70,14 @@ def test_a_member_claiming_more_than_it_can_hold(tmp_path) -> None:
     path.write_bytes(bytes(raw))
     with pytest.raises(FormatError, match=r"claims 1000000000 bytes from \d+ stored"):
         tp.checkpoint.load(str(path))
+
+
+@pytest.mark.parametrize("name", ["../evil", "/abs", "a//b", "a/./b", "nul\x00"])
+def test_names_with_dot_dot_absolute_or_empty_parts_are_refused(tmp_path, name) -> None:
+    """Such a name never names a tensorpack variable; it would also be a path trick for any
+    tool that maps names to files (zipfile cuts a name at NUL, which leaves no .npy)."""
+    path = tmp_path / "evil.npz"
+    with zipfile.ZipFile(path, "w") as z, z.open(name + ".npy", "w") as f:
+        np.lib.format.write_array(f, np.zeros(2, np.float32))
+    with pytest.raises(FormatError, match=r"variable name .* is |is not a \.npy array"):
+        tp.checkpoint.load(str(path))

@@ -79,6 +79,22 @@ class Progress:
         self.bar.close()
 
 
+def name_problem(name: Any) -> str | None:
+    """What makes ``name`` unusable as a variable name (``None`` if nothing): not a string,
+    empty, an absolute path, an empty, ``.`` or ``..`` component, or a NUL byte."""
+    if not isinstance(name, str) or not name:
+        return "not a non-empty string"
+    if name.startswith("/"):
+        return "an absolute path"
+    if "\0" in name:
+        return "holds a NUL byte"
+    parts = name.split("/")
+    if any(p in ("", ".", "..") for p in parts):
+        return "has an empty, '.' or '..' component"
+    return None
+
+
 def check_name(name: Any, who: str) -> None:
-    if not isinstance(name, str) or not name or name.startswith("/") or name.endswith("/"):
-        raise ValueError(f"{who}: {name!r} is not a valid variable name")
+    problem = name_problem(name)
+    if problem is not None:
+        raise ValueError(f"{who}: {name!r} is not a valid variable name ({problem})")

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from tpflax.checkpoint import _npz, _orbax, _tf_checkpoint
+from tpflax.checkpoint._io import name_problem
 from tpflax.checkpoint._sstable import FormatError
 from tpflax.checkpoint._tree import is_training_name, unflatten
 
@@ -54,10 +55,16 @@ def load(path: str) -> dict[str, np.ndarray]:
     """
     kind = detect_format(path)
     if kind == "npz":
-        return _npz.load_npz(path)
-    if kind == "tf":
-        return _tf_checkpoint.read_tf_checkpoint(path)
-    return _orbax.load_orbax(path)
+        flat = _npz.load_npz(path)
+    elif kind == "tf":
+        flat = _tf_checkpoint.read_tf_checkpoint(path)
+    else:
+        flat = _orbax.load_orbax(path)
+    for name in flat:
+        problem = name_problem(name)
+        if problem is not None:
+            raise FormatError(f"{path}: variable name {name[:200]!r} is {problem}")
+    return flat
 
 
 def save_flat(path: str, flat: Mapping[str, Any], kind: str, *, overwrite: bool = False) -> None:
