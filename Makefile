@@ -18,7 +18,7 @@ demo: $(STAMP)
 	$(BIN)/python -m tpflax.demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n auto --dist loadgroup -m "not slow and not tensorflow" src tests
+	$(BIN)/python -m pytest -q -n auto --dist worksteal -m "not slow and not tensorflow" src tests
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -n auto --dist loadgroup -m "slow" src tests

@@ -11,7 +11,7 @@ import tempfile
 import fuzz_formats
 import pytest
 
-CASES = {"npz": 150, "tf": 150, "orbax": 40}
+CASES = {"npz": 150, "tf": 150, "orbax": 25}
 
 
 @pytest.fixture(scope="module")

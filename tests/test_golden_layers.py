@@ -55,24 +55,26 @@ def test_one_by_one_convolutions_are_dots_by_default() -> None:
 
 
 def test_small_outputs_are_patch_products_and_large_ones_xla_convolutions() -> None:
-    """The conv2d_patches goldens exercise the patches lowering on CPU; a map with more output
-    positions or fewer channels than the table's limits stays XLA's convolution."""
+    """The conv2d_patches goldens exercise the patches lowering on CPU; a map with more
+    pixels, more output positions or fewer channels than the table's limits stays XLA's
+    convolution."""
     import jax
     import jax.numpy as jnp
 
     from tpflax._src.conv_impl import PATCHES_MAX_POSITIONS, PATCHES_MIN_CHANNELS
 
-    def lowered(shape: tuple[int, ...]) -> str:
+    def patches(shape: tuple[int, ...]) -> bool:
         x = jnp.ones(shape)
         model = tp.transform(lambda x: tp.Conv2D("c", x, 2, 3))
         params, state = model.init(jax.random.key(0), x)
-        return jax.make_jaxpr(lambda x: model.apply(params, state, x)[0])(x).pretty_print()
+        text = jax.make_jaxpr(lambda x: model.apply(params, state, x)[0])(x).pretty_print()
+        return "conv_general_dilated" not in text
 
     on_cpu = jax.default_backend() == "cpu"
-    limit = PATCHES_MAX_POSITIONS["cpu"]
-    channels = PATCHES_MIN_CHANNELS["cpu"]
-    small = lowered((1, 7, 7, channels))
-    assert ("conv_general_dilated" not in small) == on_cpu
-    assert "conv_general_dilated" in lowered((1, 1, limit + 1, channels))
-    assert "conv_general_dilated" in lowered((1, 7, 7, channels - 1))
-    assert ("conv_general_dilated" not in lowered((1, 1, limit, channels))) == on_cpu
+    c = PATCHES_MIN_CHANNELS["cpu"]
+    most = PATCHES_MAX_POSITIONS["cpu"] // 64  # images of 8x8 that fit the position limit
+    assert patches((1, 7, 7, c)) == on_cpu
+    assert patches((most, 8, 8, c)) == on_cpu
+    assert not patches((most + 1, 8, 8, c))  # too many positions
+    assert not patches((1, 9, 9, c))  # too large a map
+    assert not patches((1, 7, 7, c - 1))  # too few channels

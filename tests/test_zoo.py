@@ -73,10 +73,10 @@ def test_convert_layout_gives_the_same_logits(builder, src, dst) -> None:
 @pytest.mark.parametrize(
     "arch",
     [
-        # make test-slow: the same folding rules as ResNet18-preact and VGG16-BN (time budget)
+        # make test-slow: the same folding rules as ResNet18-preact (time budget)
         pytest.param("ResNet18", marks=pytest.mark.slow),
         pytest.param("ShuffleNetV2-0.5x", marks=pytest.mark.slow),
-        "VGG16-BN",
+        pytest.param("VGG16-BN", marks=pytest.mark.slow),
         "ResNet18-preact",
     ],
 )

@@ -58,7 +58,7 @@ def conv2d(
     if use_pointwise_dot(W.shape[:2], dilation_rate, groups):
         y = pointwise_conv(x, W, strides, data_format)  # faster on XLA:CPU, same sums
     elif use_patches(
-        _positions(x, W, strides, padding, data_format),
+        *_output_map(x, W, strides, padding, data_format),
         W.shape[2],
         W.shape[:2],
         dilation_rate,
@@ -83,18 +83,18 @@ def conv2d(
     return y
 
 
-def _positions(
+def _output_map(
     x: jax.Array, W: jax.Array, strides: tuple[int, int], padding: str, data_format: str
-) -> int:
-    """``N * OH * OW``: how many output positions the convolution has; ``-1`` when a size
-    is symbolic (``jax.export``)."""
+) -> tuple[int, int]:
+    """``(OH * OW, N * OH * OW)``: the output pixels per image and in all; ``(-1, -1)`` when a
+    size is symbolic (``jax.export``)."""
     if not all(isinstance(d, int) for d in x.shape):
-        return -1
+        return -1, -1
     hw = x.shape[1:3] if data_format == "NHWC" else x.shape[2:4]
     oh, ow = (
         output_size(s, k, st, padding) for s, k, st in zip(hw, W.shape[:2], strides, strict=True)
     )
-    return x.shape[0] * oh * ow
+    return oh * ow, x.shape[0] * oh * ow
 
 
 @layer_register(

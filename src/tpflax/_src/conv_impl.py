@@ -7,13 +7,14 @@
   channels, after slicing the input for the stride: XLA:CPU's convolution is slow there, and
   its dot runs at matmul speed. The result is the same sum of the same products.
 * a larger kernel (no dilation, no ``split``) on CPU with many input channels (``C >= 256``)
-  and few output positions (``N * OH * OW <= 512``: ResNet's last stage at batch 8) becomes
-  one matrix product over patches (im2col): ``[N*OH*OW, kh*kw*C]`` times
-  ``W.reshape(kh*kw*C, filters)``. There XLA:CPU's convolution runs at half the speed it
-  reaches on larger maps, forward and backward (a [8, 7, 7, 512] 3x3 convolution's training
-  step 43 -> 33 ms); with fewer channels or more positions XLA's convolution is as fast or
-  faster, and costs less to compile, so it stays. The sum has the same terms in another
-  order (float rounding only).
+  on a small output map (``OH * OW <= 64``, e.g. ResNet's last stage, 7x7) and few output
+  positions in all (``N * OH * OW <= 512``) becomes one matrix product over patches
+  (im2col): ``[N*OH*OW, kh*kw*C]`` times ``W.reshape(kh*kw*C, filters)``. There XLA:CPU's
+  convolution runs at half the speed it reaches on larger maps, forward and backward (a
+  [8, 7, 7, 512] 3x3 convolution's training step 53 -> 34 ms, its forward 12.6 -> 11.7 ms);
+  on 14x14 maps or more positions the patches win only the backward and lose the forward,
+  with fewer channels they lose both, so XLA's convolution stays there. The sum has the same
+  terms in another order (float rounding only).
 * everything else stays ``lax.conv_general_dilated``.
 
 ``'xla'`` uses ``lax.conv_general_dilated`` everywhere, for debugging and comparison. Choose
@@ -39,8 +40,9 @@ IMPLS = ("auto", "xla")
 # Backends where a 1x1 convolution as a dot was measured faster (benchmarks/RESULTS.md).
 DOT_FOR_POINTWISE = frozenset({"cpu"})
 # Per backend, where a kxk convolution as a matrix product over patches was measured faster
-# (benchmarks/conv_lowering.py): at most this many output positions (N * OH * OW) and at
-# least this many input channels.
+# both forward and backward (benchmarks/conv_lowering.py): at most this many output pixels
+# per image (OH * OW) and in all (N * OH * OW), and at least this many input channels.
+PATCHES_MAX_MAP = {"cpu": 64}
 PATCHES_MAX_POSITIONS = {"cpu": 512}
 PATCHES_MIN_CHANNELS = {"cpu": 256}
 
@@ -90,6 +92,7 @@ def use_pointwise_dot(kernel_hw: tuple[int, ...], dilation: tuple[int, ...], gro
 
 
 def use_patches(
+    out_map: int,
     out_positions: int,
     channels: int,
     kernel_hw: tuple[int, ...],
@@ -103,6 +106,7 @@ def use_patches(
         tuple(kernel_hw) != (1, 1)
         and tuple(dilation) == (1, 1)
         and groups == 1
+        and 0 < out_map <= PATCHES_MAX_MAP.get(backend, 0)
         and 0 < out_positions <= PATCHES_MAX_POSITIONS.get(backend, 0)
         and channels >= PATCHES_MIN_CHANNELS.get(backend, 1 << 62)
         and current_impl() == "auto"
