@@ -27,7 +27,6 @@ from run import timeit
 
 import tpflax as tp
 from tpflax import demo
-from tpflax.zoo._common import image_preprocess
 
 
 def digits_accuracy() -> dict[str, float]:
@@ -54,7 +53,7 @@ def digits_accuracy() -> dict[str, float]:
 def resnet_speed(depth: int, batch: int, size: int, repeats: int) -> dict[str, float]:
     model = tp.transform(tp.zoo.resnet(depth, preprocess=False))
     pixels = np.random.RandomState(0).uniform(0, 255, (batch, size, size, 3))
-    x = image_preprocess(jnp.asarray(pixels, jnp.float32))
+    x = tp.zoo.image_preprocess(jnp.asarray(pixels, jnp.float32))
     params, state = jax.jit(model.init)(jax.random.key(0), x)
     fns = {
         dtype: jax.jit(lambda p, s, x, dtype=dtype: model.apply(p, s, x.astype(dtype))[0])
