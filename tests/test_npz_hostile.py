@@ -81,3 +81,18 @@ def test_names_with_dot_dot_absolute_or_empty_parts_are_refused(tmp_path, name) 
         np.lib.format.write_array(f, np.zeros(2, np.float32))
     with pytest.raises(FormatError, match=r"variable name .* is |is not a \.npy array"):
         tp.checkpoint.load(str(path))
+
+
+def test_a_member_stored_twice_is_refused(tmp_path) -> None:
+    """Two members with one name: zipfile would quietly pick the last."""
+    import warnings
+
+    path = tmp_path / "dup.npz"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zipfile warns about the duplicate name
+        with zipfile.ZipFile(path, "w") as z:
+            for value in (1.0, 2.0):
+                with z.open("w.npy", "w") as f:
+                    np.lib.format.write_array(f, np.full(2, value, np.float32))
+    with pytest.raises(FormatError, match=r"holds 'w' twice$"):
+        tp.checkpoint.load(str(path))

@@ -47,11 +47,14 @@ def load_npz(path: str) -> dict[str, np.ndarray]:
                 raise FormatError(f"{path}: a single .npy array, not an .npz of named arrays")
             _check_members(data.zip, handle, path)
             total = sum(data.zip.getinfo(f"{k}.npy").file_size for k in data.files)
+            seen: set[str] = set()
             with Progress(total, os.path.basename(path)) as progress:
                 for key in data.files:
                     name = strip_suffix(key)
                     if name in out:
-                        raise FormatError(f"{path}: holds '{name}' twice (with and without ':0')")
+                        how = "twice" if key in seen else "twice (with and without ':0')"
+                        raise FormatError(f"{path}: holds '{name}' {how}")
+                    seen.add(key)
                     try:
                         value = data[key]
                     except ValueError as e:
