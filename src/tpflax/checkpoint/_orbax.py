@@ -21,6 +21,7 @@ import math
 import os
 import shutil
 import stat
+import time
 import uuid
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -102,11 +103,22 @@ def save_orbax(
             os.rename(tmp, path)
         _fsync_dir(parent)
     finally:  # the previous checkpoint after an exchange, or what a failed save wrote
-        with contextlib.suppress(Exception):  # a failed save's background threads first
-            checkpointer.close()
-        for name in os.listdir(parent):
-            if name.startswith(os.path.basename(tmp)):  # orbax's own temporary name too
-                shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
+        for wait in (checkpointer.wait_until_finished, checkpointer.close):
+            with contextlib.suppress(Exception):  # a failed save's background threads first
+                wait()
+        _remove_temporaries(parent, os.path.basename(tmp))
+
+
+def _remove_temporaries(parent: str, prefix: str) -> None:
+    """Removes ``prefix*`` (orbax's own temporary name too); again while a failed save's
+    last background writes keep recreating files there (a few tries)."""
+    for _ in range(20):
+        left = [n for n in os.listdir(parent) if n.startswith(prefix)]
+        if not left:
+            return
+        for name in left:
+            shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
+        time.sleep(0.05)
 
 
 def _remove_leftovers(parent: str, base: str) -> None:
