@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import os
 import statistics
 import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from conv_lowering import RESULTS, cpu_model
+from conv_lowering import RESULTS, machine
 from run import timeit
 
 import tpflax as tp
@@ -106,7 +105,7 @@ def main() -> int:
         with RESULTS.open("a") as f:
             f.write(
                 f"| {datetime.date.today()} | bfloat16 | digits held out; ResNet b{args.batch} "
-                f"{args.size}px NHWC | {cpu_model()}, {os.cpu_count()} cores | jax "
+                f"{args.size}px NHWC | {machine()} | jax "
                 f"{jax.__version__} | " + "; ".join(cells) + f" | medians of {args.repeats}, "
                 "interleaved |\n"
             )

@@ -41,6 +41,26 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "amx_bf16")
+
+
+def machine() -> str:
+    """The RESULTS.md machine column: CPU model, the vector flags that matter to XLA and
+    oneDNN, the core count, and XLA_FLAGS when set."""
+    flags: set[str] = set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    break
+    except OSError:
+        pass
+    isa = " ".join(fl for fl in ISA_FLAGS if fl in flags) or "flags unknown"
+    xla = os.environ.get("XLA_FLAGS")
+    return f"{cpu_model()} ({isa}), {os.cpu_count()} cores" + (f", XLA_FLAGS={xla}" if xla else "")
+
+
 def build(impl: str, batch: int, size: int):
     model = tp.transform(tp.zoo.resnet(50))
     x = jnp.asarray(np.random.RandomState(0).uniform(0, 255, (batch, size, size, 3)), jnp.float32)
@@ -194,7 +214,7 @@ def main() -> None:
     if not args.no_record:
         row = (
             f"| {datetime.date.today()} | conv_lowering | ResNet-50 b{args.batch} "
-            f"{args.size}px f32 | {cpu_model()}, {os.cpu_count()} cores | jax {jax.__version__}"
+            f"{args.size}px f32 | {machine()} | jax {jax.__version__}"
             f" | infer auto {med[('auto', 'infer')]:.3f} s / xla {med[('xla', 'infer')]:.3f} s"
             f" ({med[('xla', 'infer')] / med[('auto', 'infer')]:.2f}x); train auto "
             f"{med[('auto', 'train')]:.3f} s / xla {med[('xla', 'train')]:.3f} s "
@@ -203,13 +223,13 @@ def main() -> None:
         )
         row += (
             f"| {datetime.date.today()} | conv3x3_components | [8,56,56,64] 3x3x64 SAME f32 | "
-            f"{cpu_model()}, {os.cpu_count()} cores | jax {jax.__version__} | "
+            f"{machine()} | jax {jax.__version__} | "
             + ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in parts.items())
             + f" | medians of {args.rounds} |\n"
         )
         row += (
             f"| {datetime.date.today()} | conv3x3_patches | 3x3 SAME f32, C -> C filters | "
-            f"{cpu_model()}, {os.cpu_count()} cores | jax {jax.__version__} | "
+            f"{machine()} | jax {jax.__version__} | "
             + "; ".join(table)
             + f" | medians of {args.rounds} |\n"
         )

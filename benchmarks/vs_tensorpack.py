@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from conv_lowering import RESULTS, cpu_model
+from conv_lowering import RESULTS, cpu_model, machine
 from linen_resnet import ResNet
 from run import timeit
 
@@ -218,7 +218,7 @@ def main() -> int:
             with RESULTS.open("a") as f:
                 f.write(
                     f"| {datetime.date.today()} | vs_tensorpack | ResNet-{depth} b{args.batch} "
-                    f"{args.size}px f32 NHWC | {cpu_model()}, {cores} cores | {versions} | "
+                    f"{args.size}px f32 NHWC | {machine()} | {versions} | "
                     + "; ".join(cells)
                     + f"; matmul {peak / 1e9:.0f} GFLOP/s, bound {bound['infer']:.3f} / "
                     f"{bound['train']:.3f} s | medians of {args.repeats}, tpflax and linen "
