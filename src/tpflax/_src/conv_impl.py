@@ -33,7 +33,6 @@ from collections.abc import Iterator
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax import lax
 
 from tpflax._src import utils
 
@@ -145,10 +144,8 @@ def patches_conv(
     cols = np.arange(ow)[:, None] * sw + np.arange(kw)[None, :]  # [OW, kw]
     taps = x[:, rows][:, :, :, cols]  # [N, OH, kh, OW, kw, C]
     patches = taps.transpose(0, 1, 3, 2, 4, 5).reshape(n * oh * ow, kh * kw * c)
-    kernel = W.astype(x.dtype).reshape(kh * kw * c, filters)
-    acc = utils.accumulation_dtype(x.dtype)
-    y = lax.dot_general(patches, kernel, (((1,), (0,)), ((), ())), preferred_element_type=acc)
-    return y.astype(x.dtype).reshape(n, oh, ow, filters)
+    y = utils.matmul(patches, W.reshape(kh * kw * c, filters))
+    return y.reshape(n, oh, ow, filters)
 
 
 def pointwise_conv(
@@ -160,14 +157,10 @@ def pointwise_conv(
         y = pointwise_conv(x.transpose(0, 2, 3, 1), W, strides, "NHWC")
         return y.transpose(0, 3, 1, 2)
     sh, sw = strides
-    kernel = W[0, 0].astype(x.dtype)
     xs = x[:, ::sh, ::sw, :] if (sh, sw) != (1, 1) else x
     n, h, w, c = xs.shape
     # A 2-D product: its filter gradient then needs no transposing copy of the output
     # gradient on XLA:CPU (with [N, H, W] contracted at once, XLA fused one into BatchNorm's
     # backward, ~25% of a ResNet-50 training step).
-    acc = utils.accumulation_dtype(x.dtype)
-    y = lax.dot_general(
-        xs.reshape(n * h * w, c), kernel, (((1,), (0,)), ((), ())), preferred_element_type=acc
-    ).astype(x.dtype)
-    return y.reshape(n, h, w, kernel.shape[1])
+    y = utils.matmul(xs.reshape(n * h * w, c), W[0, 0])
+    return y.reshape(n, h, w, W.shape[3])

@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 
 from tpflax._src import initializers, utils
 from tpflax._src.activation import apply_activation
@@ -26,8 +25,7 @@ def batch_flatten(x: jax.Array) -> jax.Array:
 
 def dense(x: jax.Array, W: jax.Array, b: jax.Array | None) -> jax.Array:
     """The op behind ``FullyConnected``: ``x @ W + b`` for a 2-D ``x``."""
-    acc = utils.accumulation_dtype(x.dtype)
-    y = jnp.matmul(x, W.astype(x.dtype), preferred_element_type=acc).astype(x.dtype)
+    y = utils.matmul(x, W)
     return y if b is None else y + b.astype(y.dtype)[None, :]
 
 

@@ -109,3 +109,11 @@ def accumulation_dtype(dtype: Any) -> Any:
     end (TensorFlow's CPU kernels do the same); ``None`` (the input's own dtype) otherwise."""
     dt = jnp.dtype(dtype)
     return jnp.float32 if jnp.issubdtype(dt, jnp.floating) and dt.itemsize < 4 else None
+
+
+def matmul(x: Any, W: Any) -> Any:
+    """``x @ W`` for a 2-D ``x``, in ``x``'s dtype (``W`` is cast to it), summed in
+    ``accumulation_dtype``: the one product behind ``FullyConnected`` and the convolutions
+    that tpflax lowers to matrix products."""
+    acc = accumulation_dtype(x.dtype)
+    return jnp.matmul(x, W.astype(x.dtype), preferred_element_type=acc).astype(x.dtype)

@@ -1,15 +1,19 @@
-"""File plumbing shared by the checkpoint formats: atomic writes, a terminal progress bar
-(tqdm, as training's), name checks."""
+"""File plumbing shared by the checkpoint formats: atomic writes, reads that start again when
+a concurrent save replaced the checkpoint, a terminal progress bar (tqdm, as training's), name
+checks."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator
-from typing import IO, Any
+from collections.abc import Callable, Iterator
+from typing import IO, Any, TypeVar
 
 from tpflax._src.progress import make_bar
+from tpflax.checkpoint._sstable import FormatError
+
+T = TypeVar("T")
 
 PROGRESS_MIN_BYTES = 64 << 20  # smaller files load too fast for a bar to help
 
@@ -30,14 +34,15 @@ def atomic_write(path: str, text: bool = False) -> Iterator[IO[Any]]:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give a normal file's mode
         os.replace(tmp, path)
-        _fsync_dir(folder)  # the rename itself survives a crash
+        fsync_dir(folder)  # the rename itself survives a crash
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
 
 
-def _fsync_dir(folder: str) -> None:
+def fsync_dir(folder: str) -> None:
+    """Makes a rename in ``folder`` durable (where the file system lets a folder be synced)."""
     try:
         fd = os.open(folder, os.O_RDONLY)
     except OSError:
@@ -48,6 +53,34 @@ def _fsync_dir(folder: str) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def file_stamp(path: str) -> tuple[int, int] | None:
+    """``(inode, mtime)`` of ``path``, ``None`` if it is not there: what changes when a save
+    replaces it (a rename or a directory exchange puts another inode there)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns
+
+
+def read_while_replaced(read: Callable[[], T], watched: Callable[[], str]) -> T:
+    """``read()``, started again (three tries in all) when the file or folder ``watched()``
+    names was replaced under it by a concurrent save: the result is the old checkpoint or
+    the new one, never a mix, and an error that is not a replacement is raised as it is."""
+    for attempt in range(3):
+        target = watched()
+        before = file_stamp(target)
+        try:
+            out = read()
+        except (OSError, ValueError):  # FormatError is a ValueError
+            if attempt == 2 or file_stamp(target) == before:
+                raise  # not a concurrent replacement: a real problem
+            continue
+        if file_stamp(target) == before:
+            return out
+    raise FormatError(f"{target}: replaced three times while being read")
 
 
 def _umask() -> int:

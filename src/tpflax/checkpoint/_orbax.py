@@ -29,7 +29,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from tpflax.checkpoint._io import _fsync_dir
+from tpflax.checkpoint._io import fsync_dir, read_while_replaced
 from tpflax.checkpoint._sstable import FormatError
 from tpflax.checkpoint._tree import flatten
 
@@ -90,7 +90,7 @@ def save_orbax(
         tree["step"] = np.asarray(step, np.int64)
     parent, base = os.path.split(path)
     os.makedirs(parent, exist_ok=True)
-    _remove_leftovers(parent, base)
+    _remove_prefixed(parent, base + _TMP, base + _OLD)  # what a killed save left
     tmp = os.path.join(parent, f"{base}{_TMP}{uuid.uuid4().hex[:12]}")
     checkpointer = _ocp().StandardCheckpointer()
     try:
@@ -101,31 +101,24 @@ def save_orbax(
             _exchange(tmp, path)  # tmp now holds the previous checkpoint
         else:
             os.rename(tmp, path)
-        _fsync_dir(parent)
+        fsync_dir(parent)
     finally:  # the previous checkpoint after an exchange, or what a failed save wrote
         for wait in (checkpointer.wait_until_finished, checkpointer.close):
             with contextlib.suppress(Exception):  # a failed save's background threads first
                 wait()
-        _remove_temporaries(parent, os.path.basename(tmp))
+        _remove_prefixed(parent, os.path.basename(tmp))  # orbax's own temporary name too
 
 
-def _remove_temporaries(parent: str, prefix: str) -> None:
-    """Removes ``prefix*`` (orbax's own temporary name too); again while a failed save's
-    last background writes keep recreating files there (a few tries)."""
+def _remove_prefixed(parent: str, *prefixes: str) -> None:
+    """Removes every entry of ``parent`` whose name starts with one of ``prefixes``; again
+    while a failed save's last background writes keep recreating files there (a few tries)."""
     for _ in range(20):
-        left = [n for n in os.listdir(parent) if n.startswith(prefix)]
+        left = [n for n in os.listdir(parent) if n.startswith(prefixes)]
         if not left:
             return
         for name in left:
             shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
         time.sleep(0.05)
-
-
-def _remove_leftovers(parent: str, base: str) -> None:
-    """Temporary and previous copies that a killed save of ``base`` left in ``parent``."""
-    for name in os.listdir(parent):
-        if name.startswith(base + _TMP) or name.startswith(base + _OLD):
-            shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
 
 
 def _fsync_tree(root: str) -> None:
@@ -137,7 +130,7 @@ def _fsync_tree(root: str) -> None:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-        _fsync_dir(folder)
+        fsync_dir(folder)
 
 
 _RENAME_EXCHANGE = 2
@@ -266,29 +259,6 @@ def _metadata(path: str) -> dict[str, Any]:
     return dict(tree)
 
 
-def _stable(path: str, read: Any) -> Any:
-    """``read()``, again when a concurrent ``save_orbax`` exchanged the directory under it
-    (its inode changed): the result is the old checkpoint or the new one, never a mix."""
-    for attempt in range(3):
-        before = _inode(path)
-        try:
-            out = read()
-        except (OSError, FormatError, ValueError):
-            if attempt == 2 or _inode(path) == before:
-                raise
-            continue
-        if _inode(path) == before:
-            return out
-    raise FormatError(f"{path}: replaced three times while being read")
-
-
-def _inode(path: str) -> int | None:
-    try:
-        return os.stat(path).st_ino
-    except OSError:
-        return None
-
-
 def describe_diff(
     ours: Mapping[str, tuple[tuple[int, ...], str]],
     theirs: Mapping[str, tuple[tuple[int, ...], str]],
@@ -319,7 +289,7 @@ def load_orbax(path: str) -> dict[str, np.ndarray]:
         flat = flatten(restored["params"], restored.get("state") or {})
         return {k: np.asarray(v) for k, v in flat.items()}
 
-    return _stable(os.path.abspath(path), read)
+    return read_while_replaced(read, lambda: os.path.abspath(path))
 
 
 def _restore(path: str, meta_tree: Mapping[str, Any], partial: Mapping[str, Any]) -> Any:
@@ -349,7 +319,9 @@ def restore_orbax(
         ValueError: the checkpoint's tree differs from the model's; the message lists the
             names only in either and every shape or dtype change.
     """
-    return _stable(os.path.abspath(path), lambda: _restore_checked(path, params, state, opt_state))
+    return read_while_replaced(
+        lambda: _restore_checked(path, params, state, opt_state), lambda: os.path.abspath(path)
+    )
 
 
 def _restore_checked(

@@ -24,7 +24,7 @@ import ml_dtypes
 import numpy as np
 
 from tpflax.checkpoint import _sstable
-from tpflax.checkpoint._io import Progress, atomic_write, check_name
+from tpflax.checkpoint._io import Progress, atomic_write, check_name, read_while_replaced
 from tpflax.checkpoint._sstable import FormatError
 
 log = logging.getLogger("tpflax")
@@ -100,6 +100,7 @@ class MissingShardError(FormatError, FileNotFoundError):
 
 
 MAX_DIM = 1 << 40  # a dimension larger than this is a corrupt field, not a real tensor
+MAX_SHARDS = 1 << 20
 
 
 def _int(fields: dict, number: int, what: str, default: int = 0) -> int:
@@ -120,9 +121,6 @@ def _bytes(fields: dict, number: int, what: str) -> bytes:
     if not isinstance(values[-1], bytes):
         raise FormatError(f"{what}: field {number} should be a message, is an integer")
     return values[-1]
-
-
-MAX_SHARDS = 1 << 20
 
 
 def _shape(buf: bytes, what: str) -> tuple[int, ...]:
@@ -201,23 +199,7 @@ def read_tf_checkpoint(path: str) -> dict[str, np.ndarray]:
     ``write_tf_checkpoint`` replaces the checkpoint while it is read (its data shard
     vanishes), the read starts again from the new index, a few times at most.
     """
-    for attempt in range(3):
-        index = resolve_prefix(path) + ".index"
-        before = _stamp(index)
-        try:
-            return _read_once(path)
-        except (OSError, FormatError):
-            if attempt == 2 or _stamp(index) == before:
-                raise  # not a concurrent replacement: a real problem
-    raise AssertionError("unreachable")
-
-
-def _stamp(path: str) -> tuple[int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_ino, st.st_mtime_ns
+    return read_while_replaced(lambda: _read_once(path), lambda: resolve_prefix(path) + ".index")
 
 
 def _read_once(path: str) -> dict[str, np.ndarray]:
