@@ -7,16 +7,13 @@ from __future__ import annotations
 
 import os
 import pathlib
-import random
 import shutil
-import signal
 import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
 from orbax_save_script import NAMES, params
+from save_races import kill_mid_save, read_beside_writer, writer
 
 import tpflax as tp
 from tpflax.checkpoint import save_orbax
@@ -34,16 +31,6 @@ def _whole(path: str) -> float:
     raise AssertionError(f"{path} holds neither checkpoint")
 
 
-def _writer(path: str, *extra: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, str(SCRIPT), path, *extra],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=SCRIPT.parent,
-    )
-
-
 def test_overwrite_switches_atomically_and_cleans_up(tmp_path) -> None:
     path = str(tmp_path / "ckpt")
     save_orbax(path, params(1.0), {})
@@ -57,15 +44,7 @@ def test_sigkill_during_overwrites_never_loses_the_checkpoint(tmp_path) -> None:
     """One test, not several: each kill must land at a different moment of a save."""
     path = str(tmp_path / "ckpt")
     save_orbax(path, params(1.0), {})
-    rng = random.Random(0)
-    for _ in range(4):
-        proc = _writer(path)
-        assert proc.stdout is not None
-        proc.stdout.readline()  # one save done: the next ones are in flight
-        time.sleep(rng.uniform(0.0, 0.4))
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        assert _whole(path) in (0.0, 1.0)
+    kill_mid_save(SCRIPT, path, lambda: _whole(path) in (0.0, 1.0), rounds=4, max_delay=0.4)
     save_orbax(path, params(0.0), {}, overwrite=True)
     assert os.listdir(tmp_path) == ["ckpt"]  # the next save removed every leftover
 
@@ -76,17 +55,7 @@ def test_sigkill_during_overwrites_never_loses_the_checkpoint(tmp_path) -> None:
 def test_a_reader_beside_a_writer_sees_whole_checkpoints(tmp_path) -> None:
     path = str(tmp_path / "ckpt")
     save_orbax(path, params(1.0), {})
-    proc = _writer(path)
-    seen = set()
-    try:
-        assert proc.stdout is not None
-        proc.stdout.readline()
-        deadline = time.monotonic() + 3
-        while time.monotonic() < deadline:
-            seen.add(_whole(path))
-    finally:
-        proc.kill()
-        proc.communicate()
+    seen = set(read_beside_writer(SCRIPT, path, lambda: _whole(path), seconds=3))
     assert seen == {0.0, 1.0}  # both seen: the reads really overlapped the saves
 
 
@@ -94,7 +63,7 @@ def test_a_file_size_limit_mid_save_keeps_the_old_checkpoint(tmp_path) -> None:
     """RLIMIT_FSIZE makes every write past 100 KB fail (EFBIG), like a full disk."""
     path = str(tmp_path / "ckpt")
     save_orbax(path, params(1.0), {})
-    proc = _writer(path, str(100_000))
+    proc = writer(SCRIPT, path, str(100_000))
     proc.communicate(timeout=120)
     assert proc.returncode != 0, "the save should have failed"
     assert _whole(path) == 1.0

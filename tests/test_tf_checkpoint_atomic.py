@@ -7,14 +7,11 @@ from __future__ import annotations
 
 import os
 import pathlib
-import random
-import signal
 import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
+from save_races import kill_mid_save, read_beside_writer
 
 import tpflax as tp
 from tpflax.checkpoint import save_tf_checkpoint
@@ -30,12 +27,6 @@ def _whole(prefix: str) -> float:
     values = {float(v.flat[0]) for v in flat.values()}
     assert len(values) == 1 and all(np.all(v == v.flat[0]) for v in flat.values())
     return values.pop()
-
-
-def _writer(prefix: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, str(SCRIPT), prefix], stdout=subprocess.PIPE, text=True
-    )
 
 
 def test_repeated_saves_alternate_shards_and_clean_up(tmp_path, monkeypatch) -> None:
@@ -59,33 +50,15 @@ def test_repeated_saves_alternate_shards_and_clean_up(tmp_path, monkeypatch) -> 
 def test_sigkill_during_saves_never_loses_the_checkpoint(tmp_path) -> None:
     prefix = str(tmp_path / "model-7")
     save_tf_checkpoint(prefix, {n: np.full((1000, 1000), 1.0, np.float32) for n in NAMES})
-    rng = random.Random(0)
-    for _ in range(4):
-        proc = _writer(prefix)
-        assert proc.stdout is not None
-        proc.stdout.readline()  # one save done: the next ones are in flight
-        time.sleep(rng.uniform(0.0, 0.25))
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-        proc.stdout.close()
-        assert _whole(prefix) in (0.0, 1.0)
+    kill_mid_save(SCRIPT, prefix, lambda: _whole(prefix) in (0.0, 1.0), rounds=4, max_delay=0.25)
 
 
 def test_a_reader_beside_a_writer_sees_whole_checkpoints(tmp_path) -> None:
     prefix = str(tmp_path / "model-3")
     save_tf_checkpoint(prefix, {n: np.full((1000, 1000), 1.0, np.float32) for n in NAMES})
-    proc = _writer(prefix)
-    try:
-        reads, deadline = 0, time.monotonic() + 3
-        while time.monotonic() < deadline:
-            assert _whole(prefix) in (0.0, 1.0)
-            reads += 1
-    finally:
-        proc.kill()
-        proc.wait()
-        assert proc.stdout is not None
-        proc.stdout.close()
-    assert reads >= 5
+    values = read_beside_writer(SCRIPT, prefix, lambda: _whole(prefix), seconds=3)
+    assert set(values) <= {0.0, 1.0}
+    assert len(values) >= 5
 
 
 GOLDEN_PYTHON = pathlib.Path(__file__).parents[1] / ".venv-golden" / "bin" / "python"
