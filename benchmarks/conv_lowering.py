@@ -61,31 +61,52 @@ def machine() -> str:
     return f"{cpu_model()} ({isa}), {os.cpu_count()} cores" + (f", XLA_FLAGS={xla}" if xla else "")
 
 
+# The optimizer of every benchmarked training step (tensorpack's side uses the same).
+TX = optax.sgd(0.1, momentum=0.9)
+
+
+def train_step(train_forward):
+    """The benchmarks' training step ``(params, state, opt_state, x, y) -> (params, state,
+    opt_state, cost)``: mean softmax cross-entropy of ``train_forward(p, s, x) -> (logits,
+    new state)``, gradients, and one ``TX`` update; BatchNorm state threaded."""
+
+    def train(p, s, o, x, y):
+        def loss(p):
+            logits, new_s = train_forward(p, s, x)
+            return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean(), new_s
+
+        (cost, new_s), g = jax.value_and_grad(loss, has_aux=True)(p)
+        updates, o = TX.update(g, o, p)
+        return optax.apply_updates(p, updates), new_s, o, cost
+
+    return train
+
+
+def matmul_peak(repeats: int) -> float:
+    """FLOP/s of a 4096x4096 float32 matmul under XLA, the median of ``repeats``."""
+    a = jnp.asarray(np.random.RandomState(0).randn(4096, 4096), jnp.float32)
+    f = jax.jit(lambda a: a @ a)
+    jax.block_until_ready(f(a))
+    return 2 * 4096**3 / statistics.median(timeit(lambda: f(a), repeats))
+
+
 def build(impl: str, batch: int, size: int):
     model = tp.transform(tp.zoo.resnet(50))
     x = jnp.asarray(np.random.RandomState(0).uniform(0, 255, (batch, size, size, 3)), jnp.float32)
     y = jnp.asarray(np.arange(batch) % 1000, jnp.int32)
     params, state = jax.jit(model.init)(jax.random.key(0), x)
-    tx = optax.sgd(0.1, momentum=0.9)
-    opt_state = tx.init(params)
+    opt_state = TX.init(params)
 
     def infer(p, s, x):
         with tp.conv_impl(impl):
             return model.apply(p, s, x)[0]
 
-    def train(p, s, o, x, y):
-        def loss(p):
-            with tp.conv_impl(impl):
-                logits, new_s = model.apply(p, s, x, is_training=True)
-            cost = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
-            return cost, new_s
-
-        (cost, new_s), g = jax.value_and_grad(loss, has_aux=True)(p)
-        updates, o = tx.update(g, o, p)
-        return optax.apply_updates(p, updates), new_s, o, cost
+    def train_forward(p, s, x):
+        with tp.conv_impl(impl):
+            return model.apply(p, s, x, is_training=True)
 
     infer_c = jax.jit(infer)
-    train_c = jax.jit(train)
+    train_c = jax.jit(train_step(train_forward))
     t0 = time.perf_counter()
     out = jax.block_until_ready(infer_c(params, state, x))
     compile_infer = time.perf_counter() - t0

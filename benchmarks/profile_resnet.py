@@ -23,7 +23,7 @@ import tempfile
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
+from conv_lowering import TX, matmul_peak, train_step
 from run import timeit
 
 import tpflax as tp
@@ -109,25 +109,14 @@ def main() -> int:
     x = jnp.asarray(rng.uniform(0, 255, (args.batch, 224, 224, 3)), jnp.float32)
     y = jnp.asarray(np.arange(args.batch) % 1000, jnp.int32)
     params, state = jax.jit(model.init)(jax.random.key(0), x)
-    tx = optax.sgd(0.1, momentum=0.9)
-
-    def train(p, s, o, x, y):
-        def loss(p):
-            logits, new_s = model.apply(p, s, x, is_training=True)
-            return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean(), new_s
-
-        (cost, new_s), g = jax.value_and_grad(loss, has_aux=True)(p)
-        updates, o = tx.update(g, o, p)
-        return optax.apply_updates(p, updates), new_s, o, cost
-
-    a = jnp.asarray(rng.randn(4096, 4096), jnp.float32)
-    mm = jax.jit(lambda a: a @ a)
-    jax.block_until_ready(mm(a))
-    peak = 2 * 4096**3 / statistics.median(timeit(lambda: mm(a), args.repeats)) / 1e9
+    peak = matmul_peak(args.repeats) / 1e9
     print(f"ResNet-{args.depth} b{args.batch}; a 4096^2 float32 matmul runs at {peak:.0f} GFLOP/s")
     runs = {
         "inference": (lambda p, s, x: model.apply(p, s, x)[0], (params, state, x)),
-        "train step": (train, (params, state, tx.init(params), x, y)),
+        "train step": (
+            train_step(lambda p, s, x: model.apply(p, s, x, is_training=True)),
+            (params, state, TX.init(params), x, y),
+        ),
     }
     for label, (fn, fn_args) in runs.items():
         table, wall = profile(fn, fn_args, args.repeats)

@@ -29,8 +29,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
-from conv_lowering import RESULTS, cpu_model, machine
+from conv_lowering import RESULTS, TX, cpu_model, machine, matmul_peak, train_step
 from linen_resnet import ResNet
 from run import timeit
 
@@ -81,22 +80,10 @@ def compiled(fn: Callable, *args: Any) -> dict[str, Any]:
 def steps(
     forward: Callable, train_forward: Callable, params: Any, state: Any, x: Any, y: Any
 ) -> dict[str, dict[str, Any]]:
-    """An inference function and a training step (SGD momentum, BN state threaded)."""
-    tx = optax.sgd(0.1, momentum=0.9)
-    opt = tx.init(params)
-
-    def train(p, s, o, x, y):
-        def loss(p):
-            logits, new_s = train_forward(p, s, x)
-            return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean(), new_s
-
-        (cost, new_s), g = jax.value_and_grad(loss, has_aux=True)(p)
-        updates, o = tx.update(g, o, p)
-        return optax.apply_updates(p, updates), new_s, o, cost
-
+    """An inference function and the benchmarks' training step, compiled."""
     return {
         "infer": compiled(forward, params, state, x),
-        "train": compiled(train, params, state, opt, x, y),
+        "train": compiled(train_step(train_forward), params, state, TX.init(params), x, y),
     }
 
 
@@ -130,14 +117,6 @@ def linen_steps(depth: int, x: jax.Array, y: jax.Array) -> dict[str, dict[str, A
         x,
         y,
     )
-
-
-def matmul_peak(repeats: int) -> float:
-    """FLOP/s of a 4096x4096 float32 matmul under XLA, the median of ``repeats``."""
-    a = jnp.asarray(np.random.RandomState(0).randn(4096, 4096), jnp.float32)
-    f = jax.jit(lambda a: a @ a)
-    jax.block_until_ready(f(a))
-    return 2 * 4096**3 / statistics.median(timeit(lambda: f(a), repeats))
 
 
 def main() -> int:
