@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import json
 import math
 import os
@@ -137,12 +138,18 @@ _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
 
 
+@functools.cache
+def _renameat2() -> Any:
+    """libc's ``renameat2``, or ``None``; looked up once (``find_library`` runs a subprocess)."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+    return getattr(libc, "renameat2", None)
+
+
 def _exchange(a: str, b: str) -> None:
     """Swaps two directories atomically (``renameat2(RENAME_EXCHANGE)``). Where the system or
     file system has no exchange, ``b`` is renamed aside, ``a`` renamed in, in that order: never
     lost (the next save removes the aside copy), but a reader at that instant finds nothing."""
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-    renameat2 = getattr(libc, "renameat2", None)
+    renameat2 = _renameat2()
     flag = _RENAME_EXCHANGE
     if (
         renameat2 is not None
