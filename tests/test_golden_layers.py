@@ -22,12 +22,13 @@ def test_layer_matches_tensorpack(fx) -> None:
     check_fixture(fx, layer_fn(fx.spec))
 
 
-CONV_FIXTURES = [fx for fx in LAYER_FIXTURES if fx.spec["layer"] == "Conv2D"]
+LOWERED_FIXTURES = [fx for fx in LAYER_FIXTURES if fx.spec["layer"] in ("Conv2D", "MaxPooling")]
 
 
-@pytest.mark.parametrize("fx", CONV_FIXTURES, ids=lambda fx: fx.id)
-def test_conv_matches_tensorpack_with_plain_xla_convolutions(fx) -> None:
-    """The same Conv2D cases with every convolution lowered by lax.conv_general_dilated
+@pytest.mark.parametrize("fx", LOWERED_FIXTURES, ids=lambda fx: fx.id)
+def test_conv_and_max_pool_match_tensorpack_with_plain_xla(fx) -> None:
+    """The same Conv2D and MaxPooling cases with every convolution lowered by
+    lax.conv_general_dilated and max pooling differentiated by JAX's own rule
     (tp.conv_impl('xla')); the test above runs the default, faster lowering."""
 
     def fn(x):

@@ -3,7 +3,8 @@
 A case is replayed by `generate.py` in real tensorpack and, from the fixture it writes, by
 `tests/test_golden_layers.py` through tpflax's public API. Encoded values:
 activation names ("relu", "tanh", "BNReLU"), initializers {"constant": v}, arrays
-{"array": nested lists}. `_dtype` sets the input's dtype ("float16", "bfloat16").
+{"array": nested lists}. `_dtype` sets the input's dtype ("float16", "bfloat16"); `_ties`
+rounds the input to integers >= 0, so that windows hold equal maxima (ReLU outputs do).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ def case(cid: str, layer: str, shape: list[int], *args: Any, **kw: Any) -> dict[
     }
     if "_dtype" in kw:
         spec["dtype"] = kw.pop("_dtype")
+    if kw.pop("_ties", False):
+        spec["input_ties"] = True
     spec["kwargs"].update(kw)
     return spec
 
@@ -318,6 +321,20 @@ CASES: list[dict[str, Any]] = [
         _kwargs={"shape": 3, "stride": 2, "padding": "SAME", "data_format": "NCHW"},
     ),
     case("maxpool_rect_strides", "MaxPooling", [2, 8, 9, 2], (2, 3), (1, 2)),
+    # Equal maxima in a window: the gradient goes to the first one (row-major).
+    case("maxpool_ties_same_s2", "MaxPooling", [2, 9, 10, 4], 3, 2, padding="same", _ties=True),
+    case("maxpool_ties_valid_2x2", "MaxPooling", [2, 8, 6, 3], 2, _ties=True),
+    case(
+        "maxpool_ties_nchw_rect",
+        "MaxPooling",
+        [2, 3, 9, 8],
+        (3, 2),
+        (2, 1),
+        padding="same",
+        data_format="channels_first",
+        _ties=True,
+    ),
+    case("maxpool_ties_s1", "MaxPooling", [2, 6, 7, 2], 3, 1, padding="same", _ties=True),
     case("avgpool_valid", "AvgPooling", [2, 6, 6, 3], 2),
     case("avgpool_same_s2_odd", "AvgPooling", [2, 7, 8, 3], 3, 2, padding="same"),
     case(

@@ -447,6 +447,8 @@ def run(spec, builder, out_dir):
     dtype = tf.as_dtype(spec.get("dtype", "float32"))
     np_dtype = dtype.as_numpy_dtype
     x_val = rng.randn(*shape) * spec.get("input_scale", 1.0) + spec.get("input_shift", 0.0)
+    if spec.get("input_ties"):
+        x_val = np.maximum(np.round(x_val), 0.0)
     x_val = x_val.astype("float32").astype(np_dtype)
     x = tf1.placeholder(dtype, shape, name="input")
     with TowerContext("", is_training=spec["training"]):

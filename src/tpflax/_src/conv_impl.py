@@ -1,4 +1,5 @@
-"""How a convolution is lowered: XLA's own convolution, or an exact faster formulation.
+"""How a convolution (and max pooling's derivative) is lowered: XLA's own op, or an exact
+faster formulation.
 
 ``'auto'`` (the default) picks, per backend and shape, the formulation measured fastest
 (``benchmarks/conv_lowering.py``, results in ``benchmarks/RESULTS.md``):
@@ -16,11 +17,16 @@
   with fewer channels they lose both, so XLA's convolution stays there. The sum has the same
   terms in another order (float rounding only).
 * everything else stays ``lax.conv_general_dilated``.
+* max pooling (``MaxPooling``) with at most 49 taps per window on CPU keeps XLA's value but
+  takes its derivative from the window's taps (``tpflax/_src/max_pool.py``): the same
+  first-maximum rule as TensorFlow's ``MaxPoolGrad`` and JAX's, 3-15x faster than the
+  select-and-scatter XLA:CPU runs for JAX's rule (ResNet's 3x3/2 stem pool, VGG's 2x2/2);
+  with more taps (a 14x14 window) select-and-scatter is faster.
 
-``'xla'`` uses ``lax.conv_general_dilated`` everywhere, for debugging and comparison. Choose
-with ``with tp.conv_impl('xla'):`` or the environment variable ``TPFLAX_CONV=xla``. Like
-argscope, the choice is read when a function is traced: open the block inside the function
-you ``jax.jit``, or before its first call.
+``'xla'`` uses ``lax.conv_general_dilated`` and JAX's max-pool derivative everywhere, for
+debugging and comparison. Choose with ``with tp.conv_impl('xla'):`` or the environment
+variable ``TPFLAX_CONV=xla``. Like argscope, the choice is read when a function is traced:
+open the block inside the function you ``jax.jit``, or before its first call.
 """
 
 from __future__ import annotations
@@ -45,6 +51,10 @@ DOT_FOR_POINTWISE = frozenset({"cpu"})
 PATCHES_MAX_MAP = {"cpu": 64}
 PATCHES_MAX_POSITIONS = {"cpu": 512}
 PATCHES_MIN_CHANNELS = {"cpu": 256}
+
+# Per backend, the most taps (kh * kw) of a max-pool window for which the derivative from the
+# taps was measured faster than XLA's select-and-scatter (benchmarks/conv_lowering.py).
+TAP_MAX_POOL_MAX_TAPS = {"cpu": 49}
 
 _IMPL: contextvars.ContextVar[str | None] = contextvars.ContextVar("tpflax_conv", default=None)
 
@@ -110,6 +120,15 @@ def use_patches(
         and 0 < out_positions <= PATCHES_MAX_POSITIONS.get(backend, 0)
         and channels >= PATCHES_MIN_CHANNELS.get(backend, 1 << 62)
         and current_impl() == "auto"
+    )
+
+
+def use_tap_max_pool(pool: tuple[int, int]) -> bool:
+    """Whether max pooling with this window takes its derivative from the taps (see the
+    module doc)."""
+    taps = pool[0] * pool[1]
+    return (
+        1 < taps <= TAP_MAX_POOL_MAX_TAPS.get(jax.default_backend(), 0) and current_impl() == "auto"
     )
 
 

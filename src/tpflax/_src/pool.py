@@ -10,7 +10,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from tpflax._src import max_pool as tap_max_pool
 from tpflax._src import utils
+from tpflax._src.conv_impl import use_tap_max_pool
 from tpflax._src.registry import layer_context, layer_register
 
 
@@ -23,9 +25,13 @@ def _window(fmt: str, pool: tuple[int, int], stride: tuple[int, int]) -> tuple[t
 def max_pool(
     x: jax.Array, pool: tuple[int, int], stride: tuple[int, int], padding: str, fmt: str
 ) -> jax.Array:
-    """Max pooling; ``'SAME'`` pads with -inf, the odd pixel at the end (TensorFlow's rule)."""
+    """Max pooling; ``'SAME'`` pads with -inf, the odd pixel at the end (TensorFlow's rule).
+    The derivative goes to the first maximum of each window (TensorFlow's ``MaxPoolGrad``);
+    per ``tp.conv_impl`` it is built from the taps (faster on CPU) or is XLA's."""
     dims, strides = _window(fmt, pool, stride)
-    return lax.reduce_window(x, -jnp.inf, lax.max, dims, strides, padding)
+    if use_tap_max_pool(pool):
+        return tap_max_pool.max_pool(x, dims, strides, padding)
+    return tap_max_pool.reduce_window_max(x, dims, strides, padding)
 
 
 def avg_pool(

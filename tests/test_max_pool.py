@@ -1,0 +1,120 @@
+"""Max pooling's derivative from the taps (tpflax/_src/max_pool.py) against JAX's own rule,
+and where tpflax uses it. TensorFlow's tie rule is pinned by the maxpool_ties_* goldens
+(tests/test_golden_layers.py), under both lowerings."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import tpflax as tp
+from tpflax._src.conv_impl import TAP_MAX_POOL_MAX_TAPS
+from tpflax._src.max_pool import max_pool, reduce_window_max
+
+
+def _configs(n: int) -> list[tuple]:
+    """Seeded windows, strides (also larger than the window), paddings and layouts."""
+    rng = np.random.RandomState(0)
+    out = []
+    while len(out) < n:
+        k = tuple(int(v) for v in rng.randint(1, 5, 2))
+        s = tuple(int(v) for v in rng.randint(1, 5, 2))
+        hw = tuple(int(v) for v in rng.randint(1, 11, 2))
+        padding = ("SAME", "VALID")[rng.randint(2)]
+        if padding == "VALID" and (hw[0] < k[0] or hw[1] < k[1]):
+            continue
+        if rng.randint(2):
+            out.append(((2, 3, *hw), (1, 1, *k), (1, 1, *s), padding))  # NCHW
+        else:
+            out.append(((2, *hw, 3), (1, *k, 1), (1, *s, 1), padding))  # NHWC
+    return out
+
+
+@pytest.mark.parametrize("shape,dims,strides,padding", _configs(12))
+def test_gradient_is_jax_reduce_window_gradient(shape, dims, strides, padding) -> None:
+    """JAX's reverse-mode rule also gives the gradient to the first maximum; on inputs with
+    ties (rounded ReLU values) and without, the two agree to float rounding (the taps sum
+    overlapping windows' shares in another order)."""
+
+    @jax.jit
+    def both(x, cot):
+        y, pull = jax.vjp(lambda x: reduce_window_max(x, dims, strides, padding), x)
+        y_taps, pull_taps = jax.vjp(lambda x: max_pool(x, dims, strides, padding), x)
+        return y, y_taps, pull(cot)[0], pull_taps(cot)[0]
+
+    rng = np.random.RandomState(1)
+    for ties in (False, True):
+        x = rng.randn(*shape).astype(np.float32)
+        x = jnp.asarray(np.maximum(np.round(x), 0) if ties else x)
+        out = jax.eval_shape(lambda x: reduce_window_max(x, dims, strides, padding), x)
+        cot = jnp.asarray(rng.randn(*out.shape).astype(np.float32))
+        y, y_taps, want, got = both(x, cot)
+        np.testing.assert_array_equal(y_taps, y)
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+
+
+def test_forward_mode_is_the_transpose_of_reverse_mode() -> None:
+    """jvp works (a custom_vjp would refuse it) and is the same linear map as the vjp:
+    <jvp(t), c> == <t, vjp(c)>, ties included."""
+    rng = np.random.RandomState(2)
+    x = jnp.asarray(np.maximum(np.round(rng.randn(2, 9, 10, 3)), 0).astype(np.float32))
+    f = lambda x: max_pool(x, (1, 3, 3, 1), (1, 2, 2, 1), "SAME")  # noqa: E731
+    t = jnp.asarray(rng.randn(*x.shape).astype(np.float32))
+    y, jt = jax.jit(lambda x, t: jax.jvp(f, (x,), (t,)))(x, t)
+    c = jnp.asarray(rng.randn(*y.shape).astype(np.float32))
+    (vc,) = jax.jit(lambda x, c: jax.vjp(f, x)[1](c))(x, c)
+    np.testing.assert_allclose(jnp.sum(jt * c), jnp.sum(t * vc), rtol=1e-5)
+    # each output's tangent is that of the first maximum of its window (NumPy, row-major)
+    xp = np.pad(np.asarray(x), ((0, 0), (1, 1), (0, 1), (0, 0)), constant_values=-np.inf)
+    tp_ = np.pad(np.asarray(t), ((0, 0), (1, 1), (0, 1), (0, 0)))
+    want = np.zeros(y.shape, np.float32)
+    for n, i, j, ch in np.ndindex(*y.shape):
+        window = xp[n, 2 * i : 2 * i + 3, 2 * j : 2 * j + 3, ch].ravel()
+        first = int(np.flatnonzero(window == window.max())[0])
+        want[n, i, j, ch] = tp_[n, 2 * i : 2 * i + 3, 2 * j : 2 * j + 3, ch].ravel()[first]
+    np.testing.assert_array_equal(np.asarray(jt), want)
+
+
+def test_vmap_and_second_derivative() -> None:
+    rng = np.random.RandomState(3)
+    x = jnp.asarray(rng.randn(4, 2, 6, 6, 2).astype(np.float32))
+    f = lambda x: jnp.sum(max_pool(x, (1, 2, 2, 1), (1, 2, 2, 1), "VALID") ** 2)  # noqa: E731
+    g = jax.jit(jax.vmap(jax.grad(f)))(x)
+    one = jax.jit(jax.grad(f))
+    np.testing.assert_allclose(g, jnp.stack([one(xi) for xi in x]), rtol=1e-6)
+    # piecewise quadratic: the Hessian-vector product is 2 * v on the maxima, 0 elsewhere
+    v = jnp.ones_like(x[0])
+    hvp = jax.jit(lambda x, v: jax.jvp(jax.grad(f), (x,), (v,))[1])(x[0], v)
+    np.testing.assert_allclose(hvp, 2.0 * (g[0] != 0), rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16])
+def test_half_precision_gradient(dtype) -> None:
+    rng = np.random.RandomState(4)
+    x = jnp.asarray(rng.randn(2, 7, 8, 3), dtype)
+    cot = jnp.asarray(rng.randn(2, 4, 4, 3), dtype)
+    args = ((1, 3, 3, 1), (1, 2, 2, 1), "SAME")
+    want = jax.jit(jax.grad(lambda x: jnp.sum(reduce_window_max(x, *args) * cot)))(x)
+    got = jax.jit(jax.grad(lambda x: jnp.sum(max_pool(x, *args) * cot)))(x)
+    assert got.dtype == dtype
+    np.testing.assert_allclose(got.astype(np.float32), want.astype(np.float32), rtol=1e-2)
+
+
+def _uses_taps(pool: int, size: int = 8) -> bool:
+    x = jnp.ones((1, size, size, 2))
+    model = tp.transform(lambda x: tp.MaxPooling("pool", x, pool))
+    params, state = model.init(jax.random.key(0), x)
+    jaxpr = jax.make_jaxpr(jax.grad(lambda x: jnp.sum(model.apply(params, state, x)[0])))(x)
+    return "select_and_scatter_add" not in str(jaxpr)
+
+
+def test_max_pooling_uses_the_taps_on_cpu_by_default() -> None:
+    on_cpu = jax.default_backend() == "cpu"
+    assert _uses_taps(3) == on_cpu
+    side = int(TAP_MAX_POOL_MAX_TAPS["cpu"] ** 0.5)
+    assert _uses_taps(side, 2 * side) == on_cpu
+    assert not _uses_taps(side + 1, 2 * side + 2)  # too many taps: select-and-scatter
+    with tp.conv_impl("xla"):
+        assert not _uses_taps(3)
