@@ -4,8 +4,9 @@ ResNet-50 (tp.zoo, NHWC, float32) at batch 8, 224x224: inference and a training 
 with momentum, BatchNorm in training), each compiled twice, once under
 ``tp.conv_impl('auto')`` (1x1 convolutions, and 3x3 ones with few outputs, as matrix
 products on CPU) and once under
-``tp.conv_impl('xla')``, timed interleaved (medians), with the largest output difference.
-Appends a row to benchmarks/RESULTS.md: CPU, cores, versions, date.
+``tp.conv_impl('xla')``, timed interleaved (medians), with the largest output difference;
+then the tables behind conv_impl.py's choices (3x3 convolutions as patches, max pooling's
+derivative from the taps). Appends rows to benchmarks/RESULTS.md: CPU, cores, versions, date.
 """
 
 from __future__ import annotations
@@ -199,6 +200,46 @@ def patches_table(rounds: int) -> list[str]:
     return lines
 
 
+# The measurements behind conv_impl's max-pool table: [N, H, W, C], window, stride, padding.
+MAX_POOL_SHAPES = [
+    ((8, 112, 112, 64), 3, 2, "SAME"),  # ResNet's stem pool (NHWC zoo layout)
+    ((8, 113, 113, 64), 3, 2, "VALID"),  # the same after explicit padding (NCHW zoo layout)
+    ((8, 224, 224, 64), 2, 2, "VALID"),  # VGG's first pool
+    ((8, 28, 28, 512), 2, 2, "VALID"),
+    ((8, 28, 28, 256), 7, 1, "SAME"),  # 49 taps, the table's limit
+    ((8, 56, 56, 64), 8, 8, "VALID"),  # 64 taps
+    ((8, 14, 14, 512), 14, 14, "VALID"),  # 196 taps: a global max
+]
+
+
+def max_pool_table(rounds: int) -> list[str]:
+    """Gradient time of max pooling (a ReLU'd input, so windows hold ties), JAX's rule
+    (XLA's select-and-scatter) against the derivative from the taps
+    (tpflax/_src/max_pool.py), per shape."""
+    from tpflax._src.max_pool import max_pool, reduce_window_max
+
+    def gradient(fn, dims, strides, padding):
+        return jax.jit(lambda x, cot: jax.vjp(lambda x: fn(x, dims, strides, padding), x)[1](cot))
+
+    rng = np.random.RandomState(0)
+    lines = []
+    for shape, k, s, padding in MAX_POOL_SHAPES:
+        dims, strides = (1, k, k, 1), (1, s, s, 1)
+        x = jnp.maximum(jnp.asarray(rng.randn(*shape), jnp.float32), 0)
+        out = jax.eval_shape(functools.partial(reduce_window_max, x, dims, strides, padding))
+        cot = jnp.asarray(rng.randn(*out.shape), jnp.float32)
+        got = {}
+        for name, fn in (("xla", reduce_window_max), ("taps", max_pool)):
+            grad = gradient(fn, dims, strides, padding)
+            jax.block_until_ready(grad(x, cot))
+            got[name] = statistics.median(timeit(functools.partial(grad, x, cot), rounds))
+        lines.append(
+            f"{list(shape)} {k}x{k}/{s} {padding} ({k * k} taps): gradient xla "
+            f"{got['xla'] * 1e3:.1f} / taps {got['taps'] * 1e3:.1f} ms"
+        )
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=8)
@@ -232,6 +273,8 @@ def main() -> None:
     )
     table = patches_table(args.rounds)
     print("3x3 conv, XLA vs patches (the table in conv_impl.py):\n  " + "\n  ".join(table))
+    pools = max_pool_table(args.rounds)
+    print("max pooling gradient, XLA vs taps (the table in conv_impl.py):\n  " + "\n  ".join(pools))
     if not args.no_record:
         row = (
             f"| {datetime.date.today()} | conv_lowering | ResNet-50 b{args.batch} "
@@ -252,6 +295,12 @@ def main() -> None:
             f"| {datetime.date.today()} | conv3x3_patches | 3x3 SAME f32, C -> C filters | "
             f"{machine()} | jax {jax.__version__} | "
             + "; ".join(table)
+            + f" | medians of {args.rounds} |\n"
+        )
+        row += (
+            f"| {datetime.date.today()} | max_pool_gradient | ReLU'd f32 input, NHWC | "
+            f"{machine()} | jax {jax.__version__} | "
+            + "; ".join(pools)
             + f" | medians of {args.rounds} |\n"
         )
         if not RESULTS.exists():
