@@ -19,7 +19,7 @@ faster formulation.
 * everything else stays ``lax.conv_general_dilated``.
 * max pooling (``MaxPooling``) with at most 49 taps per window on CPU keeps XLA's value but
   takes its derivative from the window's taps (``tpflax/_src/max_pool.py``): the same
-  first-maximum rule as TensorFlow's ``MaxPoolGrad`` and JAX's, 3-15x faster than the
+  first-maximum rule as TensorFlow's ``MaxPoolGrad`` and JAX's gradient, 3-15x faster than the
   select-and-scatter XLA:CPU runs for JAX's rule (ResNet's 3x3/2 stem pool, VGG's 2x2/2);
   with more taps (a 14x14 window) select-and-scatter is faster.
 

@@ -2,7 +2,8 @@
 
 The value is XLA's ``reduce_window`` max. The derivative gives each output's gradient to the
 *first* element of its window (row-major) that holds the maximum, which is TensorFlow's
-``MaxPoolGrad`` rule, and JAX's. It is written as a JVP of shifted strided views of the padded
+``MaxPoolGrad`` rule and JAX's reverse-mode one (JAX's forward mode may pick another of equal
+maxima; here both modes agree). It is written as a JVP of shifted strided views of the padded
 input, grouped by the residue of the tap offset modulo the stride, so that the transposed
 (reverse-mode) pass is a few padded sums over output-sized arrays:
 
