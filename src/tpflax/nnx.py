@@ -29,17 +29,9 @@ from typing import Any
 import jax
 from flax import nnx
 
-from tpflax._src.frame import _store
 from tpflax._src.transform import transform
 from tpflax.checkpoint._restore import RestoreReport, restore
-from tpflax.checkpoint._tree import flatten
-
-
-def _nest(flat: Mapping[str, Any]) -> dict[str, Any]:
-    tree: dict[str, Any] = {}
-    for name, value in flat.items():
-        _store(tree, name.split("/"), value)
-    return tree
+from tpflax._src.tree import flatten, nest
 
 
 class Model(nnx.Module):
@@ -76,8 +68,8 @@ class Model(nnx.Module):
 
     def trees(self) -> tuple[dict[str, Any], dict[str, Any]]:
         """``(params, state)`` as ``tp.transform``'s nested trees (views of the values)."""
-        params = _nest({k: v.get_value() for k, v in self.params.items()})
-        state = _nest({k: v.get_value() for k, v in self.batch_stats.items()})
+        params = nest({k: v.get_value() for k, v in self.params.items()})
+        state = nest({k: v.get_value() for k, v in self.batch_stats.items()})
         return params, state
 
     def __call__(

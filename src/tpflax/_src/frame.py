@@ -21,6 +21,8 @@ import jax
 import jax.numpy as jnp
 
 from tpflax._src.shape_log import ShapeLogger
+from tpflax._src.tree import lookup as _lookup
+from tpflax._src.tree import store as _store
 
 log = logging.getLogger("tpflax")
 
@@ -234,22 +236,6 @@ def auto_reuse_variable_scope(func: Callable[..., Any]) -> Callable[..., Any]:
             frame.reuse.pop()
 
     return wrapper
-
-
-def _lookup(tree: Tree, path: list[str]) -> Any:
-    node: Any = tree
-    for key in path:
-        if not isinstance(node, dict) or key not in node:
-            return None
-        node = node[key]
-    return node
-
-
-def _store(tree: Tree, path: list[str], value: Any) -> None:
-    node = tree
-    for key in path[:-1]:
-        node = node.setdefault(key, {})
-    node[path[-1]] = value
 
 
 def param_key(rng: jax.Array, full_name: str) -> jax.Array:

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 
 from tpflax._src.frame import current_frame, maybe_frame
-from tpflax.checkpoint._tree import flatten
+from tpflax._src.tree import flatten
 
 log = logging.getLogger("tpflax")
 

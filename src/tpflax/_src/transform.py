@@ -12,7 +12,7 @@ import numpy as np
 
 from tpflax._src.frame import Frame, use_frame
 from tpflax._src.shape_log import ShapeLogger
-from tpflax.checkpoint._tree import flatten
+from tpflax._src.tree import flatten
 
 log = logging.getLogger("tpflax")
 

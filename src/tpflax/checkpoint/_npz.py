@@ -19,7 +19,7 @@ import numpy as np
 
 from tpflax.checkpoint._io import Progress, atomic_write, check_name
 from tpflax.checkpoint._sstable import FormatError
-from tpflax.checkpoint._tree import flatten, strip_suffix
+from tpflax._src.tree import flatten, strip_suffix
 
 log = logging.getLogger("tpflax")
 

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from tpflax.checkpoint._load import load
-from tpflax.checkpoint._tree import flatten, is_training_name, rebuild, strip_suffix
+from tpflax._src.tree import flatten, is_training_name, rebuild, strip_suffix
 
 log = logging.getLogger("tpflax")
 

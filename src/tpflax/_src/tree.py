@@ -1,4 +1,8 @@
-"""Flat tensorpack-named dicts <-> tpflax's nested ``(params, state)`` trees."""
+"""Tensorpack-named variable trees: flat `{"conv0/W": ...}` dicts <-> nested `(params, state)`
+trees, and the naming rules (EMA statistics are state, optimizer slots are training-only).
+
+Below both the layer core (`tp.transform`, `regularize_cost`) and the checkpoint formats.
+"""
 
 from __future__ import annotations
 
@@ -95,6 +99,36 @@ def _insert(tree: dict[str, Any], name: str, value: Any) -> None:
     if parts[-1] in node:
         raise ValueError(f"tp.checkpoint.unflatten: '{name}' is both a variable and a scope")
     node[parts[-1]] = value
+
+
+def nest(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """``{'conv0': {'W': ...}}`` from ``{'conv0/W': ...}``.
+
+    Raises:
+        ValueError: a name is both a variable and a scope.
+    """
+    tree: dict[str, Any] = {}
+    for name, value in flat.items():
+        _insert(tree, name, value)
+    return tree
+
+
+def lookup(tree: Mapping[str, Any], path: list[str]) -> Any:
+    """The node at ``path`` (``['conv0', 'W']``) in a nested tree, or ``None``."""
+    node: Any = tree
+    for key in path:
+        if not isinstance(node, Mapping) or key not in node:
+            return None
+        node = node[key]
+    return node
+
+
+def store(tree: dict[str, Any], path: list[str], value: Any) -> None:
+    """Sets ``tree[path[0]][path[1]]... = value``, creating the scopes on the way."""
+    node = tree
+    for key in path[:-1]:
+        node = node.setdefault(key, {})
+    node[path[-1]] = value
 
 
 def rebuild(template: Mapping[str, Any], flat: Mapping[str, Any], prefix: str = "") -> dict:
