@@ -23,15 +23,15 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import jax
 from flax import nnx
 
 from tpflax._src.transform import transform
-from tpflax.checkpoint._restore import RestoreReport, restore
 from tpflax._src.tree import flatten, nest
+from tpflax.checkpoint._restore import RestoreReport, restore
 
 
 class Model(nnx.Module):

@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
+from tpflax._src.tree import flatten, strip_suffix
 from tpflax.checkpoint._io import Progress, atomic_write, check_name
 from tpflax.checkpoint._sstable import FormatError
-from tpflax._src.tree import flatten, strip_suffix
 
 log = logging.getLogger("tpflax")
 

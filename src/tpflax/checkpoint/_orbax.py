@@ -30,9 +30,9 @@ from typing import Any
 import jax
 import numpy as np
 
+from tpflax._src.tree import flatten
 from tpflax.checkpoint._io import fsync_dir, read_while_replaced
 from tpflax.checkpoint._sstable import FormatError
-from tpflax._src.tree import flatten
 
 _KEYS = ("params", "state", "opt_state", "step")
 META_FILES = ("_CHECKPOINT_METADATA", "_METADATA")

@@ -13,8 +13,8 @@ from typing import Any
 import jax.numpy as jnp
 import numpy as np
 
-from tpflax.checkpoint._load import load
 from tpflax._src.tree import flatten, is_training_name, rebuild, strip_suffix
+from tpflax.checkpoint._load import load
 
 log = logging.getLogger("tpflax")
 
