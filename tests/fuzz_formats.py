@@ -17,6 +17,7 @@ import hashlib
 import os
 import pathlib
 import random
+import re
 import shutil
 import sys
 import tempfile
@@ -32,6 +33,9 @@ from tpflax.checkpoint import FormatError
 CORPUS = pathlib.Path(__file__).with_name("fuzz_corpus")
 FORMATS = ("npz", "tf", "orbax")
 TIME_LIMIT = 5.0  # seconds for one load: more is a hang, for files this small
+# NumPy's advice for what it takes for a pickle ("load it unsafely using the `allow_pickle=`
+# keyword"): no message of tpflax's may suggest unpickling.
+UNSAFE_ADVICE = re.compile(r"allow_pickle|pickle\.loads?\(|unsafely", re.I)
 
 
 def variables() -> dict[str, np.ndarray]:
@@ -100,10 +104,10 @@ OUTCOMES: dict[str, int] = {"loaded": 0, "FormatError": 0, "finding": 0}
 
 
 def check(path: pathlib.Path, pristine: dict[str, np.ndarray] | None = None) -> str | None:
-    """Loads ``path``: ``None`` if that ends in a ``FormatError`` or a load, in time; else what
-    went wrong. With ``pristine`` (the unmutated file's load), a load must return exactly
-    it: every format here checksums its data, so a mutation may be harmless, never a lie.
-    Counts the outcomes in ``OUTCOMES``."""
+    """Loads ``path``: ``None`` if that ends in a ``FormatError`` (whose message does not
+    suggest unpickling) or a load, in time; else what went wrong. With ``pristine`` (the
+    unmutated file's load), a load must return exactly it: every format here checksums its
+    data, so a mutation may be harmless, never a lie. Counts the outcomes in ``OUTCOMES``."""
     start = time.perf_counter()
     problem = None
     try:
@@ -113,8 +117,10 @@ def check(path: pathlib.Path, pristine: dict[str, np.ndarray] | None = None) -> 
         elif pristine is not None and not _same(out, pristine):
             problem = f"a load that lies: {_describe(out)} instead of {_describe(pristine)}"
         outcome = "loaded"
-    except FormatError:
+    except FormatError as e:
         outcome = "FormatError"
+        if UNSAFE_ADVICE.search(str(e)):
+            problem = f"a message that suggests unpickling (SECURITY.md forbids it): {e}"
     except Exception:  # the finding
         problem = traceback.format_exc(limit=8)
     took = time.perf_counter() - start
@@ -173,13 +179,17 @@ def _save(work: pathlib.Path, fmt: str) -> None:
         shutil.copytree(work, dest, symlinks=True)
 
 
-def corpus_cases() -> list[pathlib.Path]:
-    """Every saved finding: the path to load in each."""
+def corpus_cases() -> list[tuple[str, pathlib.Path]]:
+    """Every saved finding, as ``(format, the path to load)``: the file or prefix the fuzzer
+    names (``model.npz``, ``model``, ``ckpt``) when the case has it, else the case's folder
+    (a TensorFlow checkpoint directory, found by its ``checkpoint`` state file)."""
     out = []
     for fmt in FORMATS:
         for case in sorted((CORPUS / fmt).glob("*")) if (CORPUS / fmt).is_dir() else []:
             name = {"npz": "model.npz", "tf": "model", "orbax": "ckpt"}[fmt]
-            out.append(case / name)
+            named = case / name
+            there = named.exists() or named.with_name(name + ".index").exists()
+            out.append((fmt, named if there else case))
     return out
 
 

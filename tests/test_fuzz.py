@@ -30,14 +30,33 @@ def test_the_corpus_is_there() -> None:
     assert len(fuzz_formats.corpus_cases()) >= 20
 
 
-@pytest.mark.parametrize(
-    "case", fuzz_formats.corpus_cases(), ids=lambda p: f"{p.parent.parent.name}-{p.parent.name}"
-)
+def _case_id(case: tuple) -> str:
+    fmt, path = case
+    return f"{fmt}-{path.relative_to(fuzz_formats.CORPUS / fmt).parts[0]}"
+
+
+@pytest.mark.parametrize("case", fuzz_formats.corpus_cases(), ids=_case_id)
 # orbax's abandoned background reads report "Event loop is closed" as unraisable: noise
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_corpus_case(case, pristine) -> None:
-    problem = fuzz_formats.check(case, pristine[case.parent.parent.name])
+    fmt, path = case
+    problem = fuzz_formats.check(path, pristine[fmt])
     assert problem is None, problem
+
+
+def test_a_message_suggesting_unpickling_is_a_finding(tmp_path, monkeypatch) -> None:
+    """The corpus and the fuzz run fail on NumPy's advice to load "unsafely" with
+    ``allow_pickle=``, as a reader that passed NumPy's message through would give."""
+
+    def numpy_advice(path: str) -> dict:
+        raise fuzz_formats.FormatError(
+            f"{path}: not a valid .npz file (This file contains pickled (object) data. If you "
+            "trust the file you can load it unsafely using the `allow_pickle=` keyword argument)"
+        )
+
+    monkeypatch.setattr(fuzz_formats.tp.checkpoint, "load", numpy_advice)
+    problem = fuzz_formats.check(tmp_path / "junk.npz")
+    assert problem is not None and "suggests unpickling" in problem
 
 
 @pytest.mark.parametrize("fmt", fuzz_formats.FORMATS)

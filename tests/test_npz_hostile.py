@@ -6,6 +6,8 @@ are no .npy, a member claiming more bytes than it stores."""
 from __future__ import annotations
 
 import io
+import pathlib
+import re
 import struct
 import zipfile
 
@@ -14,6 +16,10 @@ import pytest
 
 import tpflax as tp
 from tpflax.checkpoint import FormatError
+
+# Advice to unpickle (NumPy's "load it unsafely using the `allow_pickle=` keyword"): no
+# message of tpflax's may give it (SECURITY.md).
+UNSAFE_ADVICE = re.compile(r"allow_pickle|pickle\.loads?\(|unsafely", re.I)
 
 
 def _npy(array: np.ndarray) -> bytes:
@@ -96,3 +102,68 @@ def test_a_member_stored_twice_is_refused(tmp_path) -> None:
                     np.lib.format.write_array(f, np.full(2, value, np.float32))
     with pytest.raises(FormatError, match=r"holds 'w' twice$"):
         tp.checkpoint.load(str(path))
+
+
+def _npy_header(path, shape, tail: bytes = b"\0" * 64) -> None:
+    """A bare .npy file: its header claims ``shape`` of float32, followed by ``tail``."""
+    with open(path, "wb") as f:
+        header = {"descr": "<f4", "fortran_order": False, "shape": shape}
+        np.lib.format.write_array_header_1_0(f, header)
+        f.write(tail)
+
+
+def test_a_single_npy_named_npz_is_a_format_error(tmp_path) -> None:
+    """np.load returns a bare array for it, which has no members to check (a TypeError
+    before issue 18)."""
+    path = tmp_path / "single.npz"
+    with open(path, "wb") as f:
+        np.save(f, np.arange(3.0))
+    with pytest.raises(FormatError, match=r"single\.npz: a single \.npy array \(np\.save\)"):
+        tp.checkpoint.load(str(path))
+
+
+def test_a_single_npy_claiming_a_terabyte_is_refused_without_allocating(tmp_path) -> None:
+    """Shape (10**12,): np.load would try to allocate 3.64 TiB (a MemoryError before)."""
+    path = tmp_path / "huge.npz"
+    _npy_header(path, (10**12,))
+    with pytest.raises(FormatError, match=r"huge\.npz: a single \.npy array"):
+        tp.checkpoint.load(str(path))
+
+
+@pytest.mark.parametrize(
+    "content, match",
+    [
+        (b"hello\n", r"not a zip archive \(it starts with b'hello\\n'"),
+        (b"", r"not a zip archive \(it is empty"),
+        (b"\x80\x04\x95 a pickle stream", r"not a zip archive \(it starts with b'\\x80"),
+    ],
+    ids=["text", "empty", "pickle-stream"],
+)
+def test_a_file_that_is_not_a_zip_is_never_called_a_pickle(tmp_path, content, match) -> None:
+    """np.load takes anything that is neither a zip nor a .npy for a pickle and suggests
+    ``allow_pickle=``: a wrong diagnosis, and advice SECURITY.md forbids."""
+    path = tmp_path / "junk.npz"
+    path.write_bytes(content)
+    with pytest.raises(FormatError, match=r"junk\.npz: not a valid \.npz file: " + match) as e:
+        tp.checkpoint.load(str(path))
+    assert "pickle" not in str(e.value).replace("a pickle stream", "")
+
+
+def test_a_pickled_member_message_does_not_suggest_unpickling(tmp_path) -> None:
+    path = tmp_path / "objects.npz"
+    np.savez(path, w=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(FormatError, match=r"'w' is a pickled object array") as e:
+        tp.checkpoint.load(str(path))
+    assert not UNSAFE_ADVICE.search(str(e.value)), str(e.value)
+
+
+def test_no_message_in_the_package_suggests_unpickling() -> None:
+    """Every string tpflax can print comes from its source: none may name ``allow_pickle``
+    except to pass ``False``, nor ``pickle.load``, nor loading "unsafely"."""
+    src = pathlib.Path(tp.__file__).parent
+    offenders = []
+    for path in sorted(src.rglob("*.py")):
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if UNSAFE_ADVICE.search(line.replace("allow_pickle=False", "")):
+                offenders.append(f"{path.relative_to(src)}:{number}: {line.strip()}")
+    assert not offenders, "\n".join(offenders)

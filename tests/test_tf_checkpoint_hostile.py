@@ -132,3 +132,41 @@ def test_non_utf8_names_and_bad_headers_are_format_errors(tmp_path) -> None:
         f.write(raw_table([[(b"", field_varint(1, 0))]]))
     with pytest.raises(FormatError, match="0 shards is not a valid count"):
         tp.checkpoint.load(prefix)
+
+
+def test_a_state_file_that_is_not_utf8_is_a_format_error(tmp_path) -> None:
+    """The directory form reads the ``checkpoint`` state file (a UnicodeDecodeError before
+    issue 18)."""
+    (tmp_path / "checkpoint").write_bytes(b'model_checkpoint_path: "m\xff\xfe"\n')
+    with pytest.raises(FormatError, match=r"checkpoint: not UTF-8 text \(byte 25 is b'\\xff'\)"):
+        tp.checkpoint.load(str(tmp_path))
+    with pytest.raises(FormatError, match=r"checkpoint: not UTF-8 text"):
+        tp.checkpoint.load(str(tmp_path / "checkpoint"))
+
+
+def test_a_huge_state_file_is_refused_unread(tmp_path) -> None:
+    (tmp_path / "checkpoint").write_bytes(b"#" * ((1 << 20) + 1))
+    with pytest.raises(FormatError, match=r"checkpoint: over 1048576 bytes"):
+        tp.checkpoint.load(str(tmp_path))
+
+
+def test_a_state_file_without_a_path_line(tmp_path) -> None:
+    (tmp_path / "checkpoint").write_text("all_model_checkpoint_paths: 'x'\n")
+    with pytest.raises(FormatError, match=r"checkpoint: no model_checkpoint_path line"):
+        tp.checkpoint.load(str(tmp_path))
+
+
+def test_tensors_sharing_their_bytes_cannot_claim_more_than_the_budget(tmp_path) -> None:
+    """Every tensor's bytes lie inside the shard and pass their CRC, but 2,000 tensors name
+    the same 1 MiB: 2 GiB claimed from a 1.1 MB checkpoint (SECURITY.md's budget: 256x the
+    bytes on disk, at least 1 GiB) is refused before anything is allocated."""
+    data = np.zeros(1 << 18, np.float32).tobytes()  # 1 MiB
+    crc = _sstable.mask(_sstable.crc32c(data))
+    entry = tensor(dims=(1 << 18,), size=len(data))[: -len(field_varint(6, 0))]
+    entry += field_varint(6, crc)
+    prefix = checkpoint(tmp_path, [(b"t%05d" % i, entry) for i in range(2000)], data=data)
+    with pytest.raises(FormatError, match=r"model: its arrays claim 2097152000 bytes, more th"):
+        tp.checkpoint.load(prefix)
+    (tmp_path / "few").mkdir()
+    few = checkpoint(tmp_path / "few", [(b"t%05d" % i, entry) for i in range(3)], data=data)
+    assert sorted(tp.checkpoint.load(few)) == ["t00000", "t00001", "t00002"]

@@ -11,8 +11,8 @@ from tpflax.checkpoint._load import detect_format, load
 from tpflax.checkpoint._npz import save_npz
 from tpflax.checkpoint._orbax import restore_orbax, save_orbax
 from tpflax.checkpoint._restore import RestoreReport, restore
-from tpflax.checkpoint._sstable import FormatError
 from tpflax.checkpoint._tf_checkpoint import write_tf_checkpoint as save_tf_checkpoint
+from tpflax.checkpoint.errors import FormatError
 
 __all__ = [
     "FormatError",

@@ -11,11 +11,30 @@ from collections.abc import Callable, Iterator
 from typing import IO, Any, TypeVar
 
 from tpflax._src.progress import make_bar
-from tpflax.checkpoint._sstable import FormatError
+from tpflax.checkpoint.errors import FormatError
 
 T = TypeVar("T")
 
 PROGRESS_MIN_BYTES = 64 << 20  # smaller files load too fast for a bar to help
+
+# What loading may allocate, the same rule for every format (SECURITY.md): the arrays a
+# checkpoint claims may total at most BUDGET_FACTOR times its bytes on disk, or BUDGET_FLOOR,
+# whichever is more. Checked from the headers and metadata, before any array is allocated.
+BUDGET_FACTOR = 256
+BUDGET_FLOOR = 1 << 30
+
+
+def check_budget(path: str, claimed: int, on_disk: int) -> None:
+    """Raises ``FormatError`` when arrays claiming ``claimed`` bytes in total exceed the
+    allocation budget of a checkpoint of ``on_disk`` bytes (``BUDGET_FACTOR``,
+    ``BUDGET_FLOOR``)."""
+    budget = max(BUDGET_FACTOR * on_disk, BUDGET_FLOOR)
+    if claimed > budget:
+        raise FormatError(
+            f"{path}: its arrays claim {claimed} bytes, more than the {budget}-byte budget "
+            f"({BUDGET_FACTOR}x its {on_disk} bytes on disk, at least {BUDGET_FLOOR}; "
+            "see SECURITY.md)"
+        )
 
 
 @contextlib.contextmanager

@@ -13,7 +13,7 @@ import numpy as np
 from tpflax._src.tree import is_training_name, unflatten
 from tpflax.checkpoint import _npz, _orbax, _tf_checkpoint
 from tpflax.checkpoint._io import name_problem
-from tpflax.checkpoint._sstable import FormatError
+from tpflax.checkpoint.errors import FormatError
 
 log = logging.getLogger("tpflax")
 

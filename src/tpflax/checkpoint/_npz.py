@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from tpflax._src.tree import flatten, strip_suffix
-from tpflax.checkpoint._io import Progress, atomic_write, check_name
-from tpflax.checkpoint._sstable import FormatError
+from tpflax.checkpoint._io import Progress, atomic_write, check_budget, check_name
+from tpflax.checkpoint.errors import FormatError
 
 log = logging.getLogger("tpflax")
 
@@ -42,33 +42,34 @@ def load_npz(path: str) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     try:
         # Our own handle: np.load leaks the file it opens when the zip turns out broken.
-        with open(path, "rb") as handle, np.load(handle, allow_pickle=False) as data:
-            if not hasattr(data, "files"):
-                raise FormatError(f"{path}: a single .npy array, not an .npz of named arrays")
-            _check_members(data.zip, handle, path)
-            total = sum(data.zip.getinfo(f"{k}.npy").file_size for k in data.files)
-            seen: set[str] = set()
-            with Progress(total, os.path.basename(path)) as progress:
-                for key in data.files:
-                    name = strip_suffix(key)
-                    if name in out:
-                        how = "twice" if key in seen else "twice (with and without ':0')"
-                        raise FormatError(f"{path}: holds '{name}' {how}")
-                    seen.add(key)
-                    try:
-                        value = data[key]
-                    except ValueError as e:
-                        if "allow_pickle" in str(e):
-                            raise FormatError(
-                                f"{path}: '{key}' is a pickled object array; tpflax refuses to "
-                                "unpickle (it can run arbitrary code). Re-save it as numbers"
-                            ) from None
-                        raise FormatError(f"{path}: '{key}' cannot be read: {e}") from None
-                    progress.update(value.nbytes)
-                    if not _numeric(value.dtype):
-                        log.warning("%s: skipped '%s' of dtype %s", path, key, value.dtype)
-                        continue
-                    out[name] = value
+        with open(path, "rb") as handle:
+            _check_kind(handle, path)
+            with np.load(handle, allow_pickle=False) as data:
+                claimed = _check_members(data.zip, handle, path)
+                check_budget(path, claimed, os.fstat(handle.fileno()).st_size)
+                total = sum(data.zip.getinfo(f"{k}.npy").file_size for k in data.files)
+                seen: set[str] = set()
+                with Progress(total, os.path.basename(path)) as progress:
+                    for key in data.files:
+                        name = strip_suffix(key)
+                        if name in out:
+                            how = "twice" if key in seen else "twice (with and without ':0')"
+                            raise FormatError(f"{path}: holds '{name}' {how}")
+                        seen.add(key)
+                        try:
+                            value = data[key]
+                        except ValueError as e:
+                            if "pickle" in str(e):
+                                raise FormatError(
+                                    f"{path}: '{key}' is a pickled object array; tpflax refuses "
+                                    "to unpickle (it can run arbitrary code). Re-save it as numbers"
+                                ) from None
+                            raise FormatError(f"{path}: '{key}' cannot be read: {e}") from None
+                        progress.update(value.nbytes)
+                        if not _numeric(value.dtype):
+                            log.warning("%s: skipped '%s' of dtype %s", path, key, value.dtype)
+                            continue
+                        out[name] = value
     except (zipfile.BadZipFile, EOFError, OSError) as e:
         if isinstance(e, FileNotFoundError):
             raise
@@ -76,10 +77,41 @@ def load_npz(path: str) -> dict[str, np.ndarray]:
     except ValueError as e:
         if isinstance(e, FormatError):
             raise
-        raise FormatError(f"{path}: not a valid .npz file ({e})") from None
+        raise FormatError(f"{path}: not a valid .npz file ({_reason(e)})") from None
     except (KeyError, RuntimeError, NotImplementedError, OverflowError, zlib.error) as e:
         raise FormatError(f"{path}: not a valid .npz file ({type(e).__name__}: {e})") from None
     return out
+
+
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # a zip's first member, or an empty zip
+
+
+def _check_kind(handle: Any, path: str) -> None:
+    """Refuses what is not a zip before ``np.load`` sees it: ``np.load`` would read a single
+    ``.npy`` whole (whatever size its header claims) and take anything else for a pickle."""
+    head = handle.read(len(_NPY_MAGIC))
+    handle.seek(0)
+    if head.startswith(_NPY_MAGIC):
+        raise FormatError(
+            f"{path}: a single .npy array (np.save), not an .npz of named arrays (np.savez); "
+            "tpflax reads .npz files only: re-save it with np.savez(path, name=array)"
+        )
+    if not head.startswith(_ZIP_MAGICS):
+        what = f"it starts with {head!r}" if head else "it is empty"
+        raise FormatError(
+            f"{path}: not a valid .npz file: not a zip archive ({what}; an .npz is a zip of "
+            ".npy arrays, as np.savez writes)"
+        )
+
+
+def _reason(error: ValueError) -> str:
+    """NumPy's message, except its advice to unpickle, which tpflax never gives
+    (SECURITY.md)."""
+    text = str(error)
+    if "pickle" in text:
+        return "it holds pickled Python objects, which tpflax never loads"
+    return text
 
 
 # Deflate cannot expand data more than about 1032 times; a member claiming more is a bomb.
@@ -100,12 +132,13 @@ def _declared_entries(handle: Any) -> int | None:
     return None if total == 0xFFFF else total
 
 
-def _check_members(zf: zipfile.ZipFile, handle: Any, path: str) -> None:
+def _check_members(zf: zipfile.ZipFile, handle: Any, path: str) -> int:
     """Refuses, before anything is allocated, what np.load would misread or over-allocate:
     a member count that disagrees with the central directory, members that are not plain
     ``.npy`` arrays (encrypted, an unknown compression), and array headers that claim more
-    bytes than the member holds."""
+    bytes than the member holds. Returns the bytes the arrays claim in all."""
     infos = zf.infolist()
+    claimed = 0
     declared = _declared_entries(handle)
     if declared is not None and declared != len(infos):
         raise FormatError(
@@ -139,6 +172,8 @@ def _check_members(zf: zipfile.ZipFile, handle: Any, path: str) -> None:
                 f"{where}: its header claims shape {list(shape)} of {dtype} ({nbytes} bytes), "
                 f"more than the {info.file_size} bytes it holds"
             )
+        claimed += nbytes
+    return claimed
 
 
 def save_npz(

@@ -31,17 +31,12 @@ import jax
 import numpy as np
 
 from tpflax._src.tree import flatten
-from tpflax.checkpoint._io import fsync_dir, read_while_replaced
-from tpflax.checkpoint._sstable import FormatError
+from tpflax.checkpoint._io import check_budget, fsync_dir, read_while_replaced
+from tpflax.checkpoint.errors import FormatError
 
-_KEYS = ("params", "state", "opt_state", "step")
 META_FILES = ("_CHECKPOINT_METADATA", "_METADATA")
 MAX_METADATA_BYTES = 64 << 20
 ZARR_METADATA = (".zarray", ".zattrs", ".zgroup", "zarr.json")
-# What restoring may allocate: the arrays' claimed sizes may total at most this many times
-# the checkpoint's bytes on disk (compressed zeros are small), or 1 GiB, whichever is more.
-BUDGET_FACTOR = 256
-BUDGET_FLOOR = 1 << 30
 _TMP, _OLD = ".tpflax-tmp-", ".tpflax-old-"
 
 
@@ -256,13 +251,7 @@ def _metadata(path: str) -> dict[str, Any]:
         tree = getattr(getattr(meta, "item_metadata", meta), "tree", None)
     if not isinstance(tree, Mapping) or "params" not in tree:
         raise FormatError(f"{path}: an orbax checkpoint, but not one tpflax wrote (no 'params')")
-    claimed = _claimed_bytes(tree, path)
-    budget = max(BUDGET_FACTOR * on_disk, BUDGET_FLOOR)
-    if claimed > budget:
-        raise FormatError(
-            f"{path}: its arrays claim {claimed} bytes, more than the {budget}-byte budget "
-            f"({BUDGET_FACTOR}x its {on_disk} bytes on disk, at least {BUDGET_FLOOR})"
-        )
+    check_budget(path, _claimed_bytes(tree, path), on_disk)
     return dict(tree)
 
 

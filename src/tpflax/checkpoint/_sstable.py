@@ -16,13 +16,11 @@ from typing import Any
 
 import google_crc32c
 
+from tpflax.checkpoint.errors import FormatError
+
 MAGIC = 0xDB4775248B80FB57
 FOOTER_SIZE = 48
 _MASK_DELTA = 0xA282EAD8
-
-
-class FormatError(ValueError):
-    """The bytes are not what the format says they must be."""
 
 
 # ----------------------------------------------------------------------------- checksums

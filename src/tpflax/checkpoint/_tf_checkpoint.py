@@ -24,8 +24,14 @@ import ml_dtypes
 import numpy as np
 
 from tpflax.checkpoint import _sstable
-from tpflax.checkpoint._io import Progress, atomic_write, check_name, read_while_replaced
-from tpflax.checkpoint._sstable import FormatError
+from tpflax.checkpoint._io import (
+    Progress,
+    atomic_write,
+    check_budget,
+    check_name,
+    read_while_replaced,
+)
+from tpflax.checkpoint.errors import FormatError, MissingShardError
 
 log = logging.getLogger("tpflax")
 
@@ -48,6 +54,7 @@ _DTYPES: dict[int, np.dtype] = {
 _ENUM = {dtype: code for code, dtype in _DTYPES.items()}
 _DT_NAMES = {7: "string", 8: "complex64", 18: "complex128", 20: "resource", 21: "variant"}
 _DATA = re.compile(r"^(.*)\.data-\d{5}-of-\d{5}$")
+MAX_STATE_BYTES = 1 << 20  # the 'checkpoint' state file: a few lines of text
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,8 +82,21 @@ def resolve_prefix(path: str) -> str:
                 f"{path}: a directory without a 'checkpoint' file (not a TensorFlow "
                 "checkpoint directory)"
             )
-        with open(state, encoding="utf-8") as f:
-            match = re.search(r'^model_checkpoint_path:\s*"(.*)"\s*$', f.read(), re.M)
+        with open(state, "rb") as f:
+            raw = f.read(MAX_STATE_BYTES + 1)
+        if len(raw) > MAX_STATE_BYTES:
+            raise FormatError(
+                f"{state}: over {MAX_STATE_BYTES} bytes (a TensorFlow 'checkpoint' state file "
+                "is a few lines of text)"
+            )
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise FormatError(
+                f"{state}: not UTF-8 text (byte {e.start} is {raw[e.start : e.start + 1]!r}); "
+                "a TensorFlow 'checkpoint' state file is a text protobuf"
+            ) from None
+        match = re.search(r'^model_checkpoint_path:\s*"(.*)"\s*$', text, re.M)
         if not match:
             raise FormatError(f"{state}: no model_checkpoint_path line")
         name = match.group(1)
@@ -88,15 +108,18 @@ def resolve_prefix(path: str) -> str:
 
 
 def is_tf_checkpoint(path: str) -> bool:
+    """Whether ``path`` names a TensorFlow checkpoint: a directory with a ``checkpoint`` state
+    file (or that file), or a prefix, ``.index`` or ``.data-*`` path whose index exists. A
+    broken state file still counts, so that reading it says what is wrong."""
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        return os.path.isfile(os.path.join(path, "checkpoint"))
+    if os.path.basename(path) == "checkpoint" and os.path.isfile(path):
+        return True
     try:
         return os.path.isfile(resolve_prefix(path) + ".index")
     except (OSError, FormatError):
         return False
-
-
-class MissingShardError(FormatError, FileNotFoundError):
-    """The index names a data shard that is not there: both a ``FormatError`` (the files do
-    not make a checkpoint) and a ``FileNotFoundError``."""
 
 
 MAX_DIM = 1 << 40  # a dimension larger than this is a corrupt field, not a real tensor
@@ -215,8 +238,14 @@ def _read_once(path: str) -> dict[str, np.ndarray]:
             raise MissingShardError(
                 f"{prefix}: data shard {shard_path(prefix, shard, num_shards)} is missing"
             )
-    out: dict[str, np.ndarray] = {}
+    sizes = {s: os.path.getsize(shard_path(prefix, s, num_shards)) for s in shards}
+    for e in entries:  # each tensor's own claims, before anything is allocated
+        if isinstance(e.dtype, np.dtype):
+            _check_entry(e, sizes[e.shard], prefix)
     total = sum(e.size for e in entries if isinstance(e.dtype, np.dtype))
+    # tensors may share their bytes: a few bytes on disk can claim far more in memory
+    check_budget(prefix, total, os.path.getsize(prefix + ".index") + sum(sizes.values()))
+    out: dict[str, np.ndarray] = {}
     with Progress(total, os.path.basename(prefix)) as progress:
         handles: dict[int, Any] = {}
         try:
@@ -234,19 +263,24 @@ def _read_once(path: str) -> dict[str, np.ndarray]:
     return out
 
 
-def _read_tensor(f: Any, e: Entry, prefix: str) -> np.ndarray:
+def _check_entry(e: Entry, shard_size: int, prefix: str) -> None:
+    """A tensor's byte count must match its shape and lie inside its data shard."""
     assert isinstance(e.dtype, np.dtype)
     count = math.prod(e.shape)  # Python ints: no overflow
     if count * e.dtype.itemsize != e.size:
         raise FormatError(
             f"{prefix}: tensor '{e.name}' has {e.size} bytes for shape {list(e.shape)} of {e.dtype}"
         )
-    shard_size = os.fstat(f.fileno()).st_size
     if e.offset + e.size > shard_size:  # checked before allocating: a header cannot claim RAM
         raise FormatError(
             f"{prefix}: tensor '{e.name}' claims bytes {e.offset}..{e.offset + e.size} of a "
             f"{shard_size}-byte data shard (truncated or corrupt)"
         )
+
+
+def _read_tensor(f: Any, e: Entry, prefix: str) -> np.ndarray:
+    assert isinstance(e.dtype, np.dtype)
+    _check_entry(e, os.fstat(f.fileno()).st_size, prefix)  # the shard may have been replaced
     array = np.empty(e.shape, e.dtype)
     f.seek(e.offset)
     got = f.readinto(array.reshape(-1).view(np.uint8).data)
