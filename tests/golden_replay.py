@@ -146,6 +146,8 @@ def check_fixture(
     # One compiled pass gives outputs, new state, captured layer outputs and gradients.
     cots = [jnp.asarray(c) for c in fx.cotangents()]
     names = [n for n in fx.output_names() if n.endswith("/output")]
+    by_name = fx.prefixed("capture/")  # tensors the reference fetched by their TF name
+    names += [n for n in by_name if n not in names]
 
     def loss(x: jax.Array, params: dict) -> tuple[jax.Array, tuple]:
         outs, new_state, captured = model.apply(
@@ -183,3 +185,5 @@ def check_fixture(
     for i, name in enumerate(fx.output_names()):
         if name in captured:
             assert_close(f"capture {name}", captured[name], fx.outputs()[i], out_rtol)
+    for name, want in by_name.items():
+        assert_close(f"capture {name}", captured[name], want, out_rtol)

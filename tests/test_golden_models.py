@@ -201,6 +201,48 @@ def model_pix2pix(x):
     return [real_pred, fake_pred, fake]
 
 
+def model_fpn_rpn_head(x):
+    @tp.layer_register(log_shape=True)
+    @tp.auto_reuse_variable_scope
+    def rpn_head(featuremap, channel, num_anchors):
+        with tp.argscope(tp.Conv2D, data_format="channels_first"):
+            hidden = tp.Conv2D("conv0", featuremap, channel, 3, activation=jax.nn.relu)
+            label_logits = tp.Conv2D("class", hidden, num_anchors, 1)
+            box_logits = tp.Conv2D("box", hidden, 4 * num_anchors, 1)
+        label_logits = jnp.squeeze(label_logits.transpose(0, 2, 3, 1), 0)
+        _, _, h, w = box_logits.shape
+        box_logits = box_logits.transpose(0, 2, 3, 1).reshape(h, w, num_anchors, 4)
+        return label_logits, box_logits
+
+    with tp.argscope(tp.Conv2D, data_format="channels_first", kernel_size=3, strides=2):
+        p3 = tp.Conv2D("fpn/lat3", x, 4)
+        p4 = tp.Conv2D("fpn/lat4", p3, 4)
+    outs = []
+    for p in (x, p3, p4):
+        label, box = rpn_head("rpn", p, 4, 2)
+        outs += [label, box]
+    return outs
+
+
+def model_discrim_twice(image):
+    @tp.auto_reuse_variable_scope
+    def discriminator(imgs):
+        with tp.argscope(tp.Conv2D, kernel_size=4, strides=2):
+            return (
+                tp.LinearWrap(imgs)
+                .Conv2D("conv0", 4, activation=_leaky)
+                .FullyConnected("fct", 1)()
+            )
+
+    fake = jnp.tanh(image * 0.5)
+    with tp.variable_scope("discrim"):
+        real = discriminator(image)
+        fake = discriminator(fake)
+    with tp.variable_scope("discrim", reuse=True):
+        third = discriminator(image * 2.0)
+    return [real, fake, third]
+
+
 MODELS = {
     "model_maxout": model_maxout,
     "model_renorm_2d_train": model_renorm_2d,
@@ -219,6 +261,8 @@ MODELS = {
     "model_bn_reuse3_skip_last_train": lambda x: _reused_bn(x, 3, skip_last=True),
     "model_dcgan_train": model_dcgan,
     "model_pix2pix_train": model_pix2pix,
+    "model_fpn_rpn_head_train": model_fpn_rpn_head,
+    "model_discrim_twice": model_discrim_twice,
 }
 MODEL_FIXTURES = [fx for fx in fixtures("model_*.npz")]
 
@@ -247,3 +291,18 @@ def test_model_matches_tensorpack_under_jit(fx) -> None:
 
     for got, want in zip(outputs, fx.outputs(), strict=True):
         assert_close("jit output", got, want, OUT_RTOL)
+
+
+def test_regularize_cost_is_captured_by_tensorpack_name() -> None:
+    """tensorpack names regularize_cost's result `regularize_cost` (its `name=`): the fixture's
+    second output name, fetched by capture=."""
+    from golden_replay import OUT_RTOL, assert_close
+
+    (fx,) = [f for f in MODEL_FIXTURES if f.id == "model_resnet_nhwc_train"]
+    name = fx.output_names()[1]
+    model = tp.transform(MODELS[fx.id])
+    x = jnp.asarray(fx.data["input"])
+    params, state = model.init(jax.random.key(0), x, is_training=True)
+    params, state, _ = tp.checkpoint.restore(fx.prefixed("var/"), params, state)
+    _, _, captured = model.apply(params, state, x, is_training=True, capture=[name])
+    assert_close(name, captured[name], fx.outputs()[1], OUT_RTOL)

@@ -206,3 +206,129 @@ def test_regularize_cost_logs_matched_names_once_per_model(caplog) -> None:
     assert float(cost) == 0.0
     outside = tp.regularize_cost("fc1/W", jnp.sum, params=params)
     assert abs(float(outside) - float(jnp.sum(params["fc1"]["W"]))) < 1e-6
+
+
+def test_registered_layer_over_auto_reuse_shares_its_scope() -> None:
+    """FasterRCNN's rpn_head: layer_register over auto_reuse_variable_scope, called as 'rpn'
+    on every FPN level, shares rpn/* as in tensorpack (the golden model_fpn_rpn_head_train
+    pins the numbers)."""
+
+    @tp.layer_register()
+    @tp.auto_reuse_variable_scope
+    def shared_head(x):
+        return tp.FullyConnected("fc", x, 2)
+
+    model = tp.transform(lambda a, b: (shared_head("rpn", a), shared_head("rpn", b)))
+    x = jnp.ones((1, 3))
+    params, state = model.init(jax.random.key(0), x, x)
+    assert _shapes(params) == {"rpn": {"fc": {"W": (3, 2), "b": (2,)}}}
+    (a, b), _, captured = model.apply(
+        params, state, x, 2 * x, capture=["rpn/output", "rpn_1/output", "rpn_1/fc/output"]
+    )
+    assert captured["rpn/output"] is a and captured["rpn_1/output"] is b
+    assert captured["rpn_1/fc/output"] is b
+
+
+def test_two_different_layers_with_one_name_still_collide() -> None:
+    @tp.layer_register()
+    @tp.auto_reuse_variable_scope
+    def collide_head(x):
+        return tp.FullyConnected("fc", x, 2)
+
+    @tp.layer_register()
+    @tp.auto_reuse_variable_scope
+    def collide_other(x):
+        return tp.FullyConnected("fc", x, 2)
+
+    model = tp.transform(lambda a: (collide_head("rpn", a), collide_other("rpn", a)))
+    with pytest.raises(ValueError, match="collide_other 'rpn': the layer name 'rpn' is used twice"):
+        model.init(jax.random.key(0), jnp.ones((1, 3)))
+
+
+def test_capture_names_follow_tensorflow_for_reused_layers() -> None:
+    """The first call keeps the name; later calls are `_1`, `_2` (TensorFlow's name scopes;
+    the golden model_discrim_twice pins them against tensorpack)."""
+
+    def net(x):
+        outs = []
+        for i in range(3):
+            with tp.variable_scope("tower", reuse=i > 0):
+                outs.append(tp.FullyConnected("fc", x * (i + 1), 2))
+        return outs
+
+    model = tp.transform(net)
+    x = jnp.ones((1, 3))
+    params, state = model.init(jax.random.key(0), x)
+    names = ["tower/fc/output", "tower_1/fc/output", "tower_2/fc/output"]
+    outs, _, captured = model.apply(params, state, x, capture=names)
+    for name, out in zip(names, outs, strict=True):
+        assert captured[name] is out
+
+
+def test_regularize_cost_takes_tensorpacks_name() -> None:
+    def net(x):
+        y = tp.FullyConnected("fc", x, 2)
+        return y, tp.regularize_cost(".*/W", tp.l2_regularizer(0.5), name="regularize_loss")
+
+    model = tp.transform(net)
+    x = jnp.ones((1, 3))
+    params, state = model.init(jax.random.key(0), x)
+    (_, wd), _, captured = model.apply(
+        params, state, x, is_training=True, capture=["regularize_loss"]
+    )
+    assert captured["regularize_loss"] is wd
+    (_, zero), _, captured = model.apply(params, state, x, capture=["empty_regularize_loss"])
+    assert captured["empty_regularize_loss"] is zero
+    with pytest.raises(ValueError, match="regularize_cost: name must be a non-empty string"):
+        tp.regularize_cost(".*", tp.l2_regularizer(1.0), "", params=params)
+
+
+def test_wrong_input_shape_is_not_blamed_on_the_params() -> None:
+    model = tp.transform(lambda x: tp.Conv2D("conv0", x, 8, 3))
+    params, state = model.init(jax.random.key(0), jnp.ones((2, 8, 8, 1)))
+    expected = (
+        r"Conv2D 'conv0': the input differs from the one init saw: init had \[2, 8, 8, 1\] "
+        r"float32, apply got \[4, 8, 8, 3\] float32; so variable 'conv0/W' in params has shape "
+        r"\[3, 3, 1, 8\], but the layer needs \[3, 3, 3, 8\]. Is it another channel count, or "
+        "NCHW instead of NHWC"
+    )
+    with pytest.raises(ValueError, match=expected):
+        model.apply(params, state, jnp.ones((4, 8, 8, 3)))
+    with pytest.raises(ValueError, match=r"apply got \[2, 1, 8, 8\]"):
+        model.apply(params, state, jnp.ones((2, 1, 8, 8)))
+    # another batch size is no different input; params of another model still are blamed
+    other = tp.transform(lambda x: tp.Conv2D("conv0", x, 8, 3))
+    other.init(jax.random.key(0), jnp.ones((1, 8, 8, 3)))
+    with pytest.raises(ValueError, match="made by init of this same model, on inputs of this"):
+        other.apply(params, state, jnp.ones((2, 8, 8, 3)))
+
+
+def test_float64_numpy_input_makes_float32_variables_without_warnings() -> None:
+    """NumPy's uint8 / 16.0 is float64; without jax_enable_x64 it computes in float32, and
+    its variables are float32 too (pytest turns JAX's truncation warning into an error)."""
+    import numpy as np
+
+    images = np.zeros((2, 8, 8, 1), np.uint8) / 16.0
+    model = tp.transform(lambda x: tp.FullyConnected("fc", tp.Conv2D("conv0", x, 4, 3), 2))
+    params, _ = model.init(jax.random.key(0), images)
+    assert {str(v.dtype) for v in jax.tree.leaves(params)} == {"float32"}
+
+
+def test_numpy_bools_are_accepted_for_the_training_flag() -> None:
+    import flax.linen as nn
+    import numpy as np
+
+    class Net(nn.Module):
+        @nn.compact
+        def __call__(self, x, train):
+            with tp.linen.layers(self, train=train):
+                return tp.BatchNorm("bn", x)
+
+    x = jnp.arange(6.0).reshape(2, 3)
+    variables = Net().init(jax.random.key(0), x, np.bool_(False))
+    _, updates = Net().apply(variables, x, np.bool_(True), mutable=["batch_stats"])
+    assert updates["batch_stats"]
+    model = tp.transform(lambda x: tp.BatchNorm("bn", x))
+    params, state = model.init(jax.random.key(0), x, is_training=np.bool_(True))
+    _, new_state = model.apply(params, state, x, is_training=np.bool_(True))
+    assert not np.allclose(new_state["bn"]["mean"]["EMA"], state["bn"]["mean"]["EMA"])

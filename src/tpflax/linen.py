@@ -38,6 +38,7 @@ import jax
 
 from tpflax._src.frame import Frame, Initializer, use_frame
 from tpflax._src.shape_log import ShapeLogger
+from tpflax._src.transform import check_training_flag
 
 STATE = "batch_stats"
 
@@ -86,8 +87,7 @@ def layers(module: nn.Module, train: bool = False) -> Iterator[Frame]:
         module: the running ``flax.linen`` module (``self`` in a compact method).
         train: tensorpack's ``is_training`` for the block (BatchNorm statistics, Dropout).
     """
-    if not isinstance(train, bool):
-        raise TypeError(f"tp.linen.layers: train must be a Python bool; got {type(train).__name__}")
+    train = check_training_flag(train, "tp.linen.layers", "train")
     rng = module.make_rng("dropout") if train and module.has_rng("dropout") else None
     key = type(module).__qualname__
     logger = _LOGGERS.setdefault(key, ShapeLogger())

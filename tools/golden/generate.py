@@ -8,6 +8,7 @@ variables from a seeded RNG (unless the case pins an initializer), runs one step
     input, cotangent_i  the input and one cotangent per output (loss = sum(out_i * cot_i))
     output_i            the outputs
     output_name_i       tensorpack's tensor name of each output (e.g. conv0/output)
+    capture/<name>      tensors fetched by their TensorFlow name (spec["capture"])
     var/<name>          every variable before the step (tensorpack names)
     trainable           names of trainable variables
     grad/input, grad/var/<name>   d loss / d input and d loss / d trainable variable
@@ -232,6 +233,63 @@ def model_generator(z):
     return [l]
 
 
+def model_fpn_rpn_head(x):
+    """FasterRCNN's FPN RPN head (examples/FasterRCNN/modeling/model_rpn.py, model_fpn.py) at a
+    small size: a registered layer over auto_reuse_variable_scope, called as 'rpn' on every
+    level (NCHW), so the levels share rpn/*; the second and third calls' outputs are named
+    rpn_1/..., rpn_2/... by TensorFlow."""
+    from tensorpack import Conv2D
+    from tensorpack.models.registry import layer_register
+    from tensorpack.tfutils.scope_utils import auto_reuse_variable_scope
+
+    @layer_register(log_shape=True)
+    @auto_reuse_variable_scope
+    def rpn_head(featuremap, channel, num_anchors):
+        with argscope(Conv2D, data_format="channels_first"):
+            hidden = Conv2D("conv0", featuremap, channel, 3, activation=tf.nn.relu)
+            label_logits = Conv2D("class", hidden, num_anchors, 1)
+            box_logits = Conv2D("box", hidden, 4 * num_anchors, 1)
+            label_logits = tf.squeeze(tf.transpose(label_logits, [0, 2, 3, 1]), 0)
+            shp = tf.shape(box_logits)
+            box_logits = tf.transpose(box_logits, [0, 2, 3, 1])
+            box_logits = tf.reshape(box_logits, tf.stack([shp[2], shp[3], num_anchors, 4]))
+        return label_logits, box_logits
+
+    with argscope(Conv2D, data_format="channels_first", kernel_size=3, strides=2):
+        p3 = Conv2D("fpn/lat3", x, 4)
+        p4 = Conv2D("fpn/lat4", p3, 4)
+    outs = []
+    for p in (x, p3, p4):
+        label, box = rpn_head("rpn", p, 4, 2)
+        outs += [label, box]
+    return outs
+
+
+def model_discrim_twice(image):
+    """InfoGAN's pattern (examples/GAN/InfoGAN-mnist.py): an auto-reused discriminator called
+    on real and on fake images in one scope, then once more under reuse=True; TensorFlow names
+    the calls' layer outputs discrim/fct/output, discrim/fct_1/output, discrim_1/fct/output."""
+    from tensorpack import Conv2D, LinearWrap
+    from tensorpack.tfutils.scope_utils import auto_reuse_variable_scope
+
+    @auto_reuse_variable_scope
+    def discriminator(imgs):
+        with argscope(Conv2D, kernel_size=4, strides=2):
+            return (
+                LinearWrap(imgs)
+                .Conv2D("conv0", 4, activation=tf.nn.leaky_relu)
+                .FullyConnected("fct", 1)()
+            )
+
+    fake = tf.tanh(image * 0.5)
+    with tf1.variable_scope("discrim"):
+        real = discriminator(image)
+        fake = discriminator(fake)
+    with tf1.variable_scope("discrim", reuse=True):
+        third = discriminator(image * 2.0)
+    return [real, fake, third]
+
+
 # ---------------------------------------------------- reused BatchNorm (GANs call D twice)
 def _reused_bn(x, calls, ema_update="default", skip_last=False):
     """One BatchNorm called `calls` times under reuse=True on different inputs."""
@@ -350,8 +408,28 @@ MODELS = {
     "model_bn_reuse3_skip_last_train": (lambda x: _reused_bn(x, 3, skip_last=True), [6, 3], True),
     "model_dcgan_train": (model_dcgan, [4, 8, 8, 1], True),
     "model_pix2pix_train": (model_pix2pix, [1, 16, 16, 2], True),
+    "model_fpn_rpn_head_train": (model_fpn_rpn_head, [1, 4, 8, 8], True),
+    "model_discrim_twice": (model_discrim_twice, [2, 8, 8, 1], False),
 }
 # Models that call a BatchNorm more than once in a training step (see reused_bn_updates).
+# Layer outputs fetched by TensorFlow's name: a reused layer's calls are named x, x_1, ...
+CAPTURE = {
+    "model_fpn_rpn_head_train": [
+        "fpn/lat3/output",
+        "rpn/conv0/output",
+        "rpn_1/conv0/output",
+        "rpn_2/conv0/output",
+        "rpn_2/class/output",
+    ],
+    "model_discrim_twice": [
+        "discrim/conv0/output",
+        "discrim/conv0_1/output",
+        "discrim/fct/output",
+        "discrim/fct_1/output",
+        "discrim_1/conv0/output",
+        "discrim_1/fct/output",
+    ],
+}
 REUSED_BN = {m for m in MODELS if "bn_reuse" in m} | {"model_dcgan_train", "model_pix2pix_train"}
 RACE_RUNS = 10
 
@@ -476,8 +554,12 @@ def run(spec, builder, out_dir):
         for v in all_vars:
             record[f"var/{v.op.name}"] = as_f32(start[v.op.name])
             record[f"dtype/{v.op.name}"] = np.array(v.dtype.base_dtype.name)
-        fetched = sess.run([outputs, grads, update_ops], {x: x_val})
-        out_vals, grad_vals, _ = fetched
+        graph = tf1.get_default_graph()
+        captures = [graph.get_tensor_by_name(f"{n}:0") for n in spec.get("capture", [])]
+        fetched = sess.run([outputs, grads, update_ops, captures], {x: x_val})
+        out_vals, grad_vals, _, capture_vals = fetched
+        for name, value in zip(spec.get("capture", []), capture_vals, strict=True):
+            record[f"capture/{name}"] = as_f32(value)
         after = {v.op.name: sess.run(v) for v in all_vars}
         if spec.get("reused_bn"):
             after, same = reused_bn_updates(
@@ -512,6 +594,8 @@ def main():
         spec = {"id": mid, "model": mid, "input_shape": shape, "training": training, "seed": 1}
         if mid in REUSED_BN:
             spec["reused_bn"] = True
+        if mid in CAPTURE:
+            spec["capture"] = CAPTURE[mid]
         todo.append((spec, fn))
     for spec, builder in todo:
         if args.only and not any(part in spec["id"] for part in args.only.split(",")):

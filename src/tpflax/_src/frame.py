@@ -57,7 +57,12 @@ class Frame:
     scope: list[str] = dataclasses.field(default_factory=list)
     reuse: list[bool] = dataclasses.field(default_factory=lambda: [False])
     created: dict[str, bool] = dataclasses.field(default_factory=dict)  # name -> trainable
-    layer_names: set[str] = dataclasses.field(default_factory=set)
+    # full layer name -> the Layer that opened it (a reused layer may open it again)
+    layer_names: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # TensorFlow's name scopes, which name outputs (``discrim/fct_1/output``) but not
+    # variables: the stack of full name-scope names, and how often each name was taken.
+    name_scope: list[str] = dataclasses.field(default_factory=lambda: [""])
+    names_in_use: dict[str, int] = dataclasses.field(default_factory=dict)
     used: set[str] = dataclasses.field(default_factory=set)
     outputs: dict[str, Any] = dataclasses.field(default_factory=dict)
     reg_losses: list[Any] = dataclasses.field(default_factory=list)
@@ -79,12 +84,53 @@ class Frame:
     def full_name(self, name: str) -> str:
         return "/".join([*self.scope, name])
 
+    def unique_name(self, name: str) -> str:
+        """TensorFlow's ``Graph.unique_name``: ``name`` under the current name scope, with
+        ``_1``, ``_2``, ... appended when it was taken before (compared without case), and
+        marked as taken."""
+        base = "/".join(p for p in (self.name_scope[-1], name) if p)
+        key = base.lower()
+        count = self.names_in_use.get(key, 0)
+        self.names_in_use[key] = count + 1
+        if count == 0:
+            return base
+        candidate = f"{key}_{count}"
+        while candidate in self.names_in_use:
+            count += 1
+            candidate = f"{key}_{count}"
+        self.names_in_use[candidate] = 1
+        return f"{base}_{count}"
+
+    @contextlib.contextmanager
+    def opened_name_scope(self, name: str) -> Iterator[str]:
+        """Opens the name scope ``unique_name(name)`` (what ``tf.variable_scope(name)`` and a
+        layer's scope do besides naming variables) and yields it."""
+        self.name_scope.append(self.unique_name(name))
+        try:
+            yield self.name_scope[-1]
+        finally:
+            self.name_scope.pop()
+
 
 _FRAME: contextvars.ContextVar[Frame | None] = contextvars.ContextVar("tpflax_frame", default=None)
 # frozen_variables collects the frames that run while it traces
 _FROZEN_LOG: contextvars.ContextVar[list[Frame] | None] = contextvars.ContextVar(
     "tpflax_frozen_log", default=None
 )
+
+
+class VariableShapeError(ValueError):
+    """A variable in ``params``/``state`` has another shape than the layer needs for its
+    input (``tp.transform``'s ``apply`` says when the input differs from ``init``'s).
+
+    Attributes:
+        who: the layer, e.g. ``"Conv2D 'conv0'"``.
+        detail: what differs, e.g. ``"variable 'conv0/W' in params has shape ..."``.
+    """
+
+    def __init__(self, who: str, detail: str, hint: str) -> None:
+        super().__init__(f"{who}: {detail}; {hint}")
+        self.who, self.detail = who, detail
 
 
 def current_frame(who: str | None = None) -> Frame:
@@ -131,6 +177,10 @@ def variable_scope(name: str, reuse: bool | None = None) -> Iterator[str]:
         reuse: ``True`` shares the variables already created under this scope (tensorpack's
             ``reuse=True``); it is inherited by inner scopes and cannot be switched off inside.
 
+    As in TensorFlow, the scope also opens a name scope, which names the layer outputs that
+    ``capture=`` returns: a scope opened a second time (``reuse=True``) names them
+    ``name_1/...``, while the variables stay under ``name/``.
+
     Yields:
         The full scope name.
 
@@ -144,7 +194,8 @@ def variable_scope(name: str, reuse: bool | None = None) -> Iterator[str]:
     frame.scope.extend(parts)
     frame.reuse.append(bool(reuse) or frame.reuse[-1])
     try:
-        yield frame.scope_name
+        with frame.opened_name_scope(name):
+            yield frame.scope_name
     finally:
         del frame.scope[len(frame.scope) - len(parts) :]
         frame.reuse.pop()
@@ -206,7 +257,13 @@ def auto_reuse_variable_scope(func: Callable[..., Any]) -> Callable[..., Any]:
 
     This is how tensorpack's GAN examples run one discriminator on real and on generated
     images. In training, a BatchNorm inside updates its EMA once per call; the updates add
-    (see ``tp.BatchNorm``).
+    (see ``tp.BatchNorm``). As in TensorFlow, the calls share the name scope, so their layer
+    outputs are named ``discrim/fct/output``, ``discrim/fct_1/output``, ... (``capture=``).
+
+    Under ``tp.layer_register`` (FasterRCNN's ``rpn_head``, registered over
+    ``auto_reuse_variable_scope`` and called as ``'rpn'`` on every FPN level), the layer's
+    scope may be opened again by the same layer: its calls share ``rpn/*``, and their
+    outputs are named ``rpn/...``, ``rpn_1/...``, as tensorpack's.
 
     Example:
         >>> import jax, jax.numpy as jnp, tpflax as tp
@@ -235,6 +292,7 @@ def auto_reuse_variable_scope(func: Callable[..., Any]) -> Callable[..., Any]:
         finally:
             frame.reuse.pop()
 
+    wrapper.__tpflax_auto_reuse__ = True  # type: ignore[attr-defined]
     return wrapper
 
 
@@ -310,6 +368,9 @@ def _get_variable(
         )
     frame.created[full] = trainable
     shape = tuple(int(s) for s in shape)
+    # A float64 input without jax_enable_x64 computes in float32 (NumPy's uint8 / 16.0 is
+    # float64): its variables are float32 too, without JAX's truncation warning.
+    dtype = jax.dtypes.canonicalize_dtype(dtype)
     if frame.backend is not None:
         frame.used.add(full)
         value = frame.backend.get(full, shape, initializer, dtype, trainable)
@@ -332,9 +393,12 @@ def _get_variable(
             f"{type(value).__name__} {value!r:.40}"
         )
     if tuple(value.shape) != shape:
-        raise ValueError(
-            f"{who}: variable '{full}' in {kind} has shape {list(value.shape)}, but the layer "
-            f"needs {list(shape)}; were these {kind} made by init of this same model?"
+        raise VariableShapeError(
+            who,
+            f"variable '{full}' in {kind} has shape {list(value.shape)}, but the layer needs "
+            f"{list(shape)}",
+            f"were these {kind} made by init of this same model, on inputs of this shape and "
+            "layout?",
         )
     frame.used.add(full)
     return value

@@ -76,6 +76,14 @@ def is_array(value: Any) -> bool:
     )
 
 
+def _canonical(x: Any) -> Any:
+    """A NumPy float64/int64 input as JAX computes it without ``jax_enable_x64`` (float32,
+    int32), once at the layer, instead of a truncation warning in each op and variable."""
+    if isinstance(x, np.ndarray) and jax.dtypes.canonicalize_dtype(x.dtype) != x.dtype:
+        return jax.numpy.asarray(x)
+    return x
+
+
 class Layer:
     """A registered layer: callable by name inside a model, or purely via ``init``/``apply``."""
 
@@ -112,6 +120,8 @@ class Layer:
             table[old] = new if isinstance(new, Alias) else Alias(new)
         self.aliases: dict[str, Alias] = table
         self._pure_logger = ShapeLogger()
+        # Registered over tp.auto_reuse_variable_scope: calls may share one name.
+        self.auto_reuse = bool(getattr(func, "__tpflax_auto_reuse__", False))
 
     def __repr__(self) -> str:
         return f"<tpflax layer {self.__name__}>"
@@ -203,9 +213,9 @@ class Layer:
 
     def _check_inputs(self, inputs: Any, who: str) -> Any:
         if is_array(inputs):
-            return inputs
+            return _canonical(inputs)
         if isinstance(inputs, (list, tuple)) and inputs and all(is_array(v) for v in inputs):
-            return inputs
+            return type(inputs)(_canonical(v) for v in inputs)
         raise TypeError(
             f"{who}: inputs must be an array (or a list of arrays); got {type(inputs).__name__}"
         )
@@ -223,28 +233,31 @@ class Layer:
     def _scoped(self, frame: Frame, name: str, inputs: Any, resolved: dict, who: str) -> Any:
         full = frame.full_name(name)
         reuse = frame.reuse[-1]
-        if full in frame.layer_names and not reuse:
+        owner = frame.layer_names.get(full)
+        if owner is not None and not reuse and not (owner is self and self.auto_reuse):
             raise ValueError(
                 f"{who}: the layer name {name!r} is used twice in scope "
                 f"'{frame.scope_name}'; give each layer its own name, or share variables with "
                 "tp.variable_scope(..., reuse=True)"
             )
-        frame.layer_names.add(full)
+        frame.layer_names.setdefault(full, self)
         logger = frame.shape_logger
         do_log = self.log_shape and logger.first_time(full)
         parts = name.split("/")
         frame.scope.extend(parts)
         frame.reuse.append(reuse)
         try:
-            if do_log:
-                logger.push_inputs(full, utils.shape_str(inputs))
-            outputs = self.func(inputs, **resolved)
-            if do_log:
-                logger.push_outputs(full, utils.shape_str(outputs))
+            with frame.opened_name_scope(name) as name_scope:
+                if do_log:
+                    logger.push_inputs(full, utils.shape_str(inputs))
+                outputs = self.func(inputs, **resolved)
+                if do_log:
+                    logger.push_outputs(full, utils.shape_str(outputs))
         finally:
             del frame.scope[len(frame.scope) - len(parts) :]
             frame.reuse.pop()
-        frame.outputs[f"{full}/output"] = outputs
+        # TensorFlow's tensor name: a layer called again is `name_1/output`, and so on.
+        frame.outputs[f"{name_scope}/output"] = outputs
         return outputs
 
     # ----------------------------------------------------------------- pure call

@@ -79,7 +79,11 @@ def regularize_cost_from_collection() -> jax.Array:
 
 
 def regularize_cost(
-    regex: str, func: Callable[[jax.Array], jax.Array], *, params: Mapping[str, Any] | None = None
+    regex: str,
+    func: Callable[[jax.Array], jax.Array],
+    name: str = "regularize_cost",
+    *,
+    params: Mapping[str, Any] | None = None,
 ) -> jax.Array:
     """Tensorpack's ``regularize_cost``: ``sum(func(v))`` over trainable variables whose
     tensorpack name matches ``regex`` (``re.search``), as float32.
@@ -90,6 +94,9 @@ def regularize_cost(
     Args:
         regex: e.g. ``'conv.*/W'`` or ``'.*/W'``.
         func: e.g. ``tp.l2_regularizer(1e-4)``.
+        name: the result's tensor name, as in tensorpack (``name='regularize_loss'`` in its
+            examples): inside a model, ``capture=[name]`` returns it (``'empty_' + name``
+            when nothing matched or not training, tensorpack's name for its zero).
         params: a params tree, to use it outside a model.
 
     Returns:
@@ -97,12 +104,14 @@ def regularize_cost(
     """
     if not isinstance(regex, str) or not regex:
         raise ValueError(f"tp.regularize_cost: regex must be a non-empty string; got {regex!r}")
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"tp.regularize_cost: name must be a non-empty string; got {name!r}")
     if params is not None:
         named = flatten(params)
     else:
         frame = current_frame("tp.regularize_cost(regex, func)")
         if not frame.is_training:
-            return jnp.zeros((), jnp.float32)
+            return _named(jnp.zeros((), jnp.float32), f"empty_{name}")
         flat = flatten(frame.params)
         named = {n: flat[n] for n, trainable in frame.created.items() if trainable and n in flat}
     matched = [n for n in named if re.search(regex, n)]
@@ -112,4 +121,14 @@ def regularize_cost(
         if running is None or running.shape_logger.first_time(f"<regularize_cost>{regex}"):
             names = ", ".join(f"{n}:0" for n in matched)
             log.info("The following tensors will be regularized: %s", names)
-    return _sum_float32([func(named[n]) for n in matched])
+    if not matched:
+        return _named(jnp.zeros((), jnp.float32), f"empty_{name}")
+    return _named(_sum_float32([func(named[n]) for n in matched]), name)
+
+
+def _named(value: jax.Array, name: str) -> jax.Array:
+    """Records ``value`` under its TensorFlow name in the running model (for ``capture=``)."""
+    frame = maybe_frame()
+    if frame is not None:
+        frame.outputs[frame.unique_name(name)] = value
+    return value

@@ -10,21 +10,34 @@ from typing import Any
 import jax
 import numpy as np
 
-from tpflax._src.frame import Frame, use_frame
+from tpflax._src.frame import Frame, VariableShapeError, use_frame
 from tpflax._src.shape_log import ShapeLogger
 from tpflax._src.tree import flatten
 
 log = logging.getLogger("tpflax")
 
 
-def _check_bool(value: Any, who: str) -> bool:
-    if isinstance(value, (bool, np.bool_)):  # tensorpack takes bool(training), too
+def check_training_flag(value: Any, who: str, arg: str = "is_training") -> bool:
+    """``value`` as a Python bool: ``bool`` or ``numpy.bool_`` (tensorpack takes
+    ``bool(training)`` too); anything else, a traced value above all, raises."""
+    if isinstance(value, (bool, np.bool_)):
         return bool(value)
     kind = type(value)
     raise TypeError(
-        f"{who}: is_training must be a Python bool; got {kind.__module__}.{kind.__qualname__}."
-        " Under jax.jit mark it static: jax.jit(model.apply, static_argnames='is_training')"
+        f"{who}: {arg} must be a Python bool; got {kind.__module__}.{kind.__qualname__}."
+        f" Under jax.jit mark it static: jax.jit(model.apply, static_argnames='{arg}')"
     )
+
+
+def _shapes(inputs: tuple[Any, ...]) -> list[str]:
+    return [
+        f"{list(x.shape)} {x.dtype}" if hasattr(x, "shape") else type(x).__name__ for x in inputs
+    ]
+
+
+def _per_example(shapes: list[str]) -> list[str]:
+    """The shapes without the batch size, which no variable depends on."""
+    return [s.split(",", 1)[-1] for s in shapes]
 
 
 def _check_key(rng: Any, who: str, arg: str) -> jax.Array:
@@ -59,6 +72,10 @@ class Transformed:
 
     fn: Callable[..., Any]
     shape_logger: ShapeLogger = dataclasses.field(default_factory=ShapeLogger, compare=False)
+    # The input shapes the last init saw, to tell a wrong input from wrong params in apply.
+    _init_inputs: dict[str, list[str]] = dataclasses.field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def init(self, rng: Any, *inputs: Any, is_training: bool = False, **kwargs: Any) -> tuple:
         """Builds the model on example ``inputs`` and returns ``(params, state)``.
@@ -79,13 +96,14 @@ class Transformed:
             params={},
             state={},
             new_state={},
-            is_training=_check_bool(is_training, who),
+            is_training=check_training_flag(is_training, who),
             rng=_check_key(rng, who, "rng"),
             shape_logger=self.shape_logger,
         )
         self.shape_logger.begin()
         with use_frame(frame):
             self.fn(*inputs, **kwargs)
+        self._init_inputs["shapes"] = _shapes(inputs)
         return frame.params, frame.state
 
     def apply(
@@ -121,13 +139,24 @@ class Transformed:
             params=_copy_tree(params, who, "params"),
             state=_copy_tree(state, who, "state"),
             new_state=_copy_tree(state, who, "state"),
-            is_training=_check_bool(is_training, who),
+            is_training=check_training_flag(is_training, who),
             rng=None if rng is None else _check_key(rng, who, "rng"),
             shape_logger=self.shape_logger,
         )
         self.shape_logger.begin()
-        with use_frame(frame):
-            outputs = self.fn(*inputs, **kwargs)
+        try:
+            with use_frame(frame):
+                outputs = self.fn(*inputs, **kwargs)
+        except VariableShapeError as e:
+            seen, now = self._init_inputs.get("shapes"), _shapes(inputs)
+            if seen is None or _per_example(seen) == _per_example(now):
+                raise
+            raise VariableShapeError(
+                e.who,
+                f"the input differs from the one init saw: init had {'; '.join(seen)}, apply "
+                f"got {'; '.join(now)}",
+                f"so {e.detail}. Is it another channel count, or NCHW instead of NHWC?",
+            ) from None
         unused = sorted(set(flatten(frame.params)) - frame.used)
         if unused:
             log.warning(
