@@ -229,9 +229,7 @@ def model_discrim_twice(image):
     def discriminator(imgs):
         with tp.argscope(tp.Conv2D, kernel_size=4, strides=2):
             return (
-                tp.LinearWrap(imgs)
-                .Conv2D("conv0", 4, activation=_leaky)
-                .FullyConnected("fct", 1)()
+                tp.LinearWrap(imgs).Conv2D("conv0", 4, activation=_leaky).FullyConnected("fct", 1)()
             )
 
     fake = jnp.tanh(image * 0.5)
