@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import pathlib
+import re
 
 import numpy as np
 import pytest
@@ -195,3 +197,89 @@ def test_any_reader_failure_is_one_line_and_exit_2(capsys, tmp_path, monkeypatch
     assert code == 2 and err.count("\n") == 1 and "KeyError" in err and "-v shows" in err
     with pytest.raises(KeyError):
         cli.main(["inspect", "-v", str(bad)])
+
+
+def _png(tmp_path) -> str:
+    from PIL import Image
+
+    Image.new("RGB", (32, 32)).save(tmp_path / "a.png")
+    return str(tmp_path / "a.png")
+
+
+@pytest.mark.parametrize(
+    "which, match",
+    [
+        ("weights", r"no such file or checkpoint: .*nope\.npz$"),
+        ("image", r"no such image file: .*missing\.jpg$"),
+        ("labels", r"no such labels file: .*synset\.txt$"),
+    ],
+)
+def test_classify_checks_every_path_before_building_the_model(
+    capsys, caplog, tmp_path, monkeypatch, which, match
+) -> None:
+    """Issue 18: a missing path was reported after the model was built and its 23-line
+    shape log printed."""
+    import tpflax.zoo.classify
+
+    def build(*args, **kwargs):
+        raise AssertionError("the model was built before the paths were checked")
+
+    monkeypatch.setattr(tpflax.zoo.classify, "classify", build)
+    weights = str(tmp_path / "nope.npz") if which == "weights" else str(WEIGHTS / "model-3.npz")
+    image = str(tmp_path / "missing.jpg") if which == "image" else _png(tmp_path)
+    labels = ["--labels", str(tmp_path / "synset.txt")] if which == "labels" else []
+    with caplog.at_level(logging.INFO, logger="tpflax"):
+        code, out, err = run(
+            capsys, "classify", "--arch", "ResNet18", "--weights", weights, *labels, image
+        )
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert re.search(match, err.strip()), err
+    assert not caplog.records
+
+
+def test_classify_shape_log_only_with_verbose(capsys, caplog, tmp_path) -> None:
+    image = _png(tmp_path)
+    argv = ["classify", "--arch", "ResNet18", "--weights", str(WEIGHTS / "model-3.npz"), image]
+    with caplog.at_level(logging.INFO, logger="tpflax"):
+        code, _, err = run(capsys, *argv)
+    assert code == 2 and "does not fit --arch ResNet18" in err
+    assert not [r for r in caplog.records if "-->" in r.getMessage()]
+    assert logging.getLogger("tpflax").level == logging.INFO  # put back after the command
+    for verbose in (["-v", *argv], [*argv[:1], "-v", *argv[1:]]):  # before or after the command
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="tpflax"):
+            code, _, err = run(capsys, *verbose)
+        shapes = [r.getMessage() for r in caplog.records if "-->" in r.getMessage()]
+        assert code == 2 and "'linear': [1, 512] --> [1, 1000]" in shapes, (verbose, shapes)
+
+
+def test_classify_missing_weights_is_one_line_in_a_real_run(tmp_path) -> None:
+    """The command as a user runs it (its own process, tpflax's own log handler)."""
+    import subprocess
+    import sys
+
+    argv = ["classify", "--arch", "ResNet18", "--weights", str(tmp_path / "nope.npz")]
+    done = subprocess.run(
+        [sys.executable, "-m", "tpflax.cli", *argv, _png(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2 and done.stdout == ""
+    assert (
+        done.stderr == f"tpflax classify: error: no such file or checkpoint: {tmp_path}/nope.npz\n"
+    )
+
+
+def test_classify_help_describes_every_option(capsys) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["classify", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--top TOP how many classes to show per image (5)" in text
+    assert "--json machine-readable output" in text
+    assert "--data-format {NHWC,NCHW} the layout" in text
+    assert "-v, --verbose log what is done (classify: the model's shape log)" in text
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["classify", "--arch", "ResNet18", "--weights", "w.npz", "--top", "0", "a.png"])
+    assert exit_info.value.code == 2
+    assert "--top: expected a positive integer, got '0'" in capsys.readouterr().err

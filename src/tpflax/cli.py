@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 
 from tpflax import checkpoint
-from tpflax.checkpoint._load import FORMATS, save_flat
 
 EXIT_OK, EXIT_DIFFERENT, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -34,27 +33,13 @@ EPILOG = (
     "exit codes: 0 success (diff: no differences), 1 diff found differences, "
     "2 bad input (missing or corrupt file, unknown format, bad arguments)"
 )
-FORMAT_RULE = (
-    "--format, else DST's name: *.npz is a tensorpack .npz; "
-    "*.index, *.ckpt or a name starting with model- is a TensorFlow checkpoint prefix; "
-    "anything else is an orbax directory"
-)
 
 
-def _guess_target(path: str) -> str:
-    name = path.rstrip("/").rsplit("/", 1)[-1]
-    if name.endswith(".npz"):
-        return "npz"
-    if name.endswith((".index", ".ckpt")) or name.startswith("model-"):
-        return "tf"
-    return "orbax"
-
-
-def _exists(path: str, kind: str) -> bool:
-    if kind == "tf":
-        prefix = path[: -len(".index")] if path.endswith(".index") else path
-        return os.path.exists(prefix + ".index")
-    return os.path.exists(path)
+def _format_rule() -> str:
+    """How ``convert`` picks DST's format, from the table of formats."""
+    rules = [f for f in checkpoint.FORMATS.values() if f.names_target is not None]
+    rules += [f for f in checkpoint.FORMATS.values() if f.names_target is None]
+    return "--format, else DST's name: " + "; ".join(f.target_rule for f in rules)
 
 
 def _rows(flat: dict[str, np.ndarray]) -> list[dict[str, Any]]:
@@ -71,23 +56,14 @@ def _rows(flat: dict[str, np.ndarray]) -> list[dict[str, Any]]:
     ]
 
 
-def _orbax_extras(path: str) -> list[str]:
-    """The items of a tpflax orbax checkpoint besides params and state (opt_state, step)."""
-    from tpflax.checkpoint._orbax import _metadata, is_orbax
-
-    if not is_orbax(path):
-        return []
-    return sorted(k for k in _metadata(path) if k not in ("params", "state"))
-
-
 def cmd_inspect(args: argparse.Namespace) -> int:
+    kind = checkpoint.detect_format(args.file)
     flat = checkpoint.load(args.file)
-    extras = _orbax_extras(args.file)
+    extras = checkpoint.FORMATS[kind].left_out(args.file)
     rows = _rows(flat)
     total = {"tensors": len(rows), "count": sum(r["count"] for r in rows)}
     total["bytes"] = sum(r["bytes"] for r in rows)
     if args.json:
-        kind = checkpoint.detect_format(args.file)
         record = {"file": args.file, "format": kind, "tensors": rows, "total": total}
         if extras:
             record["not_listed"] = extras
@@ -113,11 +89,11 @@ def cmd_convert(args: argparse.Namespace) -> int:
     flat = checkpoint.load(args.src)
     if args.model_only:
         flat = {k: v for k, v in flat.items() if not checkpoint.is_training_name(k)}
-    kind = args.format or _guess_target(args.dst)
-    if _exists(args.dst, kind) and not args.force:
+    fmt = checkpoint.FORMATS[args.format] if args.format else checkpoint.guess_format(args.dst)
+    if fmt.exists(args.dst) and not args.force:
         raise FileExistsError(f"{args.dst} exists; pass --force to replace it")
-    save_flat(args.dst, flat, kind, overwrite=args.force)
-    print(f"wrote {len(flat)} tensors to {args.dst} ({kind})")
+    checkpoint.save(args.dst, flat, fmt.name, overwrite=args.force)
+    print(f"wrote {len(flat)} tensors to {args.dst} ({fmt.name})")
     return EXIT_OK
 
 
@@ -160,7 +136,19 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return EXIT_DIFFERENT if any(result.values()) else EXIT_OK
 
 
+def _check_classify_paths(args: argparse.Namespace) -> None:
+    """Every path ``classify`` reads, checked before the model is built: a missing or
+    unreadable one is one line, not a model's worth of shape log first."""
+    checkpoint.detect_format(args.weights)  # "no such file or checkpoint: ..."
+    missing = [p for p in args.images if not os.path.isfile(p)]
+    if missing:
+        raise FileNotFoundError(f"no such image file: {', '.join(missing)}")
+    if args.labels is not None and not os.path.isfile(args.labels):
+        raise FileNotFoundError(f"no such labels file: {args.labels}")
+
+
 def cmd_classify(args: argparse.Namespace) -> int:
+    _check_classify_paths(args)
     from tpflax.zoo.classify import classify, load_labels
 
     labels = load_labels(args.labels)
@@ -184,10 +172,30 @@ def cmd_classify(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+VERBOSE_HELP = (
+    "log what is done (classify: the model's shape log); show a reader's crash with its traceback"
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    # -v before or after the command: the command's own -v must not reset the first one to
+    # its default, so only the top-level parser has one
     common = _Parser(add_help=False)
-    common.add_argument("-v", "--verbose", action="store_true", help="log what is done")
-    parser = _Parser(prog="tpflax", description=DESCRIPTION, epilog=EPILOG, parents=[common])
+    common.add_argument(
+        "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=VERBOSE_HELP
+    )
+    parser = _Parser(prog="tpflax", description=DESCRIPTION, epilog=EPILOG)
+    parser.add_argument("-v", "--verbose", action="store_true", help=VERBOSE_HELP)
     from tpflax import __version__
 
     parser.add_argument("--version", action="version", version=f"tpflax {__version__}")
@@ -204,12 +212,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = add(
         "convert",
         help="convert between .npz, TF checkpoint and orbax",
-        description=f"Convert a weight file. The output format: {FORMAT_RULE}. Missing parent "
+        description=f"Convert a weight file. The output format: {_format_rule()}. Missing parent "
         "folders are made.",
     )
     p.add_argument("src", help="the weight file to read (any format tpflax reads)")
     p.add_argument("dst", help="a .npz, a TF checkpoint prefix, or an orbax directory")
-    p.add_argument("--format", "--to", choices=FORMATS, help=f"the output format: {FORMAT_RULE}")
+    p.add_argument(
+        "--format",
+        "--to",
+        choices=list(checkpoint.FORMATS),
+        help=f"the output format: {_format_rule()}",
+    )
     p.add_argument("--force", "--overwrite", action="store_true", help="replace DST if it exists")
     p.add_argument(
         "--model-only",
@@ -221,15 +234,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("a", help="the first weight file (A)")
     p.add_argument("b", help="the second weight file (B)")
     p.add_argument("--atol", type=float, default=0.0, help="ignore smaller value differences")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(run=cmd_diff)
     p = add("classify", help="top-5 ImageNet classes of images with a model-zoo file")
     p.add_argument("--arch", required=True, help="e.g. ResNet50, ShuffleNetV2-1x (tp.zoo)")
     p.add_argument("--weights", required=True, help="the model-zoo .npz (or any weight file)")
     p.add_argument("--labels", help="synset_words.txt (one class per line)")
-    p.add_argument("--top", type=int, default=5)
-    p.add_argument("--data-format", default="NHWC", choices=["NHWC", "NCHW"])
-    p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--top", type=_positive_int, default=5, help="how many classes to show per image (5)"
+    )
+    p.add_argument(
+        "--data-format",
+        default="NHWC",
+        choices=["NHWC", "NCHW"],
+        help="the layout to run the model in (NHWC)",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="machine-readable output: a list of {image, top: [[class, probability, name]]}",
+    )
     p.add_argument("images", nargs="+", help="JPEG/PNG files")
     p.set_defaults(run=cmd_classify)
     return parser
@@ -237,9 +261,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s"
-    )
+    level = logging.INFO if args.verbose else logging.WARNING
+    logging.basicConfig(level=level, format="%(message)s")
+    # tpflax's own logger prints the shape log and load notes itself (INFO): only with -v
+    tp_log = logging.getLogger("tpflax")
+    previous = tp_log.level
+    tp_log.setLevel(level)
     try:
         return int(args.run(args))
     except (OSError, ValueError, TypeError) as e:  # FormatError is a ValueError
@@ -254,6 +281,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_BAD_INPUT
+    finally:
+        tp_log.setLevel(previous)
 
 
 def _one_line(error: BaseException) -> str:

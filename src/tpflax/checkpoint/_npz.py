@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from tpflax._src.tree import flatten, strip_suffix
+from tpflax.checkpoint._format import Format, refuse_existing, target_name
 from tpflax.checkpoint._io import Progress, atomic_write, check_budget, check_name
 from tpflax.checkpoint.errors import FormatError
 
@@ -226,3 +227,25 @@ def write_npz(
     with atomic_write(path) as f:
         writer: Any = np.savez_compressed if compress else np.savez
         writer(f, **arrays)
+
+
+def is_npz(path: str) -> bool:
+    """An existing file named ``*.npz``, or any zip file."""
+    path = os.fspath(path)
+    return os.path.isfile(path) and (path.endswith(".npz") or zipfile.is_zipfile(path))
+
+
+def _write(path: str, flat: Mapping[str, Any], *, overwrite: bool = False) -> None:
+    refuse_existing(FORMAT, path, overwrite)
+    write_npz(path, flat)  # every dtype kept
+
+
+FORMAT = Format(
+    name="npz",
+    description="a tensorpack .npz (np.savez of named arrays)",
+    detect=is_npz,
+    read=load_npz,
+    write=_write,
+    names_target=lambda path: target_name(path).endswith(".npz"),
+    target_rule="*.npz is a tensorpack .npz",
+)

@@ -18,6 +18,7 @@ import ctypes
 import ctypes.util
 import functools
 import json
+import logging
 import math
 import os
 import shutil
@@ -30,13 +31,15 @@ from typing import Any
 import jax
 import numpy as np
 
-from tpflax._src.tree import flatten
+from tpflax._src.tree import flatten, is_training_name, unflatten
+from tpflax.checkpoint._format import Format, refuse_existing
 from tpflax.checkpoint._io import check_budget, fsync_dir, read_while_replaced
 from tpflax.checkpoint.errors import FormatError
 
 META_FILES = ("_CHECKPOINT_METADATA", "_METADATA")
 MAX_METADATA_BYTES = 64 << 20
 ZARR_METADATA = (".zarray", ".zattrs", ".zgroup", "zarr.json")
+log = logging.getLogger("tpflax")
 _TMP, _OLD = ".tpflax-tmp-", ".tpflax-old-"
 
 
@@ -47,6 +50,7 @@ def _ocp() -> Any:
 
 
 def is_orbax(path: str) -> bool:
+    """A directory with orbax's metadata files (``_CHECKPOINT_METADATA`` or ``_METADATA``)."""
     return os.path.isdir(path) and any(
         os.path.exists(os.path.join(path, f)) for f in ("_CHECKPOINT_METADATA", "_METADATA")
     )
@@ -346,3 +350,41 @@ def _restore_checked(
     if "step" in restored:
         out["step"] = int(restored["step"])
     return out
+
+
+def orbax_items(path: str) -> list[str]:
+    """The items of a tpflax orbax checkpoint (``'params'``, ``'state'``, and for training
+    ``'opt_state'``, ``'step'``), read from its metadata after the checks ``load`` makes.
+
+    Raises:
+        FileNotFoundError: no orbax checkpoint at ``path``.
+        FormatError: a broken one, or one tpflax did not write.
+    """
+    return sorted(_metadata(path))
+
+
+def _left_out(path: str) -> list[str]:
+    return [item for item in orbax_items(path) if item not in ("params", "state")]
+
+
+def _write(path: str, flat: Mapping[str, Any], *, overwrite: bool = False) -> None:
+    """An orbax checkpoint holds a model's ``(params, state)``: training-only names
+    (optimizer slots, ``global_step``) are left out, with a log line."""
+    refuse_existing(FORMAT, path, overwrite)
+    dropped = sorted(n for n in flat if is_training_name(n))
+    if dropped:
+        log.info("orbax keeps model variables only; left out: %s", ", ".join(dropped))
+    params, state = unflatten({n: v for n, v in flat.items() if n not in dropped})
+    save_orbax(path, params, state, overwrite=overwrite)
+
+
+FORMAT = Format(
+    name="orbax",
+    description="an orbax checkpoint directory written by tp.checkpoint.save_orbax",
+    detect=is_orbax,
+    read=load_orbax,
+    write=_write,
+    names_target=None,
+    target_rule="anything else is an orbax directory",
+    left_out=_left_out,
+)

@@ -19,6 +19,16 @@ from tpflax.checkpoint._load import load
 log = logging.getLogger("tpflax")
 
 
+# How each list of names in a report reads, in tensorpack's words, and whether ``restore``
+# logs it as a warning (names in only one of the checkpoint and the model, as tensorpack).
+_NAME_LINES = (
+    ("missing", "Variable {} in the graph not found in checkpoint!", True),
+    ("unexpected", "Variable {} in checkpoint not found in the graph!", True),
+    ("skipped", "Skipped training-only variable {} in checkpoint.", False),
+    ("ignored", "Ignored variable {} in checkpoint (ignore=).", False),
+)
+
+
 @dataclasses.dataclass
 class RestoreReport:
     """What ``restore`` did, name by name; ``str(report)`` prints like tensorpack's log."""
@@ -33,10 +43,8 @@ class RestoreReport:
 
     def __str__(self) -> str:
         lines = [f"Restoring {len(self.loaded)} variables from checkpoint."]
-        lines += [f"Variable {n} in the graph not found in checkpoint!" for n in self.missing]
-        lines += [f"Variable {n} in checkpoint not found in the graph!" for n in self.unexpected]
-        lines += [f"Skipped training-only variable {n} in checkpoint." for n in self.skipped]
-        lines += [f"Ignored variable {n} in checkpoint (ignore=)." for n in self.ignored]
+        for field, line, _ in _NAME_LINES:
+            lines += [line.format(name) for name in getattr(self, field)]
         lines += [
             f"Variable {n} is reshaped {list(a)} -> {list(b)} during assignment"
             for n, a, b in self.reshaped
@@ -183,8 +191,8 @@ def restore(
             report.loaded.append(name)
         else:
             merged[name] = like
-    for message in str(report).splitlines()[1:]:
-        if "not found" in message:
-            log.warning(message)
+    for field, line, warn in _NAME_LINES:
+        for name in getattr(report, field) if warn else ():
+            log.warning(line.format(name))
     log.info("Restoring %d variables from checkpoint.", len(report.loaded))
     return rebuild(params, merged), rebuild(state or {}, merged), report

@@ -23,7 +23,9 @@ from typing import Any
 import ml_dtypes
 import numpy as np
 
+from tpflax._src.tree import flatten
 from tpflax.checkpoint import _sstable
+from tpflax.checkpoint._format import Format, refuse_existing, target_name
 from tpflax.checkpoint._io import (
     Progress,
     atomic_write,
@@ -377,3 +379,66 @@ def write_tf_checkpoint(prefix: str, flat: Mapping[str, Any]) -> None:
     with atomic_write(os.path.join(folder, "checkpoint"), text=True) as f:
         base = os.path.basename(prefix)
         f.write(f'model_checkpoint_path: "{base}"\nall_model_checkpoint_paths: "{base}"\n')
+
+
+def save_tf_checkpoint(
+    prefix: str, params: Mapping[str, Any], state: Mapping[str, Any] | None = None
+) -> list[str]:
+    """Writes ``(params, state)`` as a TensorFlow checkpoint at ``prefix``
+    (``prefix.index``, its data shard, and a ``checkpoint`` file beside them), which
+    ``tf.train.load_checkpoint``, tensorpack's ``SmartInit`` and ``tp.checkpoint.load`` read.
+    Every dtype is kept. Atomic, also when replacing (see ``write_tf_checkpoint``).
+
+    Args:
+        prefix: the checkpoint prefix (``'train_log/model-5000'``); a trailing ``.index`` is
+            dropped.
+        params: the model's params, or one flat ``{tensorpack name: array}`` (as
+            ``tp.checkpoint.flatten(params, state)`` or ``load`` returns), optimizer slots
+            included.
+        state: the model's state (EMA statistics).
+
+    Returns:
+        The names written.
+
+    Example:
+        >>> import os, tempfile, numpy as np, tpflax as tp
+        >>> prefix = os.path.join(tempfile.mkdtemp(), 'model-1')
+        >>> tp.checkpoint.save_tf_checkpoint(prefix, {'fc': {'W': np.ones((2, 3), np.float32)}})
+        ['fc/W']
+        >>> tp.checkpoint.load(prefix)['fc/W'].shape
+        (2, 3)
+    """
+    flat = flatten(params, state or {})
+    write_tf_checkpoint(_prefix(prefix), flat)
+    return sorted(flat)
+
+
+def _prefix(path: str) -> str:
+    path = os.fspath(path)
+    return path[: -len(".index")] if path.endswith(".index") else path
+
+
+def _write(path: str, flat: Mapping[str, Any], *, overwrite: bool = False) -> None:
+    refuse_existing(FORMAT, path, overwrite)
+    write_tf_checkpoint(_prefix(path), flat)
+
+
+def _tf_target(path: str) -> bool:
+    name = target_name(path)
+    return name.endswith((".index", ".ckpt")) or name.startswith("model-")
+
+
+FORMAT = Format(
+    name="tf",
+    description=(
+        "a TensorFlow checkpoint (its prefix, .index file, or a directory with a 'checkpoint' file)"
+    ),
+    detect=is_tf_checkpoint,
+    read=read_tf_checkpoint,
+    write=_write,
+    names_target=_tf_target,
+    target_rule=(
+        "*.index, *.ckpt or a name starting with model- is a TensorFlow checkpoint prefix"
+    ),
+    exists=lambda path: os.path.exists(_prefix(path) + ".index"),
+)

@@ -10,8 +10,13 @@ from typing import Any
 import jax
 import numpy as np
 
-from tpflax.checkpoint._orbax import _ocp
 from tpflax.train._trainer import TrainState
+
+
+def _ocp() -> Any:
+    import orbax.checkpoint as ocp  # imported on use: it is slow to import
+
+    return ocp
 
 
 def _to_disk(ts: TrainState) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -14,6 +15,7 @@ from tpflax.train._checkpoints import Checkpoints
 from tpflax.train._trainer import Trainer, TrainState
 
 Batch = tuple[Any, ...]
+log = logging.getLogger("tpflax")
 
 
 class _Throughput:
@@ -48,7 +50,7 @@ def fit(
     on_step: Callable[[int, dict[str, float]], None] | None = None,
 ) -> tuple[TrainState, list[dict[str, float]]]:
     """Trains until ``ts.step == steps``, resuming from ``checkpoints`` when they hold a
-    later step than ``ts``.
+    later step than ``ts`` (logged once: "resumed from step N").
 
     Args:
         trainer: the compiled steps.
@@ -71,6 +73,7 @@ def fit(
         latest = checkpoints.latest_step()
         if latest is not None and latest > int(ts.step):
             ts = checkpoints.restore(ts)
+            log.info("resumed from step %d (%s)", int(ts.step), checkpoints.directory)
     start = int(ts.step)
     history: list[dict[str, float]] = []
     bar = make_bar(steps, desc="train", initial=start, enabled=progress)
