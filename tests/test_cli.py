@@ -283,3 +283,13 @@ def test_classify_help_describes_every_option(capsys) -> None:
         cli.main(["classify", "--arch", "ResNet18", "--weights", "w.npz", "--top", "0", "a.png"])
     assert exit_info.value.code == 2
     assert "--top: expected a positive integer, got '0'" in capsys.readouterr().err
+
+
+def test_inspect_text_named_npz_is_not_called_a_pickle(capsys, tmp_path) -> None:
+    """Issue 18: ``echo hello > junk.npz; tpflax inspect junk.npz`` said the file held
+    pickled data and suggested ``allow_pickle=``."""
+    (tmp_path / "junk.npz").write_text("hello\n")
+    code, out, err = run(capsys, "inspect", str(tmp_path / "junk.npz"))
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "junk.npz: not a valid .npz file: not a zip archive (it starts with b'hello\\n'" in err
+    assert "pickle" not in err
