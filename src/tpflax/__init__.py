@@ -31,6 +31,7 @@ from tpflax._src.frame import (
     is_training,
     variable_scope,
 )
+from tpflax._src.intercept import Interceptor, LayerCall, VariableRequest, intercept
 from tpflax._src.linear_wrap import LinearWrap
 from tpflax._src.nonlin import Maxout, PReLU
 from tpflax._src.norm import InstanceNorm, LayerNorm
@@ -61,13 +62,16 @@ __all__ = [
     "FullyConnected",
     "GlobalAvgPooling",
     "InstanceNorm",
+    "Interceptor",
     "Layer",
+    "LayerCall",
     "LayerNorm",
     "LinearWrap",
     "MaxPooling",
     "Maxout",
     "PReLU",
     "Transformed",
+    "VariableRequest",
     "argscope",
     "auto_reuse_variable_scope",
     "checkpoint",
@@ -78,6 +82,7 @@ __all__ = [
     "get_arg_scope",
     "get_registered_layer",
     "get_variable",
+    "intercept",
     "is_training",
     "l1_regularizer",
     "l2_regularizer",

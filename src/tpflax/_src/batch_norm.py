@@ -32,13 +32,7 @@ import numpy as np
 from jax import lax
 
 from tpflax._src import initializers, utils
-from tpflax._src.frame import (
-    assign_sub_state,
-    batchnorm_is_folded,
-    folded_variable,
-    get_variable,
-    is_training,
-)
+from tpflax._src.frame import assign_sub_state, get_variable, is_training
 from tpflax._src.registry import layer_context, layer_register
 
 _EMA_MODES = ("default", "collection", "internal", "skip")
@@ -242,12 +236,6 @@ def BatchNorm(
     if sync_statistics is not None and virtual_batch_size is not None:
         raise ValueError(f"{who}: cannot use sync_statistics and virtual_batch_size together")
     channels = utils.static_dim(inputs, axis, who=who)
-    if (
-        not training
-        and batchnorm_is_folded()
-        and folded_variable("mean/EMA", trainable=False) is None
-    ):
-        return inputs  # folded into the layer before it (tp.zoo.fold_batchnorm)
 
     dtype = jnp.float32
     beta = gamma = None

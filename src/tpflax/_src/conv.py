@@ -22,7 +22,7 @@ from tpflax._src.conv_impl import (
     use_patches,
     use_pointwise_dot,
 )
-from tpflax._src.frame import folded_variable, get_variable
+from tpflax._src.frame import get_variable
 from tpflax._src.registry import layer_context, layer_register, register_alias
 from tpflax._src.regularize import add_regularizers
 
@@ -224,7 +224,7 @@ def _kernel(shape: tuple[int, ...], init: Any, dtype: Any, who: str) -> jax.Arra
 
 def _bias(use_bias: bool, filters: int, init: Any, dtype: Any, who: str) -> jax.Array | None:
     if not use_bias:
-        return folded_variable("b")  # None, except after tp.zoo.fold_batchnorm
+        return None
     initializer = initializers.resolve(init, initializers.zeros, who=who, arg="bias_initializer")
     return get_variable("b", (filters,), initializer, dtype=dtype, who=who)
 

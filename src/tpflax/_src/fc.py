@@ -12,7 +12,7 @@ import jax
 
 from tpflax._src import initializers, utils
 from tpflax._src.activation import apply_activation
-from tpflax._src.frame import folded_variable, get_variable
+from tpflax._src.frame import get_variable
 from tpflax._src.registry import layer_context, layer_register
 from tpflax._src.regularize import add_regularizers
 
@@ -88,7 +88,7 @@ def FullyConnected(
         dtype=inputs.dtype,
         who=who,
     )
-    b = folded_variable("b")  # None, except after tp.zoo.fold_batchnorm
+    b = None
     if use_bias:
         b = get_variable(
             "b",

@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import jax
 import jax.numpy as jnp
 
+from tpflax._src import intercept
 from tpflax._src.shape_log import ShapeLogger
 from tpflax._src.tree import lookup as _lookup
 from tpflax._src.tree import store as _store
@@ -47,7 +48,7 @@ class VariableBackend(Protocol):
 class Frame:
     """Everything a running model's layers share; one per ``init``/``apply`` call."""
 
-    mode: str  # 'init' or 'apply'
+    mode: str  # 'init', 'apply', or 'linen' (variables in a flax module: see backend)
     params: Tree
     state: Tree
     new_state: Tree
@@ -71,9 +72,6 @@ class Frame:
     updated: set[str] = dataclasses.field(default_factory=set)
     # (decorated function, scope) pairs already run once (auto_reuse_variable_scope)
     auto_reused: set[tuple[int, str]] = dataclasses.field(default_factory=set)
-    # tp.freeze_variables: the (stop_gradient, skip_collection) stack, and what it froze
-    freeze: list[tuple[bool, bool]] = dataclasses.field(default_factory=list)
-    frozen: set[str] = dataclasses.field(default_factory=set)
     # Where variables live when not in params/state: a flax.linen module (tp.linen).
     backend: VariableBackend | None = None
 
@@ -113,8 +111,8 @@ class Frame:
 
 
 _FRAME: contextvars.ContextVar[Frame | None] = contextvars.ContextVar("tpflax_frame", default=None)
-# frozen_variables collects the frames that run while it traces
-_FROZEN_LOG: contextvars.ContextVar[list[Frame] | None] = contextvars.ContextVar(
+# frozen_variables collects the names freeze_variables stops gradients of while it traces
+_FROZEN_LOG: contextvars.ContextVar[set[str] | None] = contextvars.ContextVar(
     "tpflax_frozen_log", default=None
 )
 
@@ -153,9 +151,6 @@ def maybe_frame() -> Frame | None:
 
 @contextlib.contextmanager
 def use_frame(frame: Frame) -> Iterator[Frame]:
-    tracing = _FROZEN_LOG.get()
-    if tracing is not None:
-        tracing.append(frame)
     token = _FRAME.set(frame)
     try:
         yield frame
@@ -224,30 +219,50 @@ def freeze_variables(stop_gradient: bool = True, skip_collection: bool = False) 
         >>> sorted(params), sorted(state)
         (['head'], ['backbone'])
     """
-    frame = current_frame("tp.freeze_variables()")
-    frame.freeze.append((bool(stop_gradient), bool(skip_collection)))
-    try:
+    current_frame("tp.freeze_variables()")
+    with intercept.intercept(_Freeze(bool(stop_gradient), bool(skip_collection))):
         yield
-    finally:
-        frame.freeze.pop()
+
+
+@dataclasses.dataclass(frozen=True)
+class _Freeze(intercept.Interceptor):
+    """``tp.freeze_variables`` as an interceptor, as tensorpack's is a custom getter: it sees
+    the request as the layer (or an inner interceptor) made it, so nested blocks combine as
+    nested TensorFlow custom getters do."""
+
+    stop_gradient: bool
+    skip_collection: bool
+
+    def variable(
+        self,
+        request: intercept.VariableRequest,
+        next: Callable[[intercept.VariableRequest], Any],
+    ) -> Any:
+        value = next(request.replace(trainable=False) if self.skip_collection else request)
+        if self.stop_gradient and request.trainable:
+            frozen = _FROZEN_LOG.get()
+            if frozen is not None:
+                frozen.add(request.name)
+            value = jax.lax.stop_gradient(value)
+        return value
 
 
 def frozen_variables(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> set[str]:
     """The full names of the variables ``fn`` reads under ``freeze_variables(stop_gradient=
     True)``, found by running ``fn(*args, **kwargs)`` (a model's ``apply``) on abstract
     values: nothing is computed."""
-    frames: list[Frame] = []
+    frozen: set[str] = set()
 
     def run(*a: Any) -> int:
         fn(*a, **kwargs)
-        return 0  # only the frames matter
+        return 0  # only the names matter
 
-    token = _FROZEN_LOG.set(frames)
+    token = _FROZEN_LOG.set(frozen)
     try:
         jax.eval_shape(run, *args)
     finally:
         _FROZEN_LOG.reset(token)
-    return set().union(*(f.frozen for f in frames))
+    return frozen
 
 
 def auto_reuse_variable_scope(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -328,28 +343,16 @@ def get_variable(
         The variable's value.
     """
     frame = current_frame(who)
-    stop_gradient = False
-    if frame.freeze:
-        stop_gradient = any(sg for sg, _ in frame.freeze)
-        if any(skip for _, skip in frame.freeze):
-            trainable = False
-    value = _get_variable(frame, name, shape, initializer, dtype, trainable, who)
-    if stop_gradient and trainable:
-        frame.frozen.add(frame.full_name(name))
-        value = jax.lax.stop_gradient(value)
-    return value
+    request = intercept.VariableRequest(
+        frame.full_name(name), tuple(shape), initializer, dtype, trainable, who
+    )
+    return intercept.get_variable(request, functools.partial(_get_variable, frame))
 
 
-def _get_variable(
-    frame: Frame,
-    name: str,
-    shape: tuple[int, ...],
-    initializer: Initializer,
-    dtype: Any,
-    trainable: bool,
-    who: str,
-) -> jax.Array:
-    full = frame.full_name(name)
+def _get_variable(frame: Frame, request: intercept.VariableRequest) -> jax.Array:
+    """The variable store: creates ``request`` in ``init``, reads it in ``apply``."""
+    full, shape, initializer = request.name, request.shape, request.initializer
+    dtype, trainable, who = request.dtype, request.trainable, request.who
     path = full.split("/")
     tree = frame.params if trainable else frame.state
     kind = "params" if trainable else "state"
@@ -452,39 +455,3 @@ def next_rng_key(who: str) -> jax.Array:
         )
     frame.rng_count += 1
     return jax.random.fold_in(frame.rng, frame.rng_count)
-
-
-# Inference with BatchNorm folded into the preceding layer (tp.zoo.fold_batchnorm): a folded
-# BatchNorm has no variables left and passes its input through; the layer before it finds
-# its new bias in params even when it was built with use_bias=False.
-_FOLDED: contextvars.ContextVar[bool] = contextvars.ContextVar("tpflax_bn_folded", default=False)
-
-
-@contextlib.contextmanager
-def batchnorm_folded() -> Iterator[None]:
-    """Runs layers in folded-BatchNorm inference mode (see ``tp.zoo.fold_batchnorm``)."""
-    token = _FOLDED.set(True)
-    try:
-        yield
-    finally:
-        _FOLDED.reset(token)
-
-
-def folded_variable(name: str, *, trainable: bool = True) -> Any:
-    """In folded-BatchNorm mode: the value of ``name`` in the current scope if the params
-    (or state) hold it, else ``None``. Outside that mode always ``None``."""
-    if not _FOLDED.get():
-        return None
-    frame = _FRAME.get()
-    if frame is None or frame.mode != "apply":
-        return None
-    full = frame.full_name(name)
-    value = _lookup(frame.params if trainable else frame.state, full.split("/"))
-    if value is None or isinstance(value, dict):
-        return None
-    frame.used.add(full)
-    return value
-
-
-def batchnorm_is_folded() -> bool:
-    return _FOLDED.get()

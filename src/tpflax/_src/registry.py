@@ -21,7 +21,7 @@ import jax
 import numpy as np
 
 from tpflax._src import argscope as _argscope
-from tpflax._src import utils
+from tpflax._src import intercept, utils
 from tpflax._src.frame import Frame, current_frame, maybe_frame
 from tpflax._src.shape_log import ShapeLogger
 
@@ -110,6 +110,11 @@ class Layer:
         self.required: tuple[str, ...] = tuple(
             p.name for p in params if p.kind in kinds and p.default is inspect.Parameter.empty
         )
+        self.defaults: dict[str, Any] = {
+            p.name: p.default
+            for p in params
+            if p.kind in kinds and p.default is not inspect.Parameter.empty
+        }
         if positional is None:
             positional = [
                 p.name for p in params if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
@@ -226,11 +231,17 @@ class Layer:
         who = utils.where(self.__name__, frame.full_name(name) if name else frame.scope_name)
         inputs = self._check_inputs(inputs, who)
         resolved = self._resolve(rest, kwargs, who)
+        scope = frame.full_name(name) if name else frame.scope_name
+        call = intercept.LayerCall(self.__name__, scope, inputs, {**self.defaults, **resolved})
         if name is None:
-            return self.func(inputs, **resolved)
-        return self._scoped(frame, name, inputs, resolved, who)
+            return intercept.call_layer(call, self._body)
+        return intercept.call_layer(call, functools.partial(self._scoped, frame, name, who))
 
-    def _scoped(self, frame: Frame, name: str, inputs: Any, resolved: dict, who: str) -> Any:
+    def _body(self, call: intercept.LayerCall) -> Any:
+        return self.func(call.inputs, **call.kwargs)
+
+    def _scoped(self, frame: Frame, name: str, who: str, call: intercept.LayerCall) -> Any:
+        inputs = call.inputs
         full = frame.full_name(name)
         reuse = frame.reuse[-1]
         owner = frame.layer_names.get(full)
@@ -250,7 +261,7 @@ class Layer:
             with frame.opened_name_scope(name) as name_scope:
                 if do_log:
                     logger.push_inputs(full, utils.shape_str(inputs))
-                outputs = self.func(inputs, **resolved)
+                outputs = self._body(call)
                 if do_log:
                     logger.push_outputs(full, utils.shape_str(outputs))
         finally:
@@ -272,7 +283,8 @@ class Layer:
             do_log = self.log_shape and logger.first_time(who)
             if do_log:
                 logger.push_inputs(who, utils.shape_str(inputs))
-            outputs = self.func(inputs, **resolved)
+            call = intercept.LayerCall(self.__name__, "", inputs, {**self.defaults, **resolved})
+            outputs = intercept.call_layer(call, self._body)
             if do_log:
                 logger.push_outputs(who, utils.shape_str(outputs))
             return outputs

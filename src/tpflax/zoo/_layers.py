@@ -12,8 +12,9 @@ from jax import lax
 
 from tpflax._src import utils
 from tpflax._src.batch_norm import moments, normalize
-from tpflax._src.frame import folded_variable, get_variable
-from tpflax._src.registry import layer_register
+from tpflax._src.conv import conv2d
+from tpflax._src.frame import get_variable
+from tpflax._src.registry import layer_context, layer_register
 from tpflax.zoo._common import channel_axis
 
 
@@ -27,36 +28,45 @@ def DepthConv(
     W_init: Any = None,
     activation: Any = None,
     data_format: str = "NCHW",
+    use_bias: bool = False,
 ) -> jax.Array:
-    """Depthwise convolution of tensorpack's ShuffleNet example (``tf.nn.depthwise_conv2d``).
+    """Depthwise convolution of tensorpack's ShuffleNet example (``tf.nn.depthwise_conv2d``):
+    ``tp.Conv2D``'s op with one group per input channel, so it is lowered as ``tp.conv_impl``
+    says and accumulates half-precision inputs in float32 like every convolution.
+
+    Args:
+        use_bias: not in the example (which has no bias); ``True`` adds ``b`` (what
+            ``tp.zoo.fold_batchnorm`` gives a folded DepthConv).
 
     Variable names:
-        ``W``: ``[k, k, in_channels, out_channel // in_channels]``.
+        ``W``: ``[k, k, in_channels, out_channel // in_channels]``; ``b``: ``[out_channel]``
+        with ``use_bias``.
     """
     fmt = utils.data_format(data_format, who="DepthConv")
-    axis = channel_axis(fmt)
-    cin = x.shape[axis]
+    who = layer_context("DepthConv")
+    cin = utils.static_dim(x, channel_axis(fmt), who=who)
     if out_channel % cin:
         raise ValueError(
-            f"DepthConv: out_channel (={out_channel}) must be a multiple of the input's "
+            f"{who}: out_channel (={out_channel}) must be a multiple of the input's "
             f"channels (={cin})"
         )
     mult = out_channel // cin
     init = W_init or jax.nn.initializers.variance_scaling(2.0, "fan_in", "truncated_normal")
-    W = get_variable("W", (kernel_shape, kernel_shape, cin, mult), init, dtype=x.dtype)
-    # depthwise = grouped conv with one group per input channel; HWIO with I = 1
-    rhs = W.reshape(kernel_shape, kernel_shape, 1, cin * mult)
-    y = lax.conv_general_dilated(
+    W = get_variable("W", (kernel_shape, kernel_shape, cin, mult), init, dtype=x.dtype, who=who)
+    b = None
+    if use_bias:
+        b = get_variable("b", (out_channel,), jax.nn.initializers.zeros, dtype=x.dtype, who=who)
+    # depthwise = grouped conv with one group per input channel; HWIO with I = 1, output
+    # channel c * mult + m as tf.nn.depthwise_conv2d orders them
+    y = conv2d(
         x,
-        rhs.astype(x.dtype),
-        (stride, stride),
-        utils.padding(padding, who="DepthConv"),
-        dimension_numbers=(fmt, "HWIO", fmt),
-        feature_group_count=cin,
+        W.reshape(kernel_shape, kernel_shape, 1, cin * mult),
+        b,
+        strides=(stride, stride),
+        padding=utils.padding(padding, who=who),
+        data_format=fmt,
+        groups=cin,
     )
-    b = folded_variable("b")  # only after tp.zoo.fold_batchnorm
-    if b is not None:
-        y = y + b.astype(y.dtype).reshape((1, -1, 1, 1) if fmt == "NCHW" else (1, 1, 1, -1))
     return y if activation is None else activation(y)
 
 

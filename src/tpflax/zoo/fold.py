@@ -11,7 +11,9 @@ import jax.numpy as jnp
 import numpy as np
 
 import tpflax as tp
-from tpflax._src.frame import batchnorm_folded
+from tpflax._src import intercept
+from tpflax._src.frame import current_frame
+from tpflax._src.tree import lookup
 
 
 def _producer(bn_scope: str, flat: Mapping[str, Any]) -> str | None:
@@ -64,6 +66,33 @@ def fold_params(
     return jax.tree.map(jnp.asarray, p), jax.tree.map(jnp.asarray, s_), folded
 
 
+class FoldedBatchNorm(intercept.Interceptor):
+    """Runs a model on the weights of :func:`fold_params`, in inference: a BatchNorm whose
+    statistics were folded away passes its input through, and a layer built with
+    ``use_bias=False`` uses the bias the folding gave it."""
+
+    def layer(self, call: intercept.LayerCall, next: Callable[[intercept.LayerCall], Any]) -> Any:
+        frame = current_frame(f"{call.layer} (folded BatchNorm)")
+        if frame.mode != "apply":
+            return next(call)
+        if call.layer == "BatchNorm":
+            training = call.kwargs.get("training")
+            training = frame.is_training if training is None else bool(training)
+            if (
+                not training
+                and lookup(frame.state, [*call.scope.split("/"), "mean", "EMA"]) is None
+            ):
+                return call.inputs
+        elif call.kwargs.get("use_bias") is False and _held(frame.params, f"{call.scope}/b"):
+            return next(call.replace(kwargs={**call.kwargs, "use_bias": True}))
+        return next(call)
+
+
+def _held(tree: Mapping[str, Any], name: str) -> bool:
+    value = lookup(tree, name.split("/"))
+    return value is not None and not isinstance(value, Mapping)
+
+
 class Folded:
     """An inference-only model with BatchNorm folded away; call it on images.
 
@@ -77,7 +106,7 @@ class Folded:
         model = model_fn if isinstance(model_fn, tp.Transformed) else tp.transform(model_fn)
 
         def run(p: Any, s: Any, *inputs: Any) -> Any:
-            with batchnorm_folded():
+            with intercept.intercept(FoldedBatchNorm()):
                 return model.apply(p, s, *inputs, is_training=False)[0]
 
         self._run = jax.jit(run)
