@@ -137,8 +137,12 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
 
 def _check_classify_paths(args: argparse.Namespace) -> None:
-    """Every path ``classify`` reads, checked before the model is built: a missing or
-    unreadable one is one line, not a model's worth of shape log first."""
+    """The architecture and every path ``classify`` reads, checked before the model is built:
+    a wrong one is one line, not a model's worth of shape log first."""
+    from tpflax.zoo import ARCHITECTURES
+
+    if args.arch not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {args.arch!r}; known: {', '.join(ARCHITECTURES)}")
     checkpoint.detect_format(args.weights)  # "no such file or checkpoint: ..."
     missing = [p for p in args.images if not os.path.isfile(p)]
     if missing:

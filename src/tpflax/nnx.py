@@ -31,7 +31,7 @@ from flax import nnx
 
 from tpflax._src.transform import transform
 from tpflax._src.tree import flatten, nest
-from tpflax.checkpoint._restore import RestoreReport, restore
+from tpflax.checkpoint import RestoreReport, restore
 
 
 class Model(nnx.Module):
