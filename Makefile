@@ -6,7 +6,7 @@ STAMP := $(VENV)/.tpflax-installed
 GOLDEN_VENV := .venv-golden
 GOLDEN_STAMP := $(GOLDEN_VENV)/.installed
 
-.PHONY: demo test test-slow test-tf lint format golden golden-digits golden-check bench fuzz clean
+.PHONY: demo test test-slow test-tf lint format docs golden golden-digits golden-check bench fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,18 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format src tests tools benchmarks
 	$(BIN)/ruff check --fix src tests tools benchmarks
+
+# The documentation site (mkdocs.yml, docs/) into build/site; --strict fails on any warning:
+# a broken link or cross-reference, a page missing from the navigation. `make test` does not
+# need the docs extra: it runs every code block of the pages and checks the API reference.
+DOCS_STAMP := $(VENV)/.tpflax-docs-installed
+
+$(DOCS_STAMP): $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[dev,docs]'
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	$(BIN)/mkdocs build --strict
 
 # The reference: real tensorpack 0.11 on TensorFlow 2.21 (CPU), in its own venv.
 $(GOLDEN_STAMP): tools/golden/requirements.txt
