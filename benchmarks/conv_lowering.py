@@ -200,6 +200,85 @@ def patches_table(rounds: int) -> list[str]:
     return lines
 
 
+# The measurements behind conv_impl's oneDNN table: ResNet-50's convolutions at batch 8
+# ([N, H, W, C], kernel, stride, filters), and a transposed convolution ([N, H, W, C], kernel,
+# stride, filters) as a decoder would use it.
+ONEDNN_SHAPES = [
+    ((8, 224, 224, 3), 7, 2, 64),
+    ((8, 56, 56, 64), 1, 1, 64),
+    ((8, 56, 56, 64), 3, 1, 64),
+    ((8, 56, 56, 64), 1, 1, 256),
+    ((8, 56, 56, 256), 1, 1, 64),
+    ((8, 56, 56, 256), 1, 2, 512),
+    ((8, 56, 56, 128), 3, 2, 128),
+    ((8, 28, 28, 128), 3, 1, 128),
+    ((8, 28, 28, 512), 1, 1, 128),
+    ((8, 14, 14, 256), 3, 1, 256),
+    ((8, 14, 14, 1024), 1, 1, 256),
+    ((8, 7, 7, 512), 3, 1, 512),
+    ((8, 7, 7, 2048), 1, 1, 512),
+    ((1, 56, 56, 64), 3, 1, 64),
+]
+ONEDNN_TRANSPOSE_SHAPES = [((8, 28, 28, 128), 4, 2, 64), ((8, 14, 14, 256), 3, 2, 128)]
+
+
+def onednn_table(rounds: int, shapes=None, transpose_shapes=None) -> list[str]:
+    """Forward and training-step (both gradients) time per convolution, interleaved: the
+    lowering 'auto' picks without oneDNN (XLA's convolution, a dot, or patches) against
+    oneDNN; the table behind conv_impl.ONEDNN_CONV. Empty when oneDNN is unavailable."""
+    from unittest import mock
+
+    from tpflax._src import conv_impl, onednn
+    from tpflax._src.conv import conv2d, conv2d_transpose
+
+    if not onednn.available():
+        return []
+    rng = np.random.RandomState(0)
+    lines = []
+    cases = [(s, False) for s in (ONEDNN_SHAPES if shapes is None else shapes)]
+    cases += [
+        (s, True)
+        for s in (ONEDNN_TRANSPOSE_SHAPES if transpose_shapes is None else transpose_shapes)
+    ]
+    routes = {"base": False, "all": True}
+    for (shape, k, stride, filters), transpose in cases:
+        x = jnp.asarray(rng.randn(*shape), jnp.float32)
+        w_shape = (k, k, filters, shape[3]) if transpose else (k, k, shape[3], filters)
+        w = jnp.asarray(rng.randn(*w_shape) * 0.05, jnp.float32)
+        op = conv2d_transpose if transpose else conv2d
+
+        def fn(x, w, op=op, stride=stride):
+            return op(x, w, None, strides=(stride, stride), padding="SAME", data_format="NHWC")
+
+        fns = {}
+        for name, route in routes.items():
+            fwd = jax.jit(fn)
+            step = jax.jit(jax.grad(lambda x, w: jnp.sum(fn(x, w) ** 2), argnums=(0, 1)))
+            table = {
+                "ONEDNN_CONV": lambda *a, r=route: r,
+                "ONEDNN_CONV_TRANSPOSE": lambda *a, r=route: r,
+            }
+            with mock.patch.multiple(conv_impl, **table), tp.conv_impl("auto"):
+                for f in (fwd, step):
+                    jax.block_until_ready(f(x, w))  # traced and compiled here
+            fns[name] = (fwd, step)
+        times: dict[tuple[str, int], list[float]] = {}
+        for _ in range(rounds):
+            for name in routes:
+                for i, f in enumerate(fns[name]):
+                    times.setdefault((name, i), []).extend(timeit(functools.partial(f, x, w), 1))
+        med = {key: statistics.median(v) * 1e3 for key, v in times.items()}
+        kind = "transpose " if transpose else ""
+        base_f, base_t = med[("base", 0)], med[("base", 1)]
+        lines.append(
+            f"{kind}{list(shape)} {k}x{k}/{stride} -> {filters}: forward {base_f:.1f} / "
+            f"oneDNN {med[('all', 0)]:.1f} ms ({base_f / med[('all', 0)]:.2f}x); train "
+            f"{base_t:.1f} / oneDNN {med[('all', 1)]:.1f} ms ({base_t / med[('all', 1)]:.2f}x)"
+        )
+        print(lines[-1], flush=True)
+    return lines
+
+
 # The measurements behind conv_impl's max-pool table: [N, H, W, C], window, stride, padding.
 MAX_POOL_SHAPES = [
     ((8, 112, 112, 64), 3, 2, "SAME"),  # ResNet's stem pool (NHWC zoo layout)

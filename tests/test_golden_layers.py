@@ -6,6 +6,7 @@ import pytest
 from golden_replay import check_fixture, fixtures, layer_fn
 
 import tpflax as tp
+from tpflax._src import onednn
 
 # Large-mean BatchNorm cases are held to float64 instead (tests/test_batch_norm_numerics.py).
 LAYER_FIXTURES = [
@@ -22,17 +23,32 @@ def test_layer_matches_tensorpack(fx) -> None:
     check_fixture(fx, layer_fn(fx.spec))
 
 
-LOWERED_FIXTURES = [fx for fx in LAYER_FIXTURES if fx.spec["layer"] in ("Conv2D", "MaxPooling")]
+LOWERED_FIXTURES = [
+    fx
+    for fx in LAYER_FIXTURES
+    if fx.spec["layer"] in ("Conv2D", "Conv2DTranspose", "Deconv2D", "MaxPooling")
+]
+IMPLS = [
+    "xla",
+    pytest.param(
+        "onednn",
+        marks=pytest.mark.skipif(
+            not onednn.available(), reason="oneDNN extension not built or not on CPU"
+        ),
+    ),
+]
 
 
+@pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("fx", LOWERED_FIXTURES, ids=lambda fx: fx.id)
-def test_conv_and_max_pool_match_tensorpack_with_plain_xla(fx) -> None:
-    """The same Conv2D and MaxPooling cases with every convolution lowered by
-    lax.conv_general_dilated and max pooling differentiated by JAX's own rule
-    (tp.conv_impl('xla')); the test above runs the default, faster lowering."""
+def test_conv_and_max_pool_match_tensorpack_under_each_lowering(fx, impl) -> None:
+    """The same Conv2D, Conv2DTranspose and MaxPooling cases, values and gradients, with
+    every convolution lowered by lax.conv_general_dilated and max pooling differentiated by
+    JAX's own rule (tp.conv_impl('xla')), and with every float32 convolution on oneDNN
+    (tp.conv_impl('onednn')); the test above runs the default lowering."""
 
     def fn(x):
-        with tp.conv_impl("xla"):
+        with tp.conv_impl(impl):
             return layer_fn(fx.spec)(x)
 
     check_fixture(fx, fn)
@@ -50,7 +66,9 @@ def test_one_by_one_convolutions_are_dots_by_default() -> None:
     with tp.conv_impl("xla"):
         text = jax.make_jaxpr(lambda x: model.apply(params, state, x)[0])(x).pretty_print()
     assert "conv_general_dilated" in text and "dot_general" not in text
-    with pytest.raises(ValueError, match=r"tp.conv_impl: expected one of \('auto', 'xla'\)"):
+    with pytest.raises(
+        ValueError, match=r"tp.conv_impl: expected one of \('auto', 'xla', 'onednn'\)"
+    ):
         with tp.conv_impl("fast"):
             pass
 

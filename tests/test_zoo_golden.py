@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 import tpflax as tp
+from tpflax._src import onednn
 
 sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / "tools" / "golden"))
 import zoo_values
@@ -43,11 +44,20 @@ FAST = {
 }
 
 
+NO_ONEDNN = pytest.mark.skipif(
+    not onednn.available(), reason="oneDNN extension not built or not on CPU"
+)
+
+
 def _cases():
-    for arch in sorted(NAMES):
-        for fmt in ("NHWC", "NCHW"):
-            marks = [] if (arch, fmt) in FAST else [pytest.mark.slow]
-            yield pytest.param(arch, fmt, marks=marks, id=f"{arch}-{fmt}")
+    """Every pair under the default lowering, and again with every float32 convolution on
+    oneDNN (tp.conv_impl('onednn')) where the library is built."""
+    for impl in ("auto", "onednn"):
+        for arch in sorted(NAMES):
+            for fmt in ("NHWC", "NCHW"):
+                marks = [] if (arch, fmt) in FAST else [pytest.mark.slow]
+                marks += [NO_ONEDNN] if impl == "onednn" else []
+                yield pytest.param(arch, fmt, impl, marks=marks, id=f"{arch}-{fmt}-{impl}")
 
 
 def test_every_architecture_is_in_the_zoo() -> None:
@@ -68,8 +78,8 @@ def test_names_and_shapes_at_224(arch) -> None:
     assert ours == NAMES[arch]
 
 
-@pytest.mark.parametrize(("arch", "fmt"), list(_cases()))
-def test_logits_match_tensorpack(arch, fmt) -> None:
+@pytest.mark.parametrize(("arch", "fmt", "impl"), list(_cases()))
+def test_logits_match_tensorpack(arch, fmt, impl) -> None:
     with np.load(ZOO / f"{arch}.npz") as data:
         fixture = {k: data[k] for k in data.files}
     spec = json.loads(str(fixture["spec"]))
@@ -81,7 +91,8 @@ def test_logits_match_tensorpack(arch, fmt) -> None:
     flat = zoo_values.fill(shapes, spec["seed"])  # the weights tensorpack ran, its layout
     flat = tp.zoo.convert_layout(flat, model_fn, image, src=spec["layout"], dst=fmt)
     params, state, _ = tp.checkpoint.restore(flat, params, state, strict=True)
-    outputs, _ = jax.jit(lambda p, s, x: model.apply(p, s, x))(params, state, image)
+    with tp.conv_impl(impl):
+        outputs, _ = jax.jit(lambda p, s, x: model.apply(p, s, x))(params, state, image)
     outputs = outputs if isinstance(outputs, tuple) else (outputs,)
     for i, got in enumerate(outputs):
         want = fixture[f"logits_{i}"]

@@ -13,12 +13,13 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from tpflax._src import initializers, utils
+from tpflax._src import initializers, onednn, utils
 from tpflax._src.activation import apply_activation
 from tpflax._src.conv_impl import (
     output_size,
     patches_conv,
     pointwise_conv,
+    use_onednn,
     use_patches,
     use_pointwise_dot,
 )
@@ -52,10 +53,17 @@ def conv2d(
 
     Returns:
         The convolution plus bias, in ``data_format``. How it is lowered follows
-        ``tp.conv_impl`` (on CPU by default, a 1x1 convolution is a matrix product, and so
-        is a larger one with few output positions, over patches).
+        ``tp.conv_impl`` (on CPU by default: oneDNN where it is built and measured faster; else
+        a 1x1 convolution is a matrix product, and so is a larger one with few output
+        positions, over patches).
     """
-    if use_pointwise_dot(W.shape[:2], dilation_rate, groups):
+    if use_onednn(x, W, strides, dilation_rate, groups, data_format):
+        nhwc = x if data_format == "NHWC" else x.transpose(0, 2, 3, 1)
+        y = onednn.conv(
+            nhwc, W, strides=strides, padding=padding, dilation=dilation_rate, groups=groups
+        )
+        y = y if data_format == "NHWC" else y.transpose(0, 3, 1, 2)
+    elif use_pointwise_dot(W.shape[:2], dilation_rate, groups):
         y = pointwise_conv(x, W, strides, data_format)  # faster on XLA:CPU, same sums
     elif use_patches(
         *_output_map(x, W, strides, padding, data_format),
@@ -269,22 +277,30 @@ def conv2d_transpose(
     """
     spatial = (1, 2) if data_format == "NHWC" else (2, 3)
     kernel = W.shape[:2]
-    pads = []
+    pads, outs = [], []
     for axis, k, s in zip(spatial, kernel, strides, strict=True):
         size = x.shape[axis]
-        out = transpose_output_size(size, k, s, padding)
-        pads.append(_transpose_pads(size, out, k, s, padding))
-    # Flip the kernel spatially and swap its channel axes: HW(filters)(C) -> HW(C)(filters).
-    rhs = jnp.swapaxes(W[::-1, ::-1], 2, 3).astype(x.dtype)
-    y = lax.conv_general_dilated(
-        x,
-        rhs,
-        window_strides=(1, 1),
-        padding=pads,
-        lhs_dilation=strides,
-        dimension_numbers=(data_format, "HWIO", data_format),
-        preferred_element_type=utils.accumulation_dtype(x.dtype),
-    ).astype(x.dtype)
+        outs.append(transpose_output_size(size, k, s, padding))
+        pads.append(_transpose_pads(size, outs[-1], k, s, padding))
+
+    if use_onednn(x, W, strides, (1, 1), 1, data_format, transpose=True):
+        nhwc = x if data_format == "NHWC" else x.transpose(0, 2, 3, 1)
+        y = onednn.conv_transpose(
+            nhwc, W, out_hw=(outs[0], outs[1]), strides=strides, padding=padding
+        )
+        y = y if data_format == "NHWC" else y.transpose(0, 3, 1, 2)
+    else:
+        # Flip the kernel spatially and swap its channel axes: HW(filters)(C) -> HW(C)(filters).
+        rhs = jnp.swapaxes(W[::-1, ::-1], 2, 3).astype(x.dtype)
+        y = lax.conv_general_dilated(
+            x,
+            rhs,
+            window_strides=(1, 1),
+            padding=pads,
+            lhs_dilation=strides,
+            dimension_numbers=(data_format, "HWIO", data_format),
+            preferred_element_type=utils.accumulation_dtype(x.dtype),
+        ).astype(x.dtype)
     if b is not None:
         shape = (1, 1, 1, -1) if data_format == "NHWC" else (1, -1, 1, 1)
         y = y + b.astype(y.dtype).reshape(shape)

@@ -23,10 +23,19 @@ faster formulation.
   select-and-scatter XLA:CPU runs for JAX's rule (ResNet's 3x3/2 stem pool, VGG's 2x2/2);
   with more taps (a 14x14 window) select-and-scatter is faster.
 
+* with the native library built (``csrc/onednn_conv.cc``, see ``tpflax/_src/onednn.py``) and
+  a CPU whose oneDNN kernels are AVX-512, a float32 NHWC convolution without dilation or
+  ``split`` in the measured table (``ONEDNN_CONV``) runs on oneDNN: forward, backward-data and
+  backward-weights. With AVX2 only, oneDNN 3.2 was measured slower than XLA (0.56-0.85x
+  forward), so XLA's lowerings above stay there.
+
 ``'xla'`` uses ``lax.conv_general_dilated`` and JAX's max-pool derivative everywhere, for
-debugging and comparison. Choose with ``with tp.conv_impl('xla'):`` or the environment
-variable ``TPFLAX_CONV=xla``. Like argscope, the choice is read when a function is traced:
-open the block inside the function you ``jax.jit``, or before its first call.
+debugging and comparison. ``'onednn'`` runs every float32 convolution and transposed
+convolution it can on oneDNN (NCHW through transposes; any dilation and ``split``) and the
+rest as ``'auto'`` does; without the library it says so once and is ``'auto'``. Choose with
+``with tp.conv_impl('xla'):`` or the environment variable ``TPFLAX_CONV=xla``;
+``tp.conv_impl.active()`` says what runs. Like argscope, the choice is read when a function
+is traced: open the block inside the function you ``jax.jit``, or before its first call.
 """
 
 from __future__ import annotations
@@ -40,9 +49,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from tpflax._src import utils
+from tpflax._src import onednn, utils
 
-IMPLS = ("auto", "xla")
+IMPLS = ("auto", "xla", "onednn")
 # Backends where a 1x1 convolution as a dot was measured faster (benchmarks/RESULTS.md).
 DOT_FOR_POINTWISE = frozenset({"cpu"})
 # Per backend, where a kxk convolution as a matrix product over patches was measured faster
@@ -56,6 +65,42 @@ PATCHES_MIN_CHANNELS = {"cpu": 256}
 # taps was measured faster than XLA's select-and-scatter (benchmarks/conv_lowering.py).
 TAP_MAX_POOL_MAX_TAPS = {"cpu": 49}
 
+
+# Where oneDNN's convolution (forward and both gradients; AVX-512) was measured faster than the
+# lowering 'auto' picks otherwise (benchmarks/conv_lowering.py, onednn_table): output maps of
+# at least 14x14 and at least this many multiply-adds, except 1x1 convolutions that widen the
+# channels (C -> 4C after ResNet's bottleneck: 0.55-0.89x). On 7x7 maps (the dot and the
+# patches product there) and below ~1e8 multiply-adds (the call's fixed cost) it was no faster.
+ONEDNN_MIN_MAP = 196
+ONEDNN_MIN_MACS = 10**8
+
+
+def ONEDNN_CONV(
+    x_shape: tuple[int, ...], w_shape: tuple[int, ...], strides: tuple[int, int]
+) -> bool:
+    """Whether 'auto' runs this NHWC float32 convolution (no dilation or ``split``) on oneDNN."""
+    n, h, w, c = x_shape
+    kh, kw, _, filters = w_shape
+    out_map = -(-h // strides[0]) * -(-w // strides[1])
+    widening = (kh, kw) == (1, 1) and filters > c
+    return (
+        out_map >= ONEDNN_MIN_MAP
+        and n * out_map * kh * kw * c * filters >= ONEDNN_MIN_MACS
+        and not widening
+    )
+
+
+def ONEDNN_CONV_TRANSPOSE(
+    x_shape: tuple[int, ...], w_shape: tuple[int, ...], strides: tuple[int, int]
+) -> bool:
+    """Whether 'auto' runs this NHWC float32 transposed convolution on oneDNN: XLA:CPU's
+    gradient of a transposed convolution was 14-18x slower than oneDNN's; its forward
+    0.93-1.2x."""
+    n, h, w, c = x_shape
+    kh, kw, filters, _ = w_shape
+    return n * h * w * kh * kw * c * filters >= ONEDNN_MIN_MACS
+
+
 _IMPL: contextvars.ContextVar[str | None] = contextvars.ContextVar("tpflax_conv", default=None)
 
 
@@ -68,26 +113,77 @@ def current_impl() -> str:
     return impl
 
 
-@contextlib.contextmanager
-def conv_impl(impl: str) -> Iterator[None]:
-    """Selects how convolutions traced inside the block are lowered: ``'auto'`` or
-    ``'xla'`` (plain ``lax.conv_general_dilated``).
+class ConvImpl:
+    """Selects how convolutions traced inside the block are lowered: ``'auto'``, ``'xla'``
+    (plain ``lax.conv_general_dilated``) or ``'onednn'`` (oneDNN wherever it can run);
+    ``tp.conv_impl.active()`` names the lowering in force and whether oneDNN is available.
 
     Example:
         >>> import jax.numpy as jnp, tpflax as tp
         >>> x, W = jnp.ones((1, 4, 4, 3)), jnp.ones((1, 1, 3, 2))
         >>> with tp.conv_impl('xla'):
         ...     y = tp.Conv2D.apply({'W': W}, {}, x, 2, 1, use_bias=False)[0]
+        ...     tp.conv_impl.active()
+        'xla'
         >>> y[0, 0, 0]
         Array([3., 3.], dtype=float32)
     """
-    if impl not in IMPLS:
-        raise ValueError(f"tp.conv_impl: expected one of {IMPLS}; got {impl!r}")
+
+    def __call__(self, impl: str) -> contextlib.AbstractContextManager[None]:
+        if impl not in IMPLS:
+            raise ValueError(f"tp.conv_impl: expected one of {IMPLS}; got {impl!r}")
+        return _scope(impl)
+
+    def active(self) -> str:
+        """The lowering in force, with oneDNN's version and instruction set where it runs,
+        e.g. ``'auto: oneDNN 3.2.0 (avx512_core_bf16) where measured faster, else XLA'``."""
+        impl = current_impl()
+        if impl == "xla" or jax.default_backend() != "cpu":
+            return impl
+        if not onednn.available():
+            return f"{impl}: XLA (oneDNN unavailable)"
+        if impl == "auto" and not onednn.has_avx512():
+            return f"auto: XLA ({onednn.describe()} not used: no AVX-512)"
+        where = "where measured faster" if impl == "auto" else "for every float32 convolution"
+        return f"{impl}: {onednn.describe()} {where}, else XLA"
+
+    def __repr__(self) -> str:
+        return f"tp.conv_impl (active: {self.active()})"
+
+
+@contextlib.contextmanager
+def _scope(impl: str) -> Iterator[None]:
     token = _IMPL.set(impl)
     try:
         yield
     finally:
         _IMPL.reset(token)
+
+
+conv_impl = ConvImpl()
+
+
+def use_onednn(
+    x: jax.Array,
+    W: jax.Array,
+    strides: tuple[int, int],
+    dilation: tuple[int, int],
+    groups: int,
+    data_format: str,
+    transpose: bool = False,
+) -> bool:
+    """Whether this convolution (or, with ``transpose``, transposed convolution) runs on
+    oneDNN (see the module doc). Cheap tests first: the library loads (and warns once when it
+    is missing) only for a convolution it could take."""
+    impl = current_impl()
+    if impl == "xla" or jax.default_backend() != "cpu" or not onednn.supported(x, W):
+        return False
+    if impl == "onednn":
+        return onednn.available()
+    if data_format != "NHWC" or tuple(dilation) != (1, 1) or groups != 1:
+        return False
+    rule = ONEDNN_CONV_TRANSPOSE if transpose else ONEDNN_CONV
+    return rule(x.shape, W.shape, strides) and onednn.available() and onednn.has_avx512()
 
 
 def use_pointwise_dot(kernel_hw: tuple[int, ...], dilation: tuple[int, ...], groups: int) -> bool:
@@ -96,7 +192,7 @@ def use_pointwise_dot(kernel_hw: tuple[int, ...], dilation: tuple[int, ...], gro
         tuple(kernel_hw) == (1, 1)
         and tuple(dilation) == (1, 1)
         and groups == 1
-        and current_impl() == "auto"
+        and current_impl() != "xla"
         and jax.default_backend() in DOT_FOR_POINTWISE
     )
 
@@ -119,7 +215,7 @@ def use_patches(
         and 0 < out_map <= PATCHES_MAX_MAP.get(backend, 0)
         and 0 < out_positions <= PATCHES_MAX_POSITIONS.get(backend, 0)
         and channels >= PATCHES_MIN_CHANNELS.get(backend, 1 << 62)
-        and current_impl() == "auto"
+        and current_impl() != "xla"
     )
 
 
@@ -128,7 +224,7 @@ def use_tap_max_pool(pool: tuple[int, int]) -> bool:
     module doc)."""
     taps = pool[0] * pool[1]
     return (
-        1 < taps <= TAP_MAX_POOL_MAX_TAPS.get(jax.default_backend(), 0) and current_impl() == "auto"
+        1 < taps <= TAP_MAX_POOL_MAX_TAPS.get(jax.default_backend(), 0) and current_impl() != "xla"
     )
 
 

@@ -1,0 +1,286 @@
+// tpflax's native part: oneDNN convolutions as XLA FFI handlers (CPU, float32, NHWC/HWIO).
+//
+// Three handlers, all on rank-4 buffers (batching is done in Python, src/tpflax/_src/onednn.py):
+//   tpflax_onednn_conv_fwd          x [N,H,W,C], w [kh,kw,C/g,O]   -> y  [N,OH,OW,O]
+//   tpflax_onednn_conv_bwd_data     dy [N,OH,OW,O], w              -> dx [N,H,W,C]
+//   tpflax_onednn_conv_bwd_weights  x, dy                          -> dw [kh,kw,C/g,O]
+// Attributes: strides, pad_lo, pad_hi, dilation (int64[2] each; dilation 1 = none, as in XLA)
+// and groups (int64). Shapes come from the buffers; Python computes the output shapes.
+//
+// One CPU engine per process. Primitives (and their weight reorders) are cached by shape and
+// attributes under a mutex. Executions are serialised by a second mutex: each XLA thread that
+// calls in would otherwise run its own OpenMP team at once (oversubscription). Scratchpads are
+// user-managed (one thread-local buffer per calling thread), so cached primitives are never
+// shared mutable state.
+#include <cstdint>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "dnnl.hpp"
+#include "xla/ffi/api/ffi.h"
+
+namespace ffi = xla::ffi;
+using dnnl::memory;
+using tag = dnnl::memory::format_tag;
+using dt = dnnl::memory::data_type;
+
+namespace {
+
+struct Geometry {
+  memory::dims src, wei, dst, strides, dilates, pad_l, pad_r;
+  memory::dims wei_strides;
+};
+
+dnnl::engine& Engine() {
+  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  return engine;
+}
+
+std::mutex& ExecMutex() {
+  static std::mutex m;
+  return m;
+}
+
+std::vector<uint8_t>& Scratch(int slot) {
+  thread_local std::vector<uint8_t> buffers[3];
+  return buffers[slot];
+}
+
+// oneDNN's logical dims: src/dst {N, C, H, W}; weights {O, I, kh, kw} or, grouped,
+// {G, O/G, I/G, kh, kw}. The user's weights are HWIO: explicit strides describe them.
+Geometry MakeGeometry(ffi::Span<const int64_t> x_dims, ffi::Span<const int64_t> w_dims,
+                      ffi::Span<const int64_t> y_dims, ffi::Span<const int64_t> strides,
+                      ffi::Span<const int64_t> pad_lo, ffi::Span<const int64_t> pad_hi,
+                      ffi::Span<const int64_t> dilation, int64_t groups) {
+  Geometry g;
+  const int64_t kh = w_dims[0], kw = w_dims[1], ig = w_dims[2], o = w_dims[3];
+  g.src = {x_dims[0], x_dims[3], x_dims[1], x_dims[2]};
+  g.dst = {y_dims[0], y_dims[3], y_dims[1], y_dims[2]};
+  if (groups == 1) {
+    g.wei = {o, ig, kh, kw};
+    g.wei_strides = {1, o, kw * ig * o, ig * o};
+  } else {
+    const int64_t og = o / groups;
+    g.wei = {groups, og, ig, kh, kw};
+    g.wei_strides = {og, 1, o, kw * ig * o, ig * o};
+  }
+  g.strides = {strides[0], strides[1]};
+  g.dilates = {dilation[0] - 1, dilation[1] - 1};
+  g.pad_l = {pad_lo[0], pad_lo[1]};
+  g.pad_r = {pad_hi[0], pad_hi[1]};
+  return g;
+}
+
+std::string Key(const char* op, const Geometry& g) {
+  std::ostringstream s;
+  s << op;
+  for (const auto* v : {&g.src, &g.wei, &g.dst, &g.strides, &g.dilates, &g.pad_l, &g.pad_r}) {
+    s << '|';
+    for (auto d : *v) s << d << ',';
+  }
+  return s.str();
+}
+
+dnnl::primitive_attr UserScratchpad() {
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  return attr;
+}
+
+// One cached convolution: the primitive, the descriptors it wants, and the reorder between
+// the user's HWIO weights and the primitive's blocked layout (absent when they agree).
+struct Entry {
+  dnnl::primitive conv;
+  memory::desc scratch_md, wei_md;
+  bool reorder = false;
+  dnnl::reorder wei_reorder;
+};
+
+std::mutex& CacheMutex() {
+  static std::mutex m;
+  return m;
+}
+
+std::map<std::string, std::shared_ptr<Entry>>& Cache() {
+  static std::map<std::string, std::shared_ptr<Entry>> cache;
+  return cache;
+}
+
+dnnl::convolution_forward::primitive_desc ForwardDesc(const Geometry& g, dnnl::prop_kind kind) {
+  memory::desc src(g.src, dt::f32, tag::nhwc), dst(g.dst, dt::f32, tag::nhwc);
+  memory::desc wei(g.wei, dt::f32, tag::any);
+  return dnnl::convolution_forward::primitive_desc(
+      Engine(), kind, dnnl::algorithm::convolution_direct, src, wei, dst, g.strides, g.dilates,
+      g.pad_l, g.pad_r, UserScratchpad());
+}
+
+std::shared_ptr<Entry> Build(const char* op, const Geometry& g) {
+  auto entry = std::make_shared<Entry>();
+  memory::desc user_wei(g.wei, dt::f32, g.wei_strides);
+  const std::string name(op);
+  if (name == "fwd") {
+    auto pd = ForwardDesc(g, dnnl::prop_kind::forward_inference);
+    entry->conv = dnnl::convolution_forward(pd);
+    entry->scratch_md = pd.scratchpad_desc();
+    entry->wei_md = pd.weights_desc();
+  } else {
+    auto hint = ForwardDesc(g, dnnl::prop_kind::forward_training);
+    memory::desc src(g.src, dt::f32, tag::nhwc), dst(g.dst, dt::f32, tag::nhwc);
+    memory::desc wei(g.wei, dt::f32, tag::any);
+    if (name == "bwd_data") {
+      dnnl::convolution_backward_data::primitive_desc pd(
+          Engine(), dnnl::algorithm::convolution_direct, src, wei, dst, g.strides, g.dilates,
+          g.pad_l, g.pad_r, hint, UserScratchpad());
+      entry->conv = dnnl::convolution_backward_data(pd);
+      entry->scratch_md = pd.scratchpad_desc();
+      entry->wei_md = pd.weights_desc();
+    } else {
+      dnnl::convolution_backward_weights::primitive_desc pd(
+          Engine(), dnnl::algorithm::convolution_direct, src, wei, dst, g.strides, g.dilates,
+          g.pad_l, g.pad_r, hint, UserScratchpad());
+      entry->conv = dnnl::convolution_backward_weights(pd);
+      entry->scratch_md = pd.scratchpad_desc();
+      entry->wei_md = pd.diff_weights_desc();
+    }
+  }
+  entry->reorder = entry->wei_md != user_wei;
+  if (entry->reorder) {
+    if (name == "bwd_weights") {
+      entry->wei_reorder = dnnl::reorder(dnnl::reorder::primitive_desc(
+          Engine(), entry->wei_md, Engine(), user_wei));
+    } else {
+      entry->wei_reorder = dnnl::reorder(dnnl::reorder::primitive_desc(
+          Engine(), user_wei, Engine(), entry->wei_md));
+    }
+  }
+  return entry;
+}
+
+std::shared_ptr<Entry> Lookup(const char* op, const Geometry& g) {
+  const std::string key = Key(op, g);
+  std::lock_guard<std::mutex> lock(CacheMutex());
+  auto& cache = Cache();
+  auto it = cache.find(key);
+  if (it != cache.end()) return it->second;
+  auto entry = Build(op, g);
+  cache.emplace(key, entry);
+  return entry;
+}
+
+void* Grow(int slot, size_t bytes) {
+  auto& buffer = Scratch(slot);
+  if (buffer.size() < bytes) buffer.resize(bytes);
+  return buffer.empty() ? nullptr : buffer.data();
+}
+
+// Runs one convolution: `x` is src (fwd, bwd_weights) or diff_dst (bwd_data), `w_or_dy` the
+// user's HWIO weights (fwd, bwd_data) or diff_dst (bwd_weights), `out` the result.
+ffi::Error Run(const char* op, const Geometry& g, void* x, void* w_or_dy, void* out) {
+  try {
+    auto entry = Lookup(op, g);
+    auto& engine = Engine();
+    memory::desc src(g.src, dt::f32, tag::nhwc), dst(g.dst, dt::f32, tag::nhwc);
+    memory::desc user_wei(g.wei, dt::f32, g.wei_strides);
+    std::lock_guard<std::mutex> lock(ExecMutex());
+    thread_local dnnl::stream stream(engine);
+    memory scratch(entry->scratch_md, engine, Grow(0, entry->scratch_md.get_size()));
+    const std::string name(op);
+    if (name == "bwd_weights") {
+      memory src_m(src, engine, x), dst_m(dst, engine, w_or_dy), user_m(user_wei, engine, out);
+      memory wei_m = entry->reorder
+                         ? memory(entry->wei_md, engine, Grow(1, entry->wei_md.get_size()))
+                         : user_m;
+      entry->conv.execute(stream, {{DNNL_ARG_SRC, src_m},
+                                   {DNNL_ARG_DIFF_DST, dst_m},
+                                   {DNNL_ARG_DIFF_WEIGHTS, wei_m},
+                                   {DNNL_ARG_SCRATCHPAD, scratch}});
+      if (entry->reorder) entry->wei_reorder.execute(stream, wei_m, user_m);
+    } else {
+      memory user_m(user_wei, engine, w_or_dy);
+      memory wei_m = user_m;
+      if (entry->reorder) {
+        wei_m = memory(entry->wei_md, engine, Grow(1, entry->wei_md.get_size()));
+        entry->wei_reorder.execute(stream, user_m, wei_m);
+      }
+      if (name == "fwd") {
+        memory src_m(src, engine, x), dst_m(dst, engine, out);
+        entry->conv.execute(stream, {{DNNL_ARG_SRC, src_m},
+                                     {DNNL_ARG_WEIGHTS, wei_m},
+                                     {DNNL_ARG_DST, dst_m},
+                                     {DNNL_ARG_SCRATCHPAD, scratch}});
+      } else {
+        memory dst_m(dst, engine, x), src_m(src, engine, out);
+        entry->conv.execute(stream, {{DNNL_ARG_DIFF_DST, dst_m},
+                                     {DNNL_ARG_WEIGHTS, wei_m},
+                                     {DNNL_ARG_DIFF_SRC, src_m},
+                                     {DNNL_ARG_SCRATCHPAD, scratch}});
+      }
+    }
+    stream.wait();
+  } catch (const dnnl::error& e) {
+    return ffi::Error(ffi::ErrorCode::kInternal,
+                      std::string("tpflax oneDNN convolution (") + op + "): " + e.what());
+  }
+  return ffi::Error::Success();
+}
+
+using F32 = ffi::Buffer<ffi::F32, 4>;
+using Ints = ffi::Span<const int64_t>;
+
+ffi::Error Forward(F32 x, F32 w, ffi::ResultBuffer<ffi::F32, 4> y, Ints strides, Ints pad_lo,
+                   Ints pad_hi, Ints dilation, int64_t groups) {
+  auto g = MakeGeometry(x.dimensions(), w.dimensions(), y->dimensions(), strides, pad_lo,
+                        pad_hi, dilation, groups);
+  return Run("fwd", g, x.typed_data(), w.typed_data(), y->typed_data());
+}
+
+ffi::Error BackwardData(F32 dy, F32 w, ffi::ResultBuffer<ffi::F32, 4> dx, Ints strides,
+                        Ints pad_lo, Ints pad_hi, Ints dilation, int64_t groups) {
+  auto g = MakeGeometry(dx->dimensions(), w.dimensions(), dy.dimensions(), strides, pad_lo,
+                        pad_hi, dilation, groups);
+  return Run("bwd_data", g, dy.typed_data(), w.typed_data(), dx->typed_data());
+}
+
+ffi::Error BackwardWeights(F32 x, F32 dy, ffi::ResultBuffer<ffi::F32, 4> dw, Ints strides,
+                           Ints pad_lo, Ints pad_hi, Ints dilation, int64_t groups) {
+  auto g = MakeGeometry(x.dimensions(), dw->dimensions(), dy.dimensions(), strides, pad_lo,
+                        pad_hi, dilation, groups);
+  return Run("bwd_weights", g, x.typed_data(), dy.typed_data(), dw->typed_data());
+}
+
+}  // namespace
+
+#define TPFLAX_CONV_BINDING                      \
+  ffi::Ffi::Bind()                               \
+      .Arg<F32>()                                \
+      .Arg<F32>()                                \
+      .Ret<ffi::Buffer<ffi::F32, 4>>()           \
+      .Attr<Ints>("strides")                     \
+      .Attr<Ints>("pad_lo")                      \
+      .Attr<Ints>("pad_hi")                      \
+      .Attr<Ints>("dilation")                    \
+      .Attr<int64_t>("groups")
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(TpflaxOnednnConvFwd, Forward, TPFLAX_CONV_BINDING);
+XLA_FFI_DEFINE_HANDLER_SYMBOL(TpflaxOnednnConvBwdData, BackwardData, TPFLAX_CONV_BINDING);
+XLA_FFI_DEFINE_HANDLER_SYMBOL(TpflaxOnednnConvBwdWeights, BackwardWeights,
+                              TPFLAX_CONV_BINDING);
+
+// For tpflax's report (tp.conv_impl, tpflax --version): oneDNN's version and the instruction
+// set it dispatches to on this CPU (dnnl_cpu_isa_t, e.g. avx512_core).
+extern "C" const char* tpflax_onednn_version() {
+  static std::string text = [] {
+    const dnnl_version_t* v = dnnl_version();
+    std::ostringstream s;
+    s << v->major << '.' << v->minor << '.' << v->patch;
+    return s.str();
+  }();
+  return text.c_str();
+}
+
+extern "C" int tpflax_onednn_isa() { return static_cast<int>(dnnl_get_effective_cpu_isa()); }

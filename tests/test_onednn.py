@@ -1,0 +1,228 @@
+"""The oneDNN path (tpflax/_src/onednn.py, csrc/onednn_conv.cc): the same values and gradients as
+XLA's convolution within float32 rounding, under jit, grad and vmap; the fallbacks (other
+dtypes, a missing library) and how the choice is reported. The tensorpack goldens under
+'onednn' are in test_golden_layers.py and test_zoo_golden.py."""
+
+from __future__ import annotations
+
+import functools
+import logging
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax import lax
+
+import tpflax as tp
+from tpflax._src import conv_impl, onednn
+from tpflax._src.conv import conv2d, conv2d_transpose
+
+needs_onednn = pytest.mark.skipif(
+    not onednn.available(), reason="oneDNN extension not built or not on CPU"
+)
+
+# float32 rounding of a sum of up to kh*kw*C products, relative to the output's scale
+# (both sides round differently; neither is exact).
+RTOL = 1e-5
+GRAD_RTOL = 1e-4
+
+
+def _xla(x, W, strides, padding, dilation, groups):
+    return lax.conv_general_dilated(
+        x,
+        W,
+        strides,
+        padding,
+        rhs_dilation=dilation,
+        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        feature_group_count=groups,
+        precision=lax.Precision.HIGHEST,
+    )
+
+
+def _close(got, want, rtol) -> None:
+    scale = float(jnp.max(jnp.abs(want)))
+    err = float(jnp.max(jnp.abs(got - want)))
+    assert err <= rtol * scale, f"max error {err:.3g} vs scale {scale:.3g}"
+
+
+CASES = [
+    # (x shape, kernel, filters, strides, padding, dilation, groups)
+    ((2, 9, 7, 6), 3, 8, (2, 1), "SAME", (1, 1), 1),
+    ((2, 9, 7, 6), 3, 8, (1, 1), "VALID", (2, 1), 2),
+    ((1, 8, 8, 4), 1, 6, (2, 2), "SAME", (1, 1), 1),
+    ((3, 10, 10, 4), 5, 4, (3, 2), "SAME", (1, 1), 4),
+    ((2, 12, 11, 3), 7, 5, (2, 2), "SAME", (1, 1), 1),
+    ((2, 6, 6, 4), 2, 4, (2, 2), "VALID", (1, 1), 1),
+]
+
+
+@needs_onednn
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_values_and_gradients_match_xla(case) -> None:
+    shape, k, filters, strides, padding, dilation, groups = case
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.standard_normal(shape), jnp.float32)
+    W = jnp.asarray(rng.standard_normal((k, k, shape[3] // groups, filters)), jnp.float32)
+    ours = functools.partial(
+        onednn.conv, strides=strides, padding=padding, dilation=dilation, groups=groups
+    )
+    theirs = functools.partial(
+        _xla, strides=strides, padding=padding, dilation=dilation, groups=groups
+    )
+    want = theirs(x, W)
+    _close(jax.jit(ours)(x, W), want, RTOL)
+    ct = jnp.asarray(rng.standard_normal(want.shape), jnp.float32)
+    for got, ref in zip(
+        jax.jit(jax.grad(lambda x, W: jnp.sum(ours(x, W) * ct), (0, 1)))(x, W),
+        jax.grad(lambda x, W: jnp.sum(theirs(x, W) * ct), (0, 1))(x, W),
+        strict=True,
+    ):
+        _close(got, ref, GRAD_RTOL)
+
+
+@needs_onednn
+def test_vmap_folds_into_the_batch_and_maps_per_example_weights() -> None:
+    rng = np.random.default_rng(1)
+    x = jnp.asarray(rng.standard_normal((3, 2, 8, 8, 4)), jnp.float32)
+    W = jnp.asarray(rng.standard_normal((3, 3, 4, 5)), jnp.float32)
+    Ws = jnp.asarray(rng.standard_normal((3, 3, 3, 4, 5)), jnp.float32)
+    ours = functools.partial(onednn.conv, strides=(1, 1), padding="SAME")
+    theirs = functools.partial(_xla, strides=(1, 1), padding="SAME", dilation=(1, 1), groups=1)
+    # unmapped weights: one call on [3*2, 8, 8, 4] (no loop in the program)
+    text = str(jax.make_jaxpr(jax.vmap(ours, (0, None)))(x, W))
+    assert text.count("ffi_call") == 1 and "while" not in text
+    _close(jax.vmap(ours, (0, None))(x, W), jax.vmap(theirs, (0, None))(x, W), RTOL)
+    _close(jax.vmap(ours)(x, Ws), jax.vmap(theirs)(x, Ws), RTOL)
+
+    # per-example weight gradients (vmap of grad), nested under jit
+    def per_example(f):
+        return jax.jit(jax.vmap(jax.grad(lambda x, W: jnp.sum(f(x, W) ** 2), 1), (0, None)))
+
+    _close(per_example(ours)(x, W), per_example(theirs)(x, W), GRAD_RTOL)
+
+
+@needs_onednn
+def test_conv2d_transpose_matches_xla_both_layouts() -> None:
+    rng = np.random.default_rng(2)
+    for padding in ("SAME", "VALID"):
+        for fmt in ("NHWC", "NCHW"):
+            shape = (2, 5, 4, 3) if fmt == "NHWC" else (2, 3, 5, 4)
+            x = jnp.asarray(rng.standard_normal(shape), jnp.float32)
+            W = jnp.asarray(rng.standard_normal((3, 2, 6, 3)), jnp.float32)
+
+            def f(x, W, fmt=fmt, padding=padding):
+                return conv2d_transpose(
+                    x, W, None, strides=(2, 3), padding=padding, data_format=fmt
+                )
+
+            def loss(x, W, f=f):
+                return jnp.sum(jnp.sin(f(x, W)))
+
+            with tp.conv_impl("xla"):
+                want, want_g = f(x, W), jax.grad(loss, (0, 1))(x, W)
+            with tp.conv_impl("onednn"):
+                assert "ffi_call" in str(jax.make_jaxpr(f)(x, W))
+                got, got_g = jax.jit(f)(x, W), jax.jit(jax.grad(loss, (0, 1)))(x, W)
+            _close(got, want, RTOL)
+            for a, b in zip(got_g, want_g, strict=True):
+                _close(a, b, GRAD_RTOL)
+
+
+def test_other_dtypes_stay_on_xla() -> None:
+    x, W = jnp.ones((1, 6, 6, 3), jnp.bfloat16), jnp.ones((3, 3, 3, 2), jnp.bfloat16)
+    with tp.conv_impl("onednn"):
+        text = str(
+            jax.make_jaxpr(
+                lambda x, W: conv2d(x, W, None, strides=(1, 1), padding="SAME", data_format="NHWC")
+            )(x, W)
+        )
+    assert "ffi_call" not in text and "conv_general_dilated" in text
+
+
+def test_impl_names_and_report(monkeypatch) -> None:
+    with pytest.raises(ValueError, match=r"expected one of \('auto', 'xla', 'onednn'\)"):
+        tp.conv_impl("dnnl")
+    monkeypatch.setenv("TPFLAX_CONV", "onednn")
+    assert conv_impl.current_impl() == "onednn"
+    with tp.conv_impl("xla"):
+        assert tp.conv_impl.active() == "xla"
+    if onednn.available():
+        assert tp.conv_impl.active().startswith("onednn: oneDNN 3.")
+    assert "active: " in repr(tp.conv_impl)
+
+
+@needs_onednn
+def test_auto_needs_avx512(monkeypatch) -> None:
+    """oneDNN 3.2 with AVX2 only was measured slower than XLA: 'auto' then keeps XLA."""
+    x, W = jnp.ones((8, 28, 28, 64)), jnp.ones((3, 3, 64, 64))  # in the table
+    args = ((1, 1), (1, 1), 1, "NHWC")
+    assert conv_impl.use_onednn(x, W, *args) == onednn.has_avx512()
+    monkeypatch.setattr(onednn, "has_avx512", lambda: False)
+    assert not conv_impl.use_onednn(x, W, *args)
+    assert "no AVX-512" in tp.conv_impl.active()
+
+
+def test_a_missing_library_is_said_once_and_xla_runs(monkeypatch, caplog) -> None:
+    """Simulates an install where the extension was not built."""
+    monkeypatch.setattr(onednn, "library_path", lambda: None)
+    monkeypatch.setattr(onednn, "library", functools.cache(onednn.library.__wrapped__))
+    x, W = jnp.ones((1, 6, 6, 3)), jnp.ones((3, 3, 3, 2))
+
+    def f(x):
+        return conv2d(x, W, None, strides=(1, 1), padding="SAME", data_format="NHWC")
+
+    with caplog.at_level(logging.WARNING, logger="tpflax"), tp.conv_impl("onednn"):
+        y = f(x)
+        f(x + 1)
+        text = str(jax.make_jaxpr(f)(x))
+        active = tp.conv_impl.active()
+    with tp.conv_impl("xla"):
+        np.testing.assert_array_equal(y, f(x))
+    assert "ffi_call" not in text
+    said = [r.getMessage() for r in caplog.records if "oneDNN" in r.getMessage()]
+    assert said == [
+        "oneDNN convolutions unavailable (the native extension was not built at install "
+        "time (needs g++)); XLA's run instead"
+    ]
+    assert active == "onednn: XLA (oneDNN unavailable)"
+
+
+@needs_onednn
+def test_threads_are_set_before_the_library_loads() -> None:
+    import os
+
+    assert os.environ["OMP_NUM_THREADS"].isdigit()
+    assert os.environ["OMP_WAIT_POLICY"] in ("PASSIVE", "passive", "ACTIVE", "active")
+
+
+@needs_onednn
+def test_forward_mode_is_refused_under_onednn() -> None:
+    """A custom_vjp has no forward mode: jax.jvp through a oneDNN convolution raises
+    (tp.conv_impl('xla') keeps it)."""
+    x, W = jnp.ones((1, 6, 6, 3)), jnp.ones((3, 3, 3, 2))
+
+    def f(x):
+        return conv2d(x, W, None, strides=(1, 1), padding="SAME", data_format="NHWC")
+
+    with tp.conv_impl("onednn"), pytest.raises(TypeError, match="forward-mode"):
+        jax.jvp(f, (x,), (x,))
+    with tp.conv_impl("xla"):
+        jax.jvp(f, (x,), (x,))
+
+
+def test_the_auto_table() -> None:
+    """'auto' takes oneDNN for ResNet's convolutions on maps of 14x14 and more, not for 1x1
+    convolutions that widen the channels, 7x7 maps or small convolutions (the measured table
+    in conv_impl.py, given AVX-512 and the library)."""
+    table = conv_impl.ONEDNN_CONV
+    assert table((8, 224, 224, 3), (7, 7, 3, 64), (2, 2))
+    assert table((8, 56, 56, 64), (3, 3, 64, 64), (1, 1))
+    assert table((8, 56, 56, 256), (1, 1, 256, 64), (1, 1))
+    assert table((8, 14, 14, 1024), (1, 1, 1024, 256), (1, 1))
+    assert not table((8, 56, 56, 64), (1, 1, 64, 256), (1, 1))  # widening
+    assert not table((8, 7, 7, 512), (3, 3, 512, 512), (1, 1))  # 7x7 map
+    assert not table((1, 16, 16, 8), (3, 3, 8, 8), (1, 1))  # small
+    assert conv_impl.ONEDNN_CONV_TRANSPOSE((8, 28, 28, 128), (4, 4, 64, 128), (2, 2))
+    assert not conv_impl.ONEDNN_CONV_TRANSPOSE((2, 5, 5, 3), (3, 3, 8, 3), (2, 2))
