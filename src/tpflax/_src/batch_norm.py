@@ -23,102 +23,18 @@ golden fixtures from real tensorpack.
 
 from __future__ import annotations
 
-import math
+import dataclasses
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-from jax import lax
 
-from tpflax._src import initializers, utils
-from tpflax._src.frame import assign_sub_state, get_variable, is_training
+from tpflax._src import initializers, layout, utils
+from tpflax._src.frame import Initializer, assign_sub_state, get_variable, is_training
+from tpflax._src.norm_ops import NORM_ALIASES, affine_variables, ema_delta, moments, normalize
 from tpflax._src.registry import layer_context, layer_register
 
 _EMA_MODES = ("default", "collection", "internal", "skip")
-
-
-def moments(
-    x: jax.Array, axes: tuple[int, ...], axis_name: Any = None
-) -> tuple[jax.Array, jax.Array]:
-    """Batch mean and biased variance over ``axes`` (kept), in float32.
-
-    The sums run over ``x - s``, ``s`` being each channel's first value: that subtraction
-    is exact for values close together, so a large mean with a small variance (``50 +
-    0.01 * randn``) keeps its digits, as TensorFlow's kernels do; the mean is rounded once.
-    The gradient is that of ``mean(x)`` and ``mean((x - mean)^2)``.
-
-    With ``axis_name``, each device's ``E[x]`` and ``E[x^2]`` are averaged across that named
-    axis (``shard_map``/``pmap``) and ``var = E[x^2] - E[x]^2``, as tensorpack's SyncBN does.
-    """
-    x = x.astype(jnp.float32)
-    if axis_name is None and math.prod(x.shape[a] for a in axes) == 1:
-        # one value per channel: the mean is the value itself, as in TensorFlow
-        return x, jnp.zeros_like(x)
-    if axis_name is None:
-        first = tuple(slice(0, 1) if a in axes else slice(None) for a in range(x.ndim))
-        shift = lax.stop_gradient(x[first])
-        d = x - shift
-        mean_d = jnp.mean(d, axes, keepdims=True)
-        var = jnp.mean(jnp.square(d - lax.stop_gradient(mean_d)), axes, keepdims=True)
-        return shift + mean_d, var
-    mean = lax.pmean(jnp.mean(x, axes, keepdims=True), axis_name)
-    mean_sq = lax.pmean(jnp.mean(jnp.square(x), axes, keepdims=True), axis_name)
-    return mean, mean_sq - jnp.square(mean)
-
-
-def normalize(
-    x: jax.Array,
-    mean: jax.Array,
-    var: jax.Array,
-    gamma: jax.Array | None,
-    beta: jax.Array | None,
-    epsilon: float,
-    *,
-    centered: bool = False,
-) -> jax.Array:
-    """``(x - mean) / sqrt(var + epsilon) * gamma + beta``; statistics broadcast against ``x``,
-    computed in float32 and returned in ``x``'s dtype.
-
-    The two forms round differently, and each follows one TensorFlow kernel:
-
-    * ``centered=False``: ``x * inv + (beta - mean * inv)`` with ``inv = rsqrt(var + eps) *
-      gamma``, as ``tf.nn.batch_normalization`` (Keras' non-fused layer, tensorpack's
-      SyncBN/Ghost BN, LayerNorm, InstanceNorm).
-    * ``centered=True``: ``(x - mean) * inv + beta``, as TensorFlow's fused CPU kernel (4-D
-      BatchNorm, training and inference). With one value per channel it returns ``beta``
-      exactly, and it keeps the digits of inputs with a large mean and a small variance.
-    """
-    inv = lax.rsqrt(var + jnp.asarray(epsilon, jnp.float32))
-    if gamma is not None:
-        inv = inv * gamma
-    x32 = x.astype(jnp.float32)
-    if centered:
-        y = (x32 - mean) * inv
-        return (y if beta is None else y + beta).astype(x.dtype)
-    shift = -mean * inv
-    if beta is not None:
-        shift = shift + beta
-    return (x32 * inv + shift).astype(x.dtype)
-
-
-def ema_delta(old: jax.Array, new: jax.Array, momentum: float) -> jax.Array:
-    """What TensorFlow's ``assign_moving_average`` (no debiasing) subtracts from ``old``:
-    ``(old - new) * (1 - momentum)``."""
-    decay = jnp.asarray(1.0 - momentum, jnp.float32)
-    return (old - lax.stop_gradient(new).astype(old.dtype)) * decay
-
-
-def ema(old: jax.Array, new: jax.Array, momentum: float) -> jax.Array:
-    """TensorFlow's ``assign_moving_average`` without debiasing:
-    ``old - (old - new) * (1 - momentum)``."""
-    return old - ema_delta(old, new, momentum)
-
-
-def _channel_shape(ndim: int, axis: int, channels: int) -> tuple[int, ...]:
-    shape = [1] * ndim
-    shape[axis] = channels
-    return tuple(shape)
 
 
 def _training_flag(training: Any, who: str) -> bool:
@@ -134,15 +50,6 @@ def _training_flag(training: Any, who: str) -> bool:
     )
 
 
-# tensorpack's old names for the normalization layers' arguments (BatchNorm, BatchRenorm)
-NORM_ALIASES = {
-    "use_bias": "center",
-    "use_scale": "scale",
-    "gamma_init": "gamma_initializer",
-    "decay": "momentum",
-}
-
-
 @layer_register(positional=(), aliases={**NORM_ALIASES, "use_local_stat": "training"})
 def BatchNorm(
     inputs: jax.Array,
@@ -153,8 +60,8 @@ def BatchNorm(
     epsilon: float = 1e-5,
     center: bool = True,
     scale: bool = True,
-    beta_initializer: Any = None,
-    gamma_initializer: Any = None,
+    beta_initializer: Initializer | None = None,
+    gamma_initializer: Initializer | None = None,
     virtual_batch_size: int | None = None,
     data_format: str = "channels_last",
     ema_update: str = "default",
@@ -210,13 +117,83 @@ def BatchNorm(
         Array([0.3, 0.4], dtype=float32)
     """
     who = layer_context("BatchNorm")
+    args = _check_arguments(
+        inputs,
+        axis,
+        training,
+        epsilon,
+        ema_update,
+        sync_statistics,
+        virtual_batch_size,
+        data_format,
+        who,
+    )
+    channels, ndim = args.channels, inputs.ndim
+    gamma, beta = affine_variables(
+        center, scale, channels, gamma_initializer, who, beta_initializer=beta_initializer
+    )
+    moving_mean = get_variable(
+        "mean/EMA", (channels,), initializers.zeros, trainable=False, who=who
+    )
+    moving_var = get_variable(
+        "variance/EMA", (channels,), initializers.ones, trainable=False, who=who
+    )
+    affine = (
+        layout.per_channel(gamma, ndim, args.axis),
+        layout.per_channel(beta, ndim, args.axis),
+    )
+    if not args.training:
+        return normalize(
+            inputs,
+            layout.per_channel(moving_mean, ndim, args.axis),
+            layout.per_channel(moving_var, ndim, args.axis),
+            *affine,
+            args.epsilon,
+            centered=ndim == 4,  # tensorpack's own paths are for batch statistics only
+        )
+    y, ema_mean, ema_var = _batch_normalize(inputs, affine, args, sync_statistics, who)
+    # Tensorpack's inference TowerContext freezes UPDATE_OPS, so a BN forced into training
+    # there updates its EMA only with ema_update='internal' (control dependencies).
+    if ema_update == "internal" or (ema_update != "skip" and is_training()):
+        for name, old, new in (
+            ("mean/EMA", moving_mean, ema_mean),
+            ("variance/EMA", moving_var, ema_var),
+        ):
+            assign_sub_state(name, old, ema_delta(old, new, momentum), who=who)
+    return y
+
+
+@dataclasses.dataclass(frozen=True)
+class _Arguments:
+    """BatchNorm's checked arguments."""
+
+    axis: int
+    channels: int
+    training: bool
+    epsilon: float
+    virtual_batch_size: int | None
+    fused: bool  # TensorFlow's fused kernel: 4-D, no sync_statistics, no virtual batches
+
+
+def _check_arguments(
+    inputs: jax.Array,
+    axis: int | None,
+    training: Any,
+    epsilon: Any,
+    ema_update: Any,
+    sync_statistics: Any,
+    virtual_batch_size: Any,
+    data_format: str,
+    who: str,
+) -> _Arguments:
     utils.check_rank(inputs, (2, 4), who=who)
     utils.check_floating(inputs, who=who)
     training = _training_flag(training, who)
-    fmt = utils.data_format(data_format, who=who)
     ndim = inputs.ndim
     if axis is None:
-        axis = 1 if ndim == 2 else (1 if fmt == "NCHW" else 3)
+        axis = layout.channel_axis(ndim, data_format, who=who)
+    else:
+        utils.data_format(data_format, who=who)
     if axis not in ((1,) if ndim == 2 else (1, 3)):
         allowed = "1" if ndim == 2 else "1 or 3"
         raise ValueError(f"{who}: axis must be {allowed} for a {ndim}-D input; got {axis!r}")
@@ -236,89 +213,46 @@ def BatchNorm(
     if sync_statistics is not None and virtual_batch_size is not None:
         raise ValueError(f"{who}: cannot use sync_statistics and virtual_batch_size together")
     channels = utils.static_dim(inputs, axis, who=who)
-
-    dtype = jnp.float32
-    beta = gamma = None
-    if center:
-        beta = get_variable(
-            "beta",
-            (channels,),
-            initializers.resolve(
-                beta_initializer, initializers.zeros, who=who, arg="beta_initializer"
-            ),
-            dtype=dtype,
-            who=who,
-        )
-    if scale:
-        gamma = get_variable(
-            "gamma",
-            (channels,),
-            initializers.resolve(
-                gamma_initializer, initializers.ones, who=who, arg="gamma_initializer"
-            ),
-            dtype=dtype,
-            who=who,
-        )
-    moving_mean = get_variable(
-        "mean/EMA", (channels,), initializers.zeros, dtype=dtype, trainable=False, who=who
-    )
-    moving_var = get_variable(
-        "variance/EMA", (channels,), initializers.ones, dtype=dtype, trainable=False, who=who
-    )
-
-    cshape = _channel_shape(ndim, axis, channels)
-    affine = (
-        None if gamma is None else gamma.reshape(cshape),
-        None if beta is None else beta.reshape(cshape),
-    )
     own_path = sync_statistics is not None or virtual_batch_size is not None
-    fused = ndim == 4 and not own_path
-    eps = float(epsilon)
-    if not training:
-        return normalize(
-            inputs,
-            moving_mean.reshape(cshape),
-            moving_var.reshape(cshape),
-            *affine,
-            eps,
-            centered=ndim == 4,  # tensorpack's own paths are for batch statistics only
-        )
+    return _Arguments(
+        axis, channels, training, float(epsilon), virtual_batch_size, ndim == 4 and not own_path
+    )
 
-    reduce_axes = tuple(a for a in range(ndim) if a != axis)
+
+def _batch_normalize(
+    inputs: jax.Array,
+    affine: tuple[jax.Array | None, jax.Array | None],
+    args: _Arguments,
+    sync_statistics: Any,
+    who: str,
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Training: ``(output, mean, variance)``, the statistics as the EMA takes them (``[C]``;
+    the fused kernel's variance unbiased, Ghost BN's from the first virtual batch)."""
+    reduce_axes = tuple(a for a in range(inputs.ndim) if a != args.axis)
     if any(inputs.shape[a] == 0 for a in reduce_axes):
         raise ValueError(
             f"{who}: batch statistics need at least one value per channel; got an input of "
             f"shape {list(inputs.shape)} in training"
         )
-    if virtual_batch_size is not None:
+    channels, eps, vbs = args.channels, args.epsilon, args.virtual_batch_size
+    if vbs is not None:
         batch = int(inputs.shape[0])
-        if batch % virtual_batch_size:
+        if batch % vbs:
             raise ValueError(
-                f"{who}: virtual_batch_size (={virtual_batch_size}) must divide the batch "
-                f"size (={batch})"
+                f"{who}: virtual_batch_size (={vbs}) must divide the batch size (={batch})"
             )
-        grouped = inputs.reshape(-1, virtual_batch_size, *inputs.shape[1:])
-        g_axes = tuple(a + 1 for a in reduce_axes)
-        mean, var = moments(grouped, g_axes)
+        grouped = inputs.reshape(-1, vbs, *inputs.shape[1:])
+        mean, var = moments(grouped, tuple(a + 1 for a in reduce_axes))
         gamma_g, beta_g = (None if p is None else p[None] for p in affine)
         y = normalize(grouped, mean, var, gamma_g, beta_g, eps).reshape(inputs.shape)
-        ema_mean, ema_var = mean[0].reshape(channels), var[0].reshape(channels)
-    else:
-        mean, var = moments(inputs, reduce_axes, sync_statistics)
-        y = normalize(inputs, mean, var, *affine, eps, centered=fused)
-        ema_mean, ema_var = mean.reshape(channels), var.reshape(channels)
-        if fused:
-            n = inputs.size // channels
-            ema_var = ema_var * (n / max(n - 1, 1))
-    # Tensorpack's inference TowerContext freezes UPDATE_OPS, so a BN forced into training
-    # there updates its EMA only with ema_update='internal' (control dependencies).
-    if ema_update == "internal" or (ema_update != "skip" and is_training()):
-        for name, old, new in (
-            ("mean/EMA", moving_mean, ema_mean),
-            ("variance/EMA", moving_var, ema_var),
-        ):
-            assign_sub_state(name, old, ema_delta(old, new, momentum), who=who)
-    return y
+        return y, mean[0].reshape(channels), var[0].reshape(channels)
+    mean, var = moments(inputs, reduce_axes, sync_statistics)
+    y = normalize(inputs, mean, var, *affine, eps, centered=args.fused)
+    ema_var = var.reshape(channels)
+    if args.fused:
+        n = inputs.size // channels
+        ema_var = ema_var * (n / max(n - 1, 1))
+    return y, mean.reshape(channels), ema_var
 
 
 @layer_register(use_scope=None)

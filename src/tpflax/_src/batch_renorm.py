@@ -24,10 +24,15 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from tpflax._src import initializers, utils
-from tpflax._src.batch_norm import NORM_ALIASES, ema_delta, moments, normalize
-from tpflax._src.frame import assign_state, assign_sub_state, get_variable, is_training
-from tpflax._src.norm import affine_variables, channel_axis
+from tpflax._src import initializers, layout, utils
+from tpflax._src.frame import (
+    Initializer,
+    assign_state,
+    assign_sub_state,
+    get_variable,
+    is_training,
+)
+from tpflax._src.norm_ops import NORM_ALIASES, affine_variables, ema_delta, moments, normalize
 from tpflax._src.registry import layer_context, layer_register
 
 RENORM_MOMENTUM = 0.99
@@ -62,7 +67,7 @@ def BatchRenorm(
     epsilon: float = 1e-5,
     center: bool = True,
     scale: bool = True,
-    gamma_initializer: Any = None,
+    gamma_initializer: Initializer | None = None,
     data_format: str = "channels_last",
 ) -> jax.Array:
     """Batch renormalization, tensorpack's ``BatchRenorm``.
@@ -103,7 +108,8 @@ def BatchRenorm(
     who = layer_context("BatchRenorm")
     utils.check_rank(x, (2, 4), who=who)
     utils.check_floating(x, who=who)
-    axis, channels, cshape = channel_axis(x, data_format, who)
+    axis = layout.channel_axis(x.ndim, data_format, who=who)
+    channels = utils.static_dim(x, axis, who=who)
     for arg, value in (("rmax", rmax), ("dmax", dmax)):
         if getattr(value, "ndim", 0) != 0:
             raise ValueError(f"{who}: {arg} must be a scalar; got shape {value.shape}")
@@ -120,14 +126,14 @@ def BatchRenorm(
     }
 
     def bcast(v: jax.Array | None) -> jax.Array | None:
-        return None if v is None else v.reshape(cshape)
+        return layout.per_channel(v, x.ndim, axis)
 
     eps = float(epsilon)
     if not is_training():
         return normalize(
             x,
-            stats["moving_mean"].reshape(cshape),
-            stats["moving_variance"].reshape(cshape),
+            layout.per_channel(stats["moving_mean"], x.ndim, axis),
+            layout.per_channel(stats["moving_variance"], x.ndim, axis),
             bcast(gamma),
             bcast(beta),
             eps,

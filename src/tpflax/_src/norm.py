@@ -10,48 +10,30 @@ cannot multiply a float16 tensor).
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import jax
 
-from tpflax._src import initializers, utils
-from tpflax._src.batch_norm import moments, normalize
-from tpflax._src.frame import current_frame, get_variable
+from tpflax._src import layout, utils
+from tpflax._src.frame import Initializer, current_frame
+from tpflax._src.norm_ops import affine_variables, moments, normalize
 from tpflax._src.registry import layer_context, layer_register
 
 log = logging.getLogger("tpflax")
 
 
-def affine_variables(
-    center: bool, scale: bool, channels: int, gamma_initializer: Any, who: str
+def _affine(
+    x: jax.Array,
+    data_format: str,
+    center: bool,
+    scale: bool,
+    gamma_initializer: Initializer | None,
+    who: str,
 ) -> tuple[jax.Array | None, jax.Array | None]:
-    """The optional ``gamma`` (ones by default) and ``beta`` (zeros) of a normalization
-    layer, ``[C]`` each; ``None`` where switched off."""
-    gamma = beta = None
-    if scale:
-        init = initializers.resolve(
-            gamma_initializer, initializers.ones, who=who, arg="gamma_initializer"
-        )
-        gamma = get_variable("gamma", (channels,), init, who=who)
-    if center:
-        beta = get_variable("beta", (channels,), initializers.zeros, who=who)
-    return gamma, beta
-
-
-def channel_axis(x: jax.Array, data_format: str, who: str) -> tuple[int, int, tuple[int, ...]]:
-    """``(axis, channels, broadcast shape)`` of a 2-D (``[N, C]``) or 4-D input."""
-    fmt = utils.data_format(data_format, who=who)
-    axis = 1 if x.ndim == 2 or fmt == "NCHW" else 3
+    """``gamma`` and ``beta`` broadcast along the channels of ``x``."""
+    axis = layout.channel_axis(x.ndim, data_format, who=who)
     channels = utils.static_dim(x, axis, who=who)
-    shape = [1] * x.ndim
-    shape[axis] = channels
-    return axis, channels, tuple(shape)
-
-
-def _reshaped(
-    pair: tuple[jax.Array | None, jax.Array | None], shape: tuple[int, ...]
-) -> tuple[jax.Array | None, jax.Array | None]:
-    return tuple(None if v is None else v.reshape(shape) for v in pair)  # type: ignore[return-value]
+    gamma, beta = affine_variables(center, scale, channels, gamma_initializer, who)
+    return layout.per_channel(gamma, x.ndim, axis), layout.per_channel(beta, x.ndim, axis)
 
 
 @layer_register(
@@ -64,7 +46,7 @@ def LayerNorm(
     *,
     center: bool = True,
     scale: bool = True,
-    gamma_initializer: Any = None,
+    gamma_initializer: Initializer | None = None,
     data_format: str = "channels_last",
 ) -> jax.Array:
     """Layer normalization, tensorpack's ``LayerNorm``: statistics over every axis but the
@@ -95,9 +77,7 @@ def LayerNorm(
     who = layer_context("LayerNorm")
     utils.check_rank(x, (2, 4), who=who)
     utils.check_floating(x, who=who)
-    _, channels, shape = channel_axis(x, data_format, who)
-    affine = affine_variables(center, scale, channels, gamma_initializer, who)
-    gamma, beta = _reshaped(affine, shape)
+    gamma, beta = _affine(x, data_format, center, scale, gamma_initializer, who)
     mean, var = moments(x, tuple(range(1, x.ndim)))
     return normalize(x, mean, var, gamma, beta, float(epsilon))
 
@@ -112,7 +92,7 @@ def InstanceNorm(
     *,
     center: bool = True,
     scale: bool = True,
-    gamma_initializer: Any = None,
+    gamma_initializer: Initializer | None = None,
     data_format: str = "channels_last",
     use_affine: bool | None = None,
 ) -> jax.Array:
@@ -148,9 +128,7 @@ def InstanceNorm(
                 use_affine,
             )
         center = scale = bool(use_affine)
-    _, channels, shape = channel_axis(x, data_format, who)
+    gamma, beta = _affine(x, data_format, center, scale, gamma_initializer, who)
     spatial = (1, 2) if fmt == "NHWC" else (2, 3)
-    affine = affine_variables(center, scale, channels, gamma_initializer, who)
-    gamma, beta = _reshaped(affine, shape)
     mean, var = moments(x, spatial)
     return normalize(x, mean, var, gamma, beta, float(epsilon))

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from tpflax._src import utils
+from tpflax._src import layout, utils
 
 ModelFn = Callable[[jax.Array], jax.Array]
 
@@ -33,15 +33,10 @@ def image_preprocess(image: jax.Array, bgr: bool = True) -> jax.Array:
     return (image - mean) / std
 
 
-def channel_axis(data_format: str) -> int:
-    """1 for NCHW, 3 for NHWC (either spelling)."""
-    return 1 if utils.data_format(data_format, who="tp.zoo") == "NCHW" else 3
-
-
 def pad_spatial(x: jax.Array, before: int, after: int, data_format: str) -> jax.Array:
     """``tf.pad`` of the two spatial axes by ``(before, after)`` with zeros."""
     pads = [(0, 0)] * 4
-    for axis in (2, 3) if channel_axis(data_format) == 1 else (1, 2):
+    for axis in (2, 3) if layout.channel_axis(4, data_format, who="tp.zoo") == 1 else (1, 2):
         pads[axis] = (before, after)
     return jnp.pad(x, pads)
 

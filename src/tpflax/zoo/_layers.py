@@ -10,12 +10,11 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from tpflax._src import utils
-from tpflax._src.batch_norm import moments, normalize
+from tpflax._src import layout, utils
 from tpflax._src.conv import conv2d
 from tpflax._src.frame import get_variable
+from tpflax._src.norm_ops import moments, normalize
 from tpflax._src.registry import layer_context, layer_register
-from tpflax.zoo._common import channel_axis
 
 
 @layer_register(log_shape=True)
@@ -44,7 +43,7 @@ def DepthConv(
     """
     fmt = utils.data_format(data_format, who="DepthConv")
     who = layer_context("DepthConv")
-    cin = utils.static_dim(x, channel_axis(fmt), who=who)
+    cin = utils.static_dim(x, layout.channel_axis(4, fmt, who=who), who=who)
     if out_channel % cin:
         raise ValueError(
             f"{who}: out_channel (={out_channel}) must be a multiple of the input's "
@@ -120,7 +119,7 @@ def lrn(
 ) -> jax.Array:
     """``tf.nn.lrn``: ``x / (bias + alpha * sum_{|d| <= r} x[c + d]^2) ** beta`` over
     channels (AlexNet's local response normalization)."""
-    axis = channel_axis(data_format)
+    axis = layout.channel_axis(4, data_format, who="tp.zoo")
     sq = jnp.square(x.astype(jnp.float32))
     window = [1] * 4
     window[axis] = 2 * depth_radius + 1

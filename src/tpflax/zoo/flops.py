@@ -51,5 +51,8 @@ def count_macs(model_fn: Callable[..., Any], shape: tuple[int, ...] = (1, 224, 2
     model = model_fn if isinstance(model_fn, tp.Transformed) else tp.transform(model_fn)
     x = jax.ShapeDtypeStruct(shape, jnp.float32)
     params, state = jax.eval_shape(lambda x: model.init(jax.random.key(0), x), x)
-    closed = jax.make_jaxpr(lambda p, s, x: model.apply(p, s, x)[0])(params, state, x)
+    # Traced with XLA's own convolutions: a native kernel (tp.conv_impl('onednn')) is an
+    # opaque call in the program, though it does the same multiply-adds.
+    with tp.conv_impl("xla"):
+        closed = jax.make_jaxpr(lambda p, s, x: model.apply(p, s, x)[0])(params, state, x)
     return _count(closed.jaxpr)

@@ -14,7 +14,8 @@ import jax
 import jax.numpy as jnp
 
 import tpflax as tp
-from tpflax.zoo._common import ModelFn, channel_axis, classifier, pad_spatial
+from tpflax._src import layout
+from tpflax.zoo._common import ModelFn, classifier, pad_spatial
 from tpflax.zoo._layers import DepthConv, GroupNorm, channel_shuffle, lrn
 
 _vs2 = jax.nn.initializers.variance_scaling(2.0, "fan_in", "truncated_normal")
@@ -179,7 +180,7 @@ def shufflenet(
         first_chan = 24
     else:
         raise ValueError(f"tp.zoo.shufflenet: version must be 1 or 2; got {version!r}")
-    ax = channel_axis(data_format)
+    ax = layout.channel_axis(4, data_format, who="tp.zoo")
 
     def logits(image: jax.Array) -> jax.Array:
         layers = [
@@ -259,7 +260,7 @@ def inception_bn(
     checkpoint). Returns the main logits (``linear``), or ``(logits, aux1, aux2)`` with
     ``aux_logits=True``. ``loss1fc``/``loss2fc`` follow a flatten (layout-dependent rows).
     """
-    ax = channel_axis(data_format)
+    ax = layout.channel_axis(4, data_format, who="tp.zoo")
 
     def logits(image: jax.Array) -> Any:
         with (

@@ -1,0 +1,123 @@
+"""The normalization ops every normalization layer shares (``BatchNorm``, ``BatchRenorm``,
+``LayerNorm``, ``InstanceNorm``, the zoo's ``GroupNorm``): statistics, the normalization
+formula in TensorFlow's two roundings, the EMA step, and the optional ``gamma``/``beta``.
+Pure functions of arrays, except :func:`affine_variables`, which creates the variables."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from tpflax._src import initializers
+from tpflax._src.frame import Initializer, get_variable
+
+# tensorpack's old names for the normalization layers' arguments (BatchNorm, BatchRenorm)
+NORM_ALIASES = {
+    "use_bias": "center",
+    "use_scale": "scale",
+    "gamma_init": "gamma_initializer",
+    "decay": "momentum",
+}
+
+
+def moments(
+    x: jax.Array, axes: tuple[int, ...], axis_name: Any = None
+) -> tuple[jax.Array, jax.Array]:
+    """Batch mean and biased variance over ``axes`` (kept), in float32.
+
+    The sums run over ``x - s``, ``s`` being each channel's first value: that subtraction
+    is exact for values close together, so a large mean with a small variance (``50 +
+    0.01 * randn``) keeps its digits, as TensorFlow's kernels do; the mean is rounded once.
+    The gradient is that of ``mean(x)`` and ``mean((x - mean)^2)``.
+
+    With ``axis_name``, each device's ``E[x]`` and ``E[x^2]`` are averaged across that named
+    axis (``shard_map``/``pmap``) and ``var = E[x^2] - E[x]^2``, as tensorpack's SyncBN does.
+    """
+    x = x.astype(jnp.float32)
+    if axis_name is None and math.prod(x.shape[a] for a in axes) == 1:
+        # one value per channel: the mean is the value itself, as in TensorFlow
+        return x, jnp.zeros_like(x)
+    if axis_name is None:
+        first = tuple(slice(0, 1) if a in axes else slice(None) for a in range(x.ndim))
+        shift = lax.stop_gradient(x[first])
+        d = x - shift
+        mean_d = jnp.mean(d, axes, keepdims=True)
+        var = jnp.mean(jnp.square(d - lax.stop_gradient(mean_d)), axes, keepdims=True)
+        return shift + mean_d, var
+    mean = lax.pmean(jnp.mean(x, axes, keepdims=True), axis_name)
+    mean_sq = lax.pmean(jnp.mean(jnp.square(x), axes, keepdims=True), axis_name)
+    return mean, mean_sq - jnp.square(mean)
+
+
+def normalize(
+    x: jax.Array,
+    mean: jax.Array,
+    var: jax.Array,
+    gamma: jax.Array | None,
+    beta: jax.Array | None,
+    epsilon: float,
+    *,
+    centered: bool = False,
+) -> jax.Array:
+    """``(x - mean) / sqrt(var + epsilon) * gamma + beta``; statistics broadcast against ``x``,
+    computed in float32 and returned in ``x``'s dtype.
+
+    The two forms round differently, and each follows one TensorFlow kernel:
+
+    * ``centered=False``: ``x * inv + (beta - mean * inv)`` with ``inv = rsqrt(var + eps) *
+      gamma``, as ``tf.nn.batch_normalization`` (Keras' non-fused layer, tensorpack's
+      SyncBN/Ghost BN, LayerNorm, InstanceNorm).
+    * ``centered=True``: ``(x - mean) * inv + beta``, as TensorFlow's fused CPU kernel (4-D
+      BatchNorm, training and inference). With one value per channel it returns ``beta``
+      exactly, and it keeps the digits of inputs with a large mean and a small variance.
+    """
+    inv = lax.rsqrt(var + jnp.asarray(epsilon, jnp.float32))
+    if gamma is not None:
+        inv = inv * gamma
+    x32 = x.astype(jnp.float32)
+    if centered:
+        y = (x32 - mean) * inv
+        return (y if beta is None else y + beta).astype(x.dtype)
+    shift = -mean * inv
+    if beta is not None:
+        shift = shift + beta
+    return (x32 * inv + shift).astype(x.dtype)
+
+
+def ema_delta(old: jax.Array, new: jax.Array, momentum: float) -> jax.Array:
+    """What TensorFlow's ``assign_moving_average`` (no debiasing) subtracts from ``old``:
+    ``(old - new) * (1 - momentum)``."""
+    decay = jnp.asarray(1.0 - momentum, jnp.float32)
+    return (old - lax.stop_gradient(new).astype(old.dtype)) * decay
+
+
+def affine_variables(
+    center: bool,
+    scale: bool,
+    channels: int,
+    gamma_initializer: Initializer | None,
+    who: str,
+    beta_initializer: Initializer | None = None,
+) -> tuple[jax.Array | None, jax.Array | None]:
+    """The optional ``gamma`` (ones by default) and ``beta`` (zeros) of a normalization
+    layer, ``[C]`` float32 each; ``None`` where switched off.
+
+    Variable names:
+        ``gamma``, ``beta``.
+    """
+    gamma = beta = None
+    if scale:
+        init = initializers.resolve(
+            gamma_initializer, initializers.ones, who=who, arg="gamma_initializer"
+        )
+        gamma = get_variable("gamma", (channels,), init, who=who)
+    if center:
+        init = initializers.resolve(
+            beta_initializer, initializers.zeros, who=who, arg="beta_initializer"
+        )
+        beta = get_variable("beta", (channels,), init, who=who)
+    return gamma, beta
