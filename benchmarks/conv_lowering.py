@@ -4,9 +4,11 @@ ResNet-50 (tp.zoo, NHWC, float32) at batch 8, 224x224: inference and a training 
 with momentum, BatchNorm in training), each compiled twice, once under
 ``tp.conv_impl('auto')`` (1x1 convolutions, and 3x3 ones with few outputs, as matrix
 products on CPU) and once under
-``tp.conv_impl('xla')``, timed interleaved (medians), with the largest output difference;
+``tp.conv_impl('xla')`` (and ``tp.conv_impl('onednn')``, every convolution on oneDNN, where
+the native library is built), timed interleaved (medians), with the largest output difference;
 then the tables behind conv_impl.py's choices (3x3 convolutions as patches, max pooling's
-derivative from the taps). Appends rows to benchmarks/RESULTS.md: CPU, cores, versions, date.
+derivative from the taps, oneDNN per ResNet-50 convolution). Appends rows to
+benchmarks/RESULTS.md: CPU, cores, versions, date.
 """
 
 from __future__ import annotations
@@ -326,23 +328,31 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--no-record", action="store_true", help="do not append to RESULTS.md")
     args = parser.parse_args()
-    runs = {impl: build(impl, args.batch, args.size) for impl in ("auto", "xla")}
+    from tpflax._src import onednn
+
+    impls = ("auto", "xla", "onednn") if onednn.available() else ("auto", "xla")
+    runs = {impl: build(impl, args.batch, args.size) for impl in impls}
     diff = float(jnp.max(jnp.abs(runs["auto"]["out"] - runs["xla"]["out"])))
     scale = float(jnp.max(jnp.abs(runs["xla"]["out"])))
     times: dict[tuple[str, str], list[float]] = {}
     for _ in range(args.rounds):  # interleaved: both see the same machine load
         for kind in ("infer", "train"):
-            for impl in ("auto", "xla"):
+            for impl in impls:
                 times.setdefault((impl, kind), []).extend(timeit(runs[impl][kind], 1))
     med = {k: statistics.median(v) for k, v in times.items()}
     print(
         f"ResNet-50 batch {args.batch} {args.size}x{args.size} float32 on {cpu_model()}, "
-        f"{os.cpu_count()} cores; max |auto - xla| logit {diff:.1e} (scale {scale:.1f})"
+        f"{os.cpu_count()} cores; max |auto - xla| logit {diff:.1e} (scale {scale:.1f}); "
+        f"{tp.conv_impl.active()}"
     )
     for kind in ("infer", "train"):
         a, x = med[("auto", kind)], med[("xla", kind)]
-        print(f"{kind:5}: auto {a:.3f} s, xla {x:.3f} s, speed-up {x / a:.2f}x")
-    for impl in ("auto", "xla"):
+        line = f"{kind:5}: auto {a:.3f} s, xla {x:.3f} s, speed-up {x / a:.2f}x"
+        if "onednn" in runs:
+            o = med[("onednn", kind)]
+            line += f"; onednn (every convolution) {o:.3f} s, {x / o:.2f}x"
+        print(line)
+    for impl in impls:
         ci, ct = runs[impl]["compile"]
         print(f"compile ({impl}): inference {ci:.1f} s, train step {ct:.1f} s")
     parts = conv3x3_components(args.rounds)
@@ -354,6 +364,9 @@ def main() -> None:
     print("3x3 conv, XLA vs patches (the table in conv_impl.py):\n  " + "\n  ".join(table))
     pools = max_pool_table(args.rounds)
     print("max pooling gradient, XLA vs taps (the table in conv_impl.py):\n  " + "\n  ".join(pools))
+    if onednn.available():
+        print(f"today's lowering vs {onednn.describe()} (the table in conv_impl.py):")
+    dnnl = onednn_table(args.rounds)
     if not args.no_record:
         row = (
             f"| {datetime.date.today()} | conv_lowering | ResNet-50 b{args.batch} "
@@ -361,8 +374,14 @@ def main() -> None:
             f" | infer auto {med[('auto', 'infer')]:.3f} s / xla {med[('xla', 'infer')]:.3f} s"
             f" ({med[('xla', 'infer')] / med[('auto', 'infer')]:.2f}x); train auto "
             f"{med[('auto', 'train')]:.3f} s / xla {med[('xla', 'train')]:.3f} s "
-            f"({med[('xla', 'train')] / med[('auto', 'train')]:.2f}x) | medians of "
-            f"{args.rounds}, interleaved |\n"
+            f"({med[('xla', 'train')] / med[('auto', 'train')]:.2f}x)"
+            + (
+                f"; onednn (every convolution) infer {med[('onednn', 'infer')]:.3f} s, train "
+                f"{med[('onednn', 'train')]:.3f} s"
+                if "onednn" in runs
+                else ""
+            )
+            + f" | medians of {args.rounds}, interleaved |\n"
         )
         row += (
             f"| {datetime.date.today()} | conv3x3_components | [8,56,56,64] 3x3x64 SAME f32 | "
@@ -382,6 +401,13 @@ def main() -> None:
             + "; ".join(pools)
             + f" | medians of {args.rounds} |\n"
         )
+        if dnnl:
+            row += (
+                f"| {datetime.date.today()} | onednn_conv | ResNet-50's convolutions b8 f32 NHWC, "
+                f"SAME | {machine()} | jax {jax.__version__}, {onednn.describe()} | "
+                + "; ".join(dnnl)
+                + f" | medians of {args.rounds}, interleaved; 'today' = auto without oneDNN |\n"
+            )
         if not RESULTS.exists():
             RESULTS.write_text(
                 "# Benchmark results\n\nOne row per run of `make bench` (appended by the "

@@ -34,6 +34,7 @@ from linen_resnet import ResNet
 from run import timeit
 
 import tpflax as tp
+from tpflax._src import onednn
 
 ROOT = pathlib.Path(__file__).parents[1]
 GOLDEN_PYTHON = ROOT / ".venv-golden" / "bin" / "python"
@@ -87,12 +88,24 @@ def steps(
     }
 
 
-def tpflax_steps(depth: int, x: jax.Array, y: jax.Array) -> dict[str, dict[str, Any]]:
+def tpflax_steps(
+    depth: int, x: jax.Array, y: jax.Array, impl: str = "auto"
+) -> dict[str, dict[str, Any]]:
+    """tpflax's ResNet with its convolutions lowered by ``tp.conv_impl(impl)``."""
     model = tp.transform(tp.zoo.resnet(depth))
     params, state = jax.jit(model.init)(jax.random.key(0), x)
+
+    def infer(p, s, x):
+        with tp.conv_impl(impl):
+            return model.apply(p, s, x)[0]
+
+    def train_forward(p, s, x):
+        with tp.conv_impl(impl):
+            return model.apply(p, s, x, is_training=True)
+
     return steps(
-        lambda p, s, x: model.apply(p, s, x)[0],
-        lambda p, s, x: model.apply(p, s, x, is_training=True),
+        infer,
+        train_forward,
         params,
         state,
         x,
@@ -138,6 +151,11 @@ def main() -> int:
     for depth in [int(d) for d in args.depths.split(",")]:
         theirs = tensorpack_times(depth, args.batch, args.size, args.repeats)
         runs = {"tpflax": tpflax_steps(depth, x, y), "linen": linen_steps(depth, x, y)}
+        # The default ('auto': oneDNN where conv_impl's table says, when built) beside plain
+        # XLA convolutions and oneDNN for every convolution.
+        runs["tpflax-xla"] = tpflax_steps(depth, x, y, "xla")
+        if onednn.available():
+            runs["tpflax-onednn"] = tpflax_steps(depth, x, y, "onednn")
         times: dict[tuple[str, str], list[float]] = {}
         for who in runs:  # warm-up
             for kind in ("infer", "train"):
@@ -173,6 +191,11 @@ def main() -> int:
                     f"{tpk / tpf:.2f}x tensorpack's speed"
                 )
                 cell += f" / tensorpack {tpk:.3f} s (speed {tpk / tpf:.2f}x)"
+            for who in ("tpflax-xla", "tpflax-onednn"):
+                if who in runs:
+                    t = med[(who, kind)]
+                    line += f"; {who} {t:.3f} s (tpflax/{who} time {tpf / t:.2f})"
+                    cell += f" / {who} {t:.3f} s"
             print(line)
             cells.append(cell)
         for kind in ("infer", "train"):
@@ -191,7 +214,7 @@ def main() -> int:
         if theirs is None:
             print("  tensorpack: .venv-golden is absent (make golden creates it); skipped")
         if not args.no_record:
-            versions = f"jax {jax.__version__}" + (
+            versions = f"jax {jax.__version__}, {tp.conv_impl.active()}" + (
                 f", TF {theirs['tensorflow']} (oneDNN {theirs['onednn']})" if theirs else ""
             )
             with RESULTS.open("a") as f:

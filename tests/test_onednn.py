@@ -225,4 +225,5 @@ def test_the_auto_table() -> None:
     assert not table((8, 7, 7, 512), (3, 3, 512, 512), (1, 1))  # 7x7 map
     assert not table((1, 16, 16, 8), (3, 3, 8, 8), (1, 1))  # small
     assert conv_impl.ONEDNN_CONV_TRANSPOSE((8, 28, 28, 128), (4, 4, 64, 128), (2, 2))
+    assert conv_impl.ONEDNN_CONV_TRANSPOSE((2, 14, 14, 32), (4, 4, 16, 32), (2, 2))
     assert not conv_impl.ONEDNN_CONV_TRANSPOSE((2, 5, 5, 3), (3, 3, 8, 3), (2, 2))

@@ -73,6 +73,7 @@ TAP_MAX_POOL_MAX_TAPS = {"cpu": 49}
 # patches product there) and below ~1e8 multiply-adds (the call's fixed cost) it was no faster.
 ONEDNN_MIN_MAP = 196
 ONEDNN_MIN_MACS = 10**8
+ONEDNN_TRANSPOSE_MIN_MACS = 10**6
 
 
 def ONEDNN_CONV(
@@ -94,11 +95,11 @@ def ONEDNN_CONV_TRANSPOSE(
     x_shape: tuple[int, ...], w_shape: tuple[int, ...], strides: tuple[int, int]
 ) -> bool:
     """Whether 'auto' runs this NHWC float32 transposed convolution on oneDNN: XLA:CPU's
-    gradient of a transposed convolution was 14-18x slower than oneDNN's; its forward
-    0.93-1.2x."""
+    gradient of a transposed convolution was 5x slower than oneDNN's at 3e6 multiply-adds and
+    14-18x at 4e8-8e8; its forward 0.93-1.2x."""
     n, h, w, c = x_shape
     kh, kw, filters, _ = w_shape
-    return n * h * w * kh * kw * c * filters >= ONEDNN_MIN_MACS
+    return n * h * w * kh * kw * c * filters >= ONEDNN_TRANSPOSE_MIN_MACS
 
 
 _IMPL: contextvars.ContextVar[str | None] = contextvars.ContextVar("tpflax_conv", default=None)
