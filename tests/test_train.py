@@ -108,6 +108,36 @@ def test_frozen_variables_stay_untouched_under_weight_decay(data) -> None:
     assert not np.allclose(ts.params["head"]["W"], before["head"]["W"])
 
 
+def test_the_optimizer_is_bound_to_the_train_state_not_the_trainer(data) -> None:
+    """A second init cannot change a first run: the frozen names live in the TrainState."""
+    with_freeze = {"freeze": True}
+
+    def switchable(image, label):
+        if with_freeze["freeze"]:
+            with tp.freeze_variables(stop_gradient=True):
+                l = tp.Conv2D("backbone", image, 4, 3, activation=jax.nn.relu)
+        else:
+            l = tp.Conv2D("backbone", image, 4, 3, activation=jax.nn.relu)
+        logits = tp.FullyConnected("head", l, 3)
+        return optax.softmax_cross_entropy_with_integer_labels(logits, label).mean()
+
+    model = tp.transform(switchable)
+    params, state = _init(model, data)
+    # weight decay moves every variable the optimizer is not masked for, gradient or not
+    trainer = tp.train.Trainer(model, optax.adamw(0.1, weight_decay=0.5), donate=False)
+    first = trainer.init(params, state, *data, rng=jax.random.key(0))
+    assert first.frozen == {"backbone/W", "backbone/b"}
+    with_freeze["freeze"] = False
+    second = trainer.init(params, state, *data, rng=jax.random.key(0))
+    assert second.frozen == frozenset()
+    with_freeze["freeze"] = True  # the model as the first run traces it
+    stepped, _ = trainer.step(first, *data)
+    np.testing.assert_array_equal(stepped.params["backbone"]["W"], params["backbone"]["W"])
+    assert not np.allclose(stepped.params["head"]["W"], params["head"]["W"])
+    moved, _ = trainer.step(second, *data)  # the second run's optimizer masks nothing
+    assert not np.allclose(moved.params["backbone"]["W"], params["backbone"]["W"])
+
+
 def test_linen_model_trains_like_the_transformed_one(data) -> None:
     model = tp.transform(net)
     params, state = _init(model, data)

@@ -4,6 +4,7 @@ optimizer. The pieces a tensorpack ``ModelDesc`` + ``SimpleTrainer`` gave, as pu
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -36,6 +37,9 @@ class TrainState:
         opt_state: the optax state.
         rng: the base random key; step ``i`` uses ``fold_in(rng, i)`` (Dropout), so a
             resumed run draws the same numbers as an uninterrupted one.
+        frozen: the names of the params the optimizer leaves untouched (read under
+            ``tp.freeze_variables``), fixed by ``Trainer.init``: static, not a leaf, so each
+            run keeps the optimizer it started with.
     """
 
     step: jax.Array
@@ -43,6 +47,7 @@ class TrainState:
     state: Tree
     opt_state: Any
     rng: jax.Array
+    frozen: frozenset[str] = flax.struct.field(pytree_node=False, default=frozenset())
 
 
 class _Linen:
@@ -63,6 +68,11 @@ class _Linen:
             )
             return out, updates.get("batch_stats", state)
         return self.module.apply(variables, *inputs, train=False, rngs=rngs), state
+
+
+def _name(path: Any) -> str:
+    """``'conv0/W'`` from a pytree path of dict keys."""
+    return "/".join(str(k.key) for k in path)
 
 
 def _split_loss(value: Any, who: str) -> tuple[jax.Array, dict[str, Any]]:
@@ -127,28 +137,32 @@ class Trainer:
     donate: bool = True
     mesh: Mesh | None = None
     data_axis: str = "batch"
+    # Bookkeeping, not configuration: the jit-compiled steps by kind and batch arity, and
+    # whether init ran. The optimizer a step uses comes from its TrainState.
     _compiled: dict[str, Any] = dataclasses.field(default_factory=dict, compare=False, repr=False)
-    _net: Any = dataclasses.field(init=False, compare=False, repr=False, default=None)
 
     def __post_init__(self) -> None:
-        if isinstance(self.model, Transformed):
-            net: Any = self.model
-            if self.regularize_collection:
-                fn = self.model.fn
-                net = transform(lambda *a, **k: (fn(*a, **k), regularize_cost_from_collection()))
-        elif isinstance(self.model, nn.Module):
+        if isinstance(self.model, nn.Module):
             if self.regularize_collection:
                 raise ValueError(
                     "tp.train.Trainer: regularize_collection needs a tp.transform model; for a "
                     "linen module add tp.regularize_cost_from_collection() to its cost"
                 )
-            net = _Linen(self.model)
-        else:
+        elif not isinstance(self.model, Transformed):
             raise TypeError(
                 "tp.train.Trainer: model must be a tp.transform model or a flax.linen module; "
                 f"got {type(self.model).__name__}"
             )
-        object.__setattr__(self, "_net", net)
+
+    @functools.cached_property
+    def _net(self) -> Any:
+        """The model as ``apply(params, state, *inputs, is_training, rng)``."""
+        if isinstance(self.model, nn.Module):
+            return _Linen(self.model)
+        if self.regularize_collection:
+            fn = self.model.fn
+            return transform(lambda *a, **k: (fn(*a, **k), regularize_cost_from_collection()))
+        return self.model
 
     # ---------------------------------------------------------------- the cost
     def _outputs(self, params: Tree, state: Tree, batch: Batch, training: bool, rng: Any) -> Any:
@@ -175,43 +189,44 @@ class Trainer:
     def frozen_mask(self, params: Tree, state: Tree, *batch: Any) -> Tree:
         """``params``-shaped booleans: ``True`` for the variables the model reads under
         ``tp.freeze_variables(stop_gradient=True)`` (the optimizer leaves them untouched)."""
-        if not isinstance(self.model, Transformed):
-            return jax.tree.map(lambda _: False, params)
-        inputs = batch if self.loss_fn is None else batch[:1]
-        frozen = frozen_variables(self.model.apply, params, state, *inputs)
-        return jax.tree_util.tree_map_with_path(
-            lambda path, _: "/".join(str(k.key) for k in path) in frozen, params
-        )
+        frozen = self._frozen_names(params, state, *batch)
+        return jax.tree_util.tree_map_with_path(lambda path, _: _name(path) in frozen, params)
 
-    def _masked_tx(self, mask: Tree) -> optax.GradientTransformation:
-        labels = jax.tree.map(lambda frozen: "frozen" if frozen else "train", mask)
+    def _frozen_names(self, params: Tree, state: Tree, *batch: Any) -> frozenset[str]:
+        if not isinstance(self.model, Transformed):
+            return frozenset()
+        inputs = batch if self.loss_fn is None else batch[:1]
+        return frozenset(frozen_variables(self.model.apply, params, state, *inputs))
+
+    def _optimizer(self, ts: TrainState) -> optax.GradientTransformation:
+        """``tx`` for the params ``ts`` trains, ``set_to_zero`` for those it keeps frozen."""
+        if not ts.frozen:
+            return self.tx
+        labels = jax.tree_util.tree_map_with_path(
+            lambda path, _: "frozen" if _name(path) in ts.frozen else "train", ts.params
+        )
         return optax.multi_transform({"train": self.tx, "frozen": optax.set_to_zero()}, labels)
 
     def init(self, params: Tree, state: Tree, *batch: Any, rng: jax.Array) -> TrainState:
         """The TrainState at step 0. ``batch`` is an example batch (shapes matter), used to
-        find the variables under ``tp.freeze_variables``."""
-        mask = self.frozen_mask(params, state, *batch)
-        tx = self._masked_tx(mask)
-        object.__setattr__(self, "_tx", tx)
-        self._compiled.clear()  # compiled steps hold the optimizer they were traced with
+        find the variables under ``tp.freeze_variables``; the TrainState keeps their names,
+        so its optimizer is fixed here, whatever a later ``init`` finds."""
+        frozen = self._frozen_names(params, state, *batch)
         # own copies: the step donates the TrainState's buffers, not the caller's arrays
         params, state = jax.tree.map(jnp.array, (params, state))
-        return TrainState(
+        ts = TrainState(
             step=jnp.zeros((), jnp.int32),
             params=params,
             state=state,
-            opt_state=tx.init(params),
+            opt_state=None,
             rng=rng,
+            frozen=frozen,
         )
-
-    def _tx_or_raise(self) -> optax.GradientTransformation:
-        tx = getattr(self, "_tx", None)
-        if tx is None:
-            raise RuntimeError("tp.train.Trainer: call trainer.init(...) before step()")
-        return tx
+        self._compiled["initialized"] = True
+        return dataclasses.replace(ts, opt_state=self._optimizer(ts).init(params))
 
     def _local_step(self, ts: TrainState, *batch: Any) -> tuple[TrainState, dict[str, Any]]:
-        tx = self._tx_or_raise()
+        tx = self._optimizer(ts)
         rng = jax.random.fold_in(ts.rng, ts.step)
         if self.mesh is not None:  # each device's shard draws its own Dropout masks
             rng = jax.random.fold_in(rng, lax.axis_index(self.data_axis))
@@ -256,7 +271,13 @@ class Trainer:
 
     def step(self, ts: TrainState, *batch: Any) -> tuple[TrainState, dict[str, jax.Array]]:
         """One training step: ``(new TrainState, metrics)``; ``metrics['cost']`` is the
-        model's cost before regularization. With ``donate=True``, ``ts`` is consumed."""
+        model's cost before regularization. With ``donate=True``, ``ts`` is consumed.
+
+        Raises:
+            RuntimeError: this trainer's ``init`` never ran.
+        """
+        if "initialized" not in self._compiled:
+            raise RuntimeError("tp.train.Trainer: call trainer.init(...) before step()")
         return self._get("step", len(batch))(ts, *self.shard(*batch))
 
     def evaluate(self, ts: TrainState, *batch: Any) -> dict[str, jax.Array]:
