@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from tpflax._src import initializers, onednn, utils
+from tpflax._src import initializers, layout, onednn, utils
 from tpflax._src.activation import apply_activation
 from tpflax._src.conv_impl import (
     output_size,
@@ -26,6 +26,7 @@ from tpflax._src.conv_impl import (
 from tpflax._src.frame import get_variable
 from tpflax._src.registry import layer_context, layer_register, register_alias
 from tpflax._src.regularize import add_regularizers
+from tpflax._src.types import Activation, Initializer, Regularizer, Size2D
 
 
 def conv2d(
@@ -85,10 +86,7 @@ def conv2d(
             feature_group_count=groups,
             preferred_element_type=utils.accumulation_dtype(x.dtype),
         ).astype(x.dtype)
-    if b is not None:
-        shape = (1, 1, 1, -1) if data_format == "NHWC" else (1, -1, 1, 1)
-        y = y + b.astype(y.dtype).reshape(shape)
-    return y
+    return layout.add_bias(y, b, data_format)
 
 
 def _output_map(
@@ -113,18 +111,18 @@ def _output_map(
 def Conv2D(
     inputs: jax.Array,
     filters: int,
-    kernel_size: Any,
-    strides: Any = (1, 1),
+    kernel_size: Size2D,
+    strides: Size2D = (1, 1),
     padding: str = "same",
     data_format: str = "channels_last",
-    dilation_rate: Any = (1, 1),
-    activation: Any = None,
+    dilation_rate: Size2D = (1, 1),
+    activation: Activation | None = None,
     use_bias: bool = True,
-    kernel_initializer: Any = None,
-    bias_initializer: Any = None,
-    kernel_regularizer: Any = None,
-    bias_regularizer: Any = None,
-    activity_regularizer: Any = None,
+    kernel_initializer: Initializer | None = None,
+    bias_initializer: Initializer | None = None,
+    kernel_regularizer: Regularizer | None = None,
+    bias_regularizer: Regularizer | None = None,
+    activity_regularizer: Regularizer | None = None,
     split: int = 1,
 ) -> jax.Array:
     """2-D convolution, tensorpack's ``Conv2D``.
@@ -224,13 +222,15 @@ def _conv_args(
     )
 
 
-def _kernel(shape: tuple[int, ...], init: Any, dtype: Any, who: str) -> jax.Array:
+def _kernel(shape: tuple[int, ...], init: Initializer | None, dtype: Any, who: str) -> jax.Array:
     default = initializers.variance_scaling_2()
     initializer = initializers.resolve(init, default, who=who, arg="kernel_initializer")
     return get_variable("W", shape, initializer, dtype=dtype, who=who)
 
 
-def _bias(use_bias: bool, filters: int, init: Any, dtype: Any, who: str) -> jax.Array | None:
+def _bias(
+    use_bias: bool, filters: int, init: Initializer | None, dtype: Any, who: str
+) -> jax.Array | None:
     if not use_bias:
         return None
     initializer = initializers.resolve(init, initializers.zeros, who=who, arg="bias_initializer")
@@ -301,10 +301,7 @@ def conv2d_transpose(
             dimension_numbers=(data_format, "HWIO", data_format),
             preferred_element_type=utils.accumulation_dtype(x.dtype),
         ).astype(x.dtype)
-    if b is not None:
-        shape = (1, 1, 1, -1) if data_format == "NHWC" else (1, -1, 1, 1)
-        y = y + b.astype(y.dtype).reshape(shape)
-    return y
+    return layout.add_bias(y, b, data_format)
 
 
 @layer_register(
@@ -315,17 +312,17 @@ def conv2d_transpose(
 def Conv2DTranspose(
     inputs: jax.Array,
     filters: int,
-    kernel_size: Any,
-    strides: Any = (1, 1),
+    kernel_size: Size2D,
+    strides: Size2D = (1, 1),
     padding: str = "same",
     data_format: str = "channels_last",
-    activation: Any = None,
+    activation: Activation | None = None,
     use_bias: bool = True,
-    kernel_initializer: Any = None,
-    bias_initializer: Any = None,
-    kernel_regularizer: Any = None,
-    bias_regularizer: Any = None,
-    activity_regularizer: Any = None,
+    kernel_initializer: Initializer | None = None,
+    bias_initializer: Initializer | None = None,
+    kernel_regularizer: Regularizer | None = None,
+    bias_regularizer: Regularizer | None = None,
+    activity_regularizer: Regularizer | None = None,
 ) -> jax.Array:
     """Transposed 2-D convolution, tensorpack's ``Conv2DTranspose`` (alias ``Deconv2D``).
 

@@ -6,8 +6,6 @@ input's dtype at ``apply``.
 
 from __future__ import annotations
 
-from typing import Any
-
 import jax
 
 from tpflax._src import initializers, utils
@@ -15,6 +13,7 @@ from tpflax._src.activation import apply_activation
 from tpflax._src.frame import get_variable
 from tpflax._src.registry import layer_context, layer_register
 from tpflax._src.regularize import add_regularizers
+from tpflax._src.types import Activation, Initializer, Regularizer
 
 
 def batch_flatten(x: jax.Array) -> jax.Array:
@@ -33,13 +32,13 @@ def dense(x: jax.Array, W: jax.Array, b: jax.Array | None) -> jax.Array:
 def FullyConnected(
     inputs: jax.Array,
     units: int,
-    activation: Any = None,
+    activation: Activation | None = None,
     use_bias: bool = True,
-    kernel_initializer: Any = None,
-    bias_initializer: Any = None,
-    kernel_regularizer: Any = None,
-    bias_regularizer: Any = None,
-    activity_regularizer: Any = None,
+    kernel_initializer: Initializer | None = None,
+    bias_initializer: Initializer | None = None,
+    kernel_regularizer: Regularizer | None = None,
+    bias_regularizer: Regularizer | None = None,
+    activity_regularizer: Regularizer | None = None,
 ) -> jax.Array:
     """Fully connected layer, tensorpack's ``FullyConnected`` (``tf.layers.Dense`` with
     tensorpack's ``VarianceScaling(2.0)`` default kernel initializer).

@@ -24,10 +24,10 @@ from tpflax._src import intercept
 from tpflax._src.shape_log import ShapeLogger
 from tpflax._src.tree import lookup as _lookup
 from tpflax._src.tree import store as _store
+from tpflax._src.types import Initializer
 
 log = logging.getLogger("tpflax")
 
-Initializer = Callable[[jax.Array, tuple[int, ...], Any], jax.Array]
 Tree = dict[str, Any]
 
 

@@ -21,7 +21,7 @@ import dataclasses
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-Initializer = Callable[[Any, tuple[int, ...], Any], Any]
+from tpflax._src.types import Initializer
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,6 +14,7 @@ from tpflax._src import max_pool as tap_max_pool
 from tpflax._src import utils
 from tpflax._src.conv_impl import use_tap_max_pool
 from tpflax._src.registry import layer_context, layer_register
+from tpflax._src.types import Size2D
 
 
 def _window(fmt: str, pool: tuple[int, int], stride: tuple[int, int]) -> tuple[tuple, tuple]:
@@ -68,8 +69,8 @@ _POOL_ALIASES = {"shape": "pool_size", "stride": "strides"}
 @layer_register(log_shape=True, positional=("pool_size", "strides"), aliases=_POOL_ALIASES)
 def MaxPooling(
     inputs: jax.Array,
-    pool_size: Any,
-    strides: Any = None,
+    pool_size: Size2D,
+    strides: Size2D | None = None,
     padding: str = "valid",
     data_format: str = "channels_last",
 ) -> jax.Array:
@@ -94,8 +95,8 @@ def MaxPooling(
 @layer_register(log_shape=True, positional=("pool_size", "strides"), aliases=_POOL_ALIASES)
 def AvgPooling(
     inputs: jax.Array,
-    pool_size: Any,
-    strides: Any = None,
+    pool_size: Size2D,
+    strides: Size2D | None = None,
     padding: str = "valid",
     data_format: str = "channels_last",
 ) -> jax.Array:
