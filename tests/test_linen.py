@@ -163,3 +163,18 @@ def test_reused_submodule_adds_its_updates_like_tensorpack() -> None:
         assert_close("output", got, want, OUT_RTOL)
     for name, want in fx.prefixed("state/").items():
         assert_close(name, updates["batch_stats"]["D"][name], want, OUT_RTOL)
+
+
+def test_shape_log_at_init_only(caplog) -> None:
+    import logging
+
+    module = tp.linen.Model(lambda x: tp.FullyConnected("fc_logged", x, 2))
+    x = jnp.ones((1, 3))
+    with caplog.at_level(logging.INFO, logger="tpflax"):
+        variables = module.init(jax.random.key(0), x)
+    assert caplog.text.count("'fc_logged': [1, 3] --> [1, 2]") == 1
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="tpflax"):
+        module.apply(variables, x)
+        module.apply(variables, x)
+    assert "fc_logged" not in caplog.text

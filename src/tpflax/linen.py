@@ -42,9 +42,6 @@ from tpflax._src.transform import check_training_flag
 
 STATE = "batch_stats"
 
-# One shape log per module class, so a layer's shapes are logged once, not on every call.
-_LOGGERS: dict[str, ShapeLogger] = {}
-
 
 class _LinenBackend:
     def __init__(self, module: nn.Module) -> None:
@@ -86,12 +83,15 @@ def layers(module: nn.Module, train: bool = False) -> Iterator[Frame]:
     Args:
         module: the running ``flax.linen`` module (``self`` in a compact method).
         train: tensorpack's ``is_training`` for the block (BatchNorm statistics, Dropout).
+
+    The layers' shapes are logged while flax initializes the module (``module.init``), as
+    tensorpack logs them while it builds the graph; ``apply`` logs nothing.
     """
     train = check_training_flag(train, "tp.linen.layers", "train")
     rng = module.make_rng("dropout") if train and module.has_rng("dropout") else None
-    key = type(module).__qualname__
-    logger = _LOGGERS.setdefault(key, ShapeLogger())
-    logger.begin()
+    # The shape log (and other once-per-model notes) while flax initializes the module, as
+    # tensorpack logs while it builds the graph; an apply is silent. No state outlives the call.
+    logger = ShapeLogger(enabled=module.is_initializing())
     frame = Frame(
         mode="linen",
         params={},

@@ -49,7 +49,8 @@ class ShapeLogger:
     is whole and every layer logged once.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled  # False: nothing is ever "the first time" (silent)
         self.logged: set[str] = set()
         self._lock = threading.Lock()
         self._local = threading.local()
@@ -71,6 +72,8 @@ class ShapeLogger:
         """True the first time ``key`` is asked about in this model, then False (claimed
         under a lock): a layer's shape line, and other once-per-model log lines
         (``regularize_cost``, argscope-enabled functions)."""
+        if not self.enabled:
+            return False
         with self._lock:
             if key in self.logged:
                 return False
