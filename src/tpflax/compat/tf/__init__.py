@@ -1,0 +1,19 @@
+"""``from tpflax.compat import tf``: TensorFlow 1.x's model-building names for tpflax models.
+
+``tf.compat.v1`` (and tensorpack's ``tfv1``) is this same module.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+
+from tpflax.compat.tf import image, losses, math, nn
+from tpflax.compat.tf._initializers import *  # noqa: F403
+from tpflax.compat.tf._initializers import __all__ as _initializer_names
+from tpflax.compat.tf._ops import *  # noqa: F403
+from tpflax.compat.tf._ops import __all__ as _op_names
+
+compat = types.SimpleNamespace(v1=sys.modules[__name__])
+
+__all__ = ["compat", "image", "losses", "math", "nn", *_op_names, *_initializer_names]

@@ -1,0 +1,5 @@
+"""`tf.image`: TensorFlow's names on jax.numpy/lax, with TensorFlow's semantics."""
+
+from __future__ import annotations
+
+__all__: list[str] = []
