@@ -290,6 +290,35 @@ def model_discrim_twice(image):
     return [real, fake, third]
 
 
+def model_compat_scopes(x):
+    """TF 1.x scopes as tensorpack model code writes them (tpflax.compat's port is the same
+    code): get_variable under variable_scope, reuse=True and AUTO_REUSE, name_scope and
+    identity names, a custom getter over a tensorpack layer, a scope object re-entered."""
+    from tensorpack import FullyConnected
+
+    def doubled_kernels(getter, name, *args, **kwargs):
+        v = getter(name, *args, **kwargs)
+        return v * 2.0 if name.endswith("/W") else v
+
+    with tf1.variable_scope("block"):
+        w = tf1.get_variable("w", [3], initializer=tf1.constant_initializer(0.5))
+        h = tf.identity(x * w, name="proj")
+        with tf1.name_scope("viz"):
+            twice = tf.identity(h * 2.0, name="twice")
+    with tf1.variable_scope("block", reuse=True):
+        again = tf.identity(x * tf1.get_variable("w") + 1.0, name="proj")
+    with tf1.variable_scope("auto", reuse=tf1.AUTO_REUSE):
+        a = tf1.get_variable("a", [3])
+        b = tf1.get_variable("a", [3])
+    with tf1.variable_scope("getter", custom_getter=doubled_kernels):
+        fc = FullyConnected("fc", h, 2)
+    with tf1.variable_scope("outer") as outer:
+        c = tf1.get_variable("c", [3], trainable=False)
+    with tf1.variable_scope(outer, reuse=True):
+        d = tf.identity(tf1.get_variable("c") * a, name="reenter")
+    return [twice, again + a + b, fc, d]
+
+
 # ---------------------------------------------------- reused BatchNorm (GANs call D twice)
 def _reused_bn(x, calls, ema_update="default", skip_last=False):
     """One BatchNorm called `calls` times under reuse=True on different inputs."""
@@ -410,6 +439,7 @@ MODELS = {
     "model_pix2pix_train": (model_pix2pix, [1, 16, 16, 2], True),
     "model_fpn_rpn_head_train": (model_fpn_rpn_head, [1, 4, 8, 8], True),
     "model_discrim_twice": (model_discrim_twice, [2, 8, 8, 1], False),
+    "compat_scopes_train": (model_compat_scopes, [2, 3], True),
 }
 # Models that call a BatchNorm more than once in a training step (see reused_bn_updates).
 # Layer outputs fetched by TensorFlow's name: a reused layer's calls are named x, x_1, ...
@@ -420,6 +450,13 @@ CAPTURE = {
         "rpn_1/conv0/output",
         "rpn_2/conv0/output",
         "rpn_2/class/output",
+    ],
+    "compat_scopes_train": [
+        "block/proj",
+        "block/viz/twice",
+        "block_1/proj",
+        "getter/fc/output",
+        "outer_1/reenter",
     ],
     "model_discrim_twice": [
         "discrim/conv0/output",

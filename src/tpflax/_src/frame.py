@@ -56,7 +56,8 @@ class Frame:
     rng: jax.Array | None
     shape_logger: ShapeLogger
     scope: list[str] = dataclasses.field(default_factory=list)
-    reuse: list[bool] = dataclasses.field(default_factory=lambda: [False])
+    # per scope: False, True (share only), or AUTO_REUSE (create when missing, else share)
+    reuse: list[bool | str] = dataclasses.field(default_factory=lambda: [False])
     created: dict[str, bool] = dataclasses.field(default_factory=dict)  # name -> trainable
     # full layer name -> the Layer that opened it (a reused layer may open it again)
     layer_names: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -74,6 +75,8 @@ class Frame:
     auto_reused: set[tuple[int, str]] = dataclasses.field(default_factory=set)
     # Where variables live when not in params/state: a flax.linen module (tp.linen).
     backend: VariableBackend | None = None
+    # Per-call state of extensions above the core (tpflax.compat's scope settings), by key.
+    extensions: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def scope_name(self) -> str:
@@ -100,10 +103,12 @@ class Frame:
         return f"{base}_{count}"
 
     @contextlib.contextmanager
-    def opened_name_scope(self, name: str) -> Iterator[str]:
+    def opened_name_scope(self, name: str, *, exact: bool = False) -> Iterator[str]:
         """Opens the name scope ``unique_name(name)`` (what ``tf.variable_scope(name)`` and a
-        layer's scope do besides naming variables) and yields it."""
-        self.name_scope.append(self.unique_name(name))
+        layer's scope do besides naming variables) and yields it; ``exact=True`` re-enters
+        the full name ``name`` as it is (``''`` is the root), as TensorFlow does for a name
+        scope ending in ``/``."""
+        self.name_scope.append(name if exact else self.unique_name(name))
         try:
             yield self.name_scope[-1]
         finally:
@@ -363,8 +368,9 @@ def _get_variable(frame: Frame, request: intercept.VariableRequest) -> jax.Array
                 f"{who}: variable '{full}' already exists; to share it, open the scope with "
                 "tp.variable_scope(..., reuse=True), as in tensorpack"
             )
-        return _lookup(tree, path)
-    if reuse:
+        # shared as it was created (TensorFlow returns the existing variable, trainable or not)
+        return _lookup(frame.params if frame.created[full] else frame.state, path)
+    if reuse is True:
         raise ValueError(
             f"{who}: variable '{full}' does not exist, but the scope has reuse=True; "
             "create it once before sharing it"

@@ -13,7 +13,18 @@ from tpflax.compat.tf._initializers import *  # noqa: F403
 from tpflax.compat.tf._initializers import __all__ as _initializer_names
 from tpflax.compat.tf._ops import *  # noqa: F403
 from tpflax.compat.tf._ops import __all__ as _op_names
+from tpflax.compat.tf._scopes import *  # noqa: F403
+from tpflax.compat.tf._scopes import __all__ as _scope_names
 
 compat = types.SimpleNamespace(v1=sys.modules[__name__])
 
-__all__ = ["compat", "image", "losses", "math", "nn", *_op_names, *_initializer_names]
+__all__ = [
+    "compat",
+    "image",
+    "losses",
+    "math",
+    "nn",
+    *_op_names,
+    *_initializer_names,
+    *_scope_names,
+]

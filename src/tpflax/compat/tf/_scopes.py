@@ -1,0 +1,419 @@
+"""TensorFlow 1.x's variable and name scopes on tpflax's frame: ``tf.variable_scope``,
+``tf.get_variable``, ``tf.get_variable_scope``, ``tf.name_scope``, ``tf.identity``,
+``tf.AUTO_REUSE``, and ``tf.assign`` / ``assign_add`` / ``assign_sub`` on non-trainable
+variables.
+
+The scopes are tpflax's own (``tp.variable_scope``): a tensorpack layer inside
+``tf.variable_scope('discrim')`` creates ``discrim/conv0/W`` as in tensorpack, and TensorFlow
+names tensors as it does (``discrim_1/...`` for a scope opened again). A ``custom_getter`` is
+a ``tp.Interceptor`` for the scope's duration, so it sees the variables of tensorpack's layers
+too (tensorpack's ``remap_variables``, the FPN backbone's frozen affine).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from tpflax._src import intercept
+from tpflax._src.frame import Frame, assign_state, current_frame
+from tpflax._src.frame import get_variable as core_get_variable
+from tpflax._src.tree import lookup
+from tpflax.compat.tf._naming import named
+
+__all__ = [
+    "AUTO_REUSE",
+    "VariableScope",
+    "assign",
+    "assign_add",
+    "assign_sub",
+    "get_variable",
+    "get_variable_scope",
+    "identity",
+    "name_scope",
+    "variable_scope",
+]
+
+# tf.AUTO_REUSE: create a variable when it is missing, share it when it exists.
+AUTO_REUSE = "auto"
+_KEY = "tpflax.compat.tf"
+
+
+@dataclasses.dataclass(frozen=True)
+class VariableScope:
+    """What ``tf.get_variable_scope()`` returns; pass it back to ``tf.variable_scope`` to
+    re-enter the scope (its variables' prefix, absolute, and its original name scope).
+
+    Attributes:
+        name: the variable prefix, ``'discrim'`` (``''`` at the root).
+        original_name_scope: the name scope it was first opened in, ``'discrim/'``.
+        reuse: ``False``, ``True`` or ``tf.AUTO_REUSE``.
+        initializer: the default initializer of ``tf.get_variable`` inside, or ``None``.
+    """
+
+    name: str
+    original_name_scope: str
+    reuse: bool | str = False
+    initializer: Any = None
+
+
+@dataclasses.dataclass
+class _State:
+    """tpflax.compat's per-call scope settings (``Frame.extensions``)."""
+
+    scopes: list[VariableScope] = dataclasses.field(default_factory=list)
+    variables: dict[int, str] = dataclasses.field(default_factory=dict)  # id(value) -> name
+    scope_uses: dict[str, int] = dataclasses.field(default_factory=dict)  # default_name
+
+
+def _state(frame: Frame) -> _State:
+    state = frame.extensions.get(_KEY)
+    if state is None:
+        state = frame.extensions[_KEY] = _State()
+    return state
+
+
+def get_variable_scope() -> VariableScope:
+    """``tf.get_variable_scope()``: the current variable scope."""
+    frame = current_frame("tf.get_variable_scope()")
+    scopes = _state(frame).scopes
+    if scopes and scopes[-1].name == frame.scope_name:
+        return dataclasses.replace(scopes[-1], reuse=frame.reuse[-1])
+    name = frame.scope_name
+    return VariableScope(name, f"{name}/" if name else "", frame.reuse[-1])
+
+
+def _reuse_value(reuse: Any, who: str) -> bool | str:
+    if reuse is None or isinstance(reuse, (bool, np.bool_)):
+        return bool(reuse)
+    if reuse == AUTO_REUSE:
+        return AUTO_REUSE
+    raise TypeError(f"{who}: reuse must be True, False, None or tf.AUTO_REUSE; got {reuse!r}")
+
+
+@contextlib.contextmanager
+def variable_scope(
+    name_or_scope: str | VariableScope | None,
+    default_name: str | None = None,
+    values: Any = None,
+    initializer: Any = None,
+    regularizer: Any = None,
+    caching_device: Any = None,
+    partitioner: Any = None,
+    custom_getter: Callable[..., Any] | None = None,
+    reuse: Any = None,
+    dtype: Any = None,
+    use_resource: Any = None,
+    constraint: Any = None,
+    auxiliary_name_scope: bool = True,
+) -> Iterator[VariableScope]:
+    """``tf.variable_scope``: variables inside are named ``scope/...``.
+
+    A string opens a scope inside the current one and a name scope (``name_1`` when the
+    name was used before); a ``VariableScope`` (from ``tf.get_variable_scope()`` or ``as``)
+    re-enters that scope by its absolute name, in a new name scope named after its last
+    part, as TensorFlow does. ``reuse=True`` shares
+    existing variables, ``tf.AUTO_REUSE`` creates missing ones and shares the others; reuse
+    is inherited and cannot be switched off inside. ``initializer`` is the default of
+    ``tf.get_variable`` inside; ``custom_getter(getter, name, *args, **kwargs)`` wraps every
+    variable created or read inside, tensorpack layers' included.
+
+    Raises:
+        NotImplementedError: ``regularizer``, ``partitioner``, ``caching_device``,
+            ``constraint`` or ``dtype`` is given (no tpflax counterpart yet).
+    """
+    who = "tf.variable_scope"
+    for arg, value in (
+        ("regularizer", regularizer),
+        ("partitioner", partitioner),
+        ("caching_device", caching_device),
+        ("constraint", constraint),
+        ("dtype", dtype),
+    ):
+        if value is not None:
+            raise NotImplementedError(
+                f"{who}: {arg}= is not supported by tpflax.compat; for a regularizer use "
+                "tp.regularize_cost(regex, func) in the cost, as tensorpack's examples do"
+            )
+    del values, use_resource
+    frame = current_frame(who)
+    state = _state(frame)
+    parent = get_variable_scope()
+    reuse_value = _reuse_value(reuse, who)
+    original = None
+    if isinstance(name_or_scope, VariableScope):
+        # TensorFlow opens a new name scope named after the scope's last part (measured:
+        # re-entering 'outer' inside 'other' names tensors other/outer/..., at the root
+        # outer_1/...); the scope keeps its original name scope.
+        var_name, original = name_or_scope.name, name_or_scope.original_name_scope
+        name_scope = var_name.split("/")[-1]
+        initializer = initializer if initializer is not None else name_or_scope.initializer
+    elif isinstance(name_or_scope, str) and name_or_scope:
+        var_name = "/".join(p for p in (frame.scope_name, name_or_scope) if p)
+        name_scope = name_or_scope
+    elif name_or_scope is None and isinstance(default_name, str) and default_name:
+        base = "/".join(p for p in (frame.scope_name, default_name) if p)
+        count = state.scope_uses.get(base, 0)
+        state.scope_uses[base] = count + 1
+        var_name = base if count == 0 else f"{base}_{count}"
+        name_scope = default_name
+    else:
+        raise TypeError(
+            f"{who}: expected a non-empty scope name, a scope from tf.get_variable_scope(), or "
+            f"None with default_name=; got {name_or_scope!r}"
+        )
+    inherited = frame.reuse[-1]
+    new_reuse = inherited if inherited else reuse_value
+    saved = list(frame.scope)
+    frame.scope[:] = var_name.split("/") if var_name else []
+    frame.reuse.append(new_reuse)
+    stack = contextlib.ExitStack()
+    try:
+        opened = frame.name_scope[-1]
+        if auxiliary_name_scope and name_scope:
+            opened = stack.enter_context(frame.opened_name_scope(name_scope))
+        if original is None:
+            original = f"{opened}/" if opened else ""
+        scope = VariableScope(
+            var_name,
+            original,
+            new_reuse,
+            initializer if initializer is not None else parent.initializer,
+        )
+        if custom_getter is not None:
+            if not callable(custom_getter):
+                raise TypeError(f"{who}: custom_getter must be callable; got {custom_getter!r}")
+            stack.enter_context(intercept.intercept(_CustomGetter(custom_getter)))
+        state.scopes.append(scope)
+        try:
+            yield scope
+        finally:
+            state.scopes.pop()
+    finally:
+        stack.close()
+        frame.scope[:] = saved
+        frame.reuse.pop()
+
+
+@dataclasses.dataclass(frozen=True)
+class _CustomGetter(intercept.Interceptor):
+    """A TensorFlow ``custom_getter(getter, name, *args, **kwargs)`` as an interceptor."""
+
+    fn: Callable[..., Any]
+
+    def variable(
+        self,
+        request: intercept.VariableRequest,
+        next: Callable[[intercept.VariableRequest], Any],
+    ) -> Any:
+        def getter(name: str, *args: Any, **kwargs: Any) -> Any:
+            if args:
+                kwargs.setdefault("shape", args[0])
+            changes = {
+                key: kwargs[key]
+                for key in ("shape", "dtype", "initializer", "trainable")
+                if key in kwargs and kwargs[key] is not None
+            }
+            if "shape" in changes:
+                changes["shape"] = tuple(int(d) for d in changes["shape"])
+            return next(request.replace(name=name, **changes))
+
+        return self.fn(
+            getter,
+            request.name,
+            shape=request.shape,
+            dtype=request.dtype,
+            initializer=request.initializer,
+            trainable=request.trainable,
+        )
+
+
+def _glorot_uniform(key: jax.Array, shape: tuple[int, ...], dtype: Any) -> jax.Array:
+    """TensorFlow's default for ``tf.get_variable``: ``U(-l, l)``, ``l = sqrt(6 / (fan_in +
+    fan_out))``, the fans of the last two axes times the receptive field."""
+    init = jax.nn.initializers.variance_scaling(1.0, "fan_avg", "uniform")
+    if len(shape) < 2:  # TF uses fan_in = fan_out = the size (1 for a scalar)
+        size = int(np.prod(shape)) if shape else 1
+        limit = np.sqrt(3.0 / size)
+        return jax.random.uniform(key, shape, dtype, -limit, limit)
+    return init(key, shape, dtype)
+
+
+def _as_initializer(value: Any, who: str) -> tuple[Callable[..., Any], tuple[int, ...] | None]:
+    """An initializer callable, and the shape a value initializer fixes (``None`` else)."""
+    if callable(value):
+        return value, None
+    array = np.asarray(value)
+    return (lambda key, shape, dtype: jnp.asarray(array, dtype).reshape(shape)), array.shape
+
+
+def get_variable(
+    name: str,
+    shape: Any = None,
+    dtype: Any = None,
+    initializer: Any = None,
+    regularizer: Any = None,
+    trainable: bool | None = None,
+    collections: Any = None,
+    caching_device: Any = None,
+    partitioner: Any = None,
+    validate_shape: bool = True,
+    use_resource: Any = None,
+    custom_getter: Any = None,
+    constraint: Any = None,
+    **kwargs: Any,
+) -> jax.Array:
+    """``tf.get_variable``: creates (``init``) or reads (``apply``) ``scope/name``.
+
+    ``initializer`` is a JAX/TF initializer ``(key, shape, dtype)`` or a value (then
+    ``shape`` comes from it); without one, the scope's, else TensorFlow's default: glorot
+    uniform for floats, zeros for integers and booleans. ``trainable=False`` puts it in
+    ``state`` (``tf.assign`` writes its new value there). ``dtype`` defaults to float32.
+
+    Returns:
+        The variable's value (an array: ``tf.assign(v, ...)`` works on it, ``v.assign`` does
+        not).
+
+    Raises:
+        ValueError: no shape and no value initializer; a value initializer with a different
+            ``shape``.
+        NotImplementedError: ``regularizer``, ``partitioner``, ``custom_getter``,
+            ``constraint`` or ``collections``.
+    """
+    who = f"tf.get_variable({name!r})"
+    for arg, value in (
+        ("regularizer", regularizer),
+        ("partitioner", partitioner),
+        ("custom_getter", custom_getter),
+        ("constraint", constraint),
+        ("collections", collections),
+    ):
+        if value is not None:
+            raise NotImplementedError(
+                f"{who}: {arg}= is not supported by tpflax.compat (use tf.variable_scope("
+                "custom_getter=...) for a getter, tp.regularize_cost for a regularizer)"
+            )
+    del caching_device, validate_shape, use_resource, kwargs
+    frame = current_frame(who)
+    dtype = jnp.dtype(jnp.float32 if dtype is None else getattr(dtype, "as_numpy_dtype", dtype))
+    if initializer is None:
+        initializer = get_variable_scope().initializer
+    if initializer is None:
+        floating = jnp.issubdtype(dtype, jnp.floating)
+        initializer = _glorot_uniform if floating else jax.nn.initializers.zeros
+    init, fixed = _as_initializer(initializer, who)
+    if fixed is not None:
+        if shape is not None and tuple(int(d) for d in shape) != fixed:
+            raise ValueError(
+                f"{who}: shape {list(shape)} differs from the initial value's {list(fixed)}"
+            )
+        shape = fixed
+    if shape is None:
+        shape = _existing_shape(frame, name)
+    if shape is None:
+        raise ValueError(f"{who}: needs shape= (or an initial value as initializer=)")
+    shape = tuple(int(d) for d in shape)
+    value = core_get_variable(
+        name, shape, init, dtype=dtype, trainable=trainable is not False, who=who
+    )
+    _state(frame).variables[id(value)] = frame.full_name(name)
+    return value
+
+
+def _existing_shape(frame: Frame, name: str) -> tuple[int, ...] | None:
+    """The shape of ``name`` when it exists already (``tf.get_variable('w')`` under reuse)."""
+    full = frame.full_name(name)
+    if full not in frame.created or not frame.reuse[-1]:
+        return None
+    value = lookup(frame.params if frame.created[full] else frame.state, full.split("/"))
+    return tuple(value.shape) if hasattr(value, "shape") else None
+
+
+@contextlib.contextmanager
+def name_scope(
+    name: str | None, default_name: str | None = None, values: Any = None
+) -> Iterator[str]:
+    """``tf.name_scope``: names the tensors inside (``capture=['scope/x']``), not the
+    variables. A name ending in ``/`` re-enters that exact scope; ``None`` is the root.
+
+    Yields:
+        The scope's full name with a trailing ``/`` (``''`` at the root), as TensorFlow's.
+    """
+    del values
+    frame = current_frame("tf.name_scope")
+    if name is None and default_name is None:
+        with frame.opened_name_scope("", exact=True):
+            yield ""
+        return
+    name = name if name is not None else default_name
+    if not isinstance(name, str) or not name.strip("/"):
+        raise TypeError(f"tf.name_scope: name must be a non-empty string or None; got {name!r}")
+    exact = name.endswith("/")
+    with frame.opened_name_scope(name.rstrip("/"), exact=exact) as opened:
+        yield f"{opened}/"
+
+
+def identity(input: Any, name: str | None = None) -> Any:
+    """``tf.identity``: ``input`` itself, capturable as ``name`` (``capture=['viz']``)."""
+    return named(jnp.asarray(input), name)
+
+
+def _state_variable(ref: Any, who: str) -> str:
+    frame = current_frame(who)
+    full = _state(frame).variables.get(id(ref))
+    if full is None:
+        raise TypeError(
+            f"{who}: ref must be a variable returned by tf.get_variable in this model; a "
+            "computed tensor cannot be assigned"
+        )
+    if frame.created.get(full, False):
+        raise ValueError(
+            f"{who}: '{full}' is trainable; assigning it inside the model is not supported "
+            "(create it with trainable=False: its new value goes to new_state)"
+        )
+    return full
+
+
+def _assign(ref: Any, value: Any, who: str, name: str | None) -> jax.Array:
+    full = _state_variable(ref, who)
+    frame = current_frame(who)
+    new = jnp.asarray(value, ref.dtype).reshape(ref.shape)
+    saved = list(frame.scope)
+    frame.scope[:] = full.split("/")[:-1]
+    try:
+        assign_state(full.split("/")[-1], new, who=who)
+    finally:
+        frame.scope[:] = saved
+    return named(new, name)
+
+
+def assign(
+    ref: Any,
+    value: Any,
+    validate_shape: Any = None,
+    use_locking: Any = None,
+    name: str | None = None,
+) -> jax.Array:
+    """``tf.assign`` on a non-trainable variable: its new value goes to ``new_state``;
+    returns the new value (reads of ``ref`` in this call still see the old one, as TF's
+    reads before the assignment do)."""
+    del validate_shape, use_locking
+    return _assign(ref, value, "tf.assign", name)
+
+
+def assign_add(ref: Any, value: Any, use_locking: Any = None, name: str | None = None) -> jax.Array:
+    """``tf.assign_add`` on a non-trainable variable (see ``tf.assign``)."""
+    del use_locking
+    return _assign(ref, ref + value, "tf.assign_add", name)
+
+
+def assign_sub(ref: Any, value: Any, use_locking: Any = None, name: str | None = None) -> jax.Array:
+    """``tf.assign_sub`` on a non-trainable variable (see ``tf.assign``)."""
+    del use_locking
+    return _assign(ref, ref - value, "tf.assign_sub", name)

@@ -1,0 +1,140 @@
+"""tpflax.compat.tf's scopes against real TensorFlow: the golden compat_scopes_train
+(tools/golden/generate.py) runs here as the same code, only `tf` imported from tpflax."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import pytest
+from golden_replay import check_fixture, fixtures
+
+import tpflax as tp
+from tpflax.compat import tf
+
+tf1 = tf.compat.v1
+
+
+@pytest.fixture(autouse=True)
+def tensorflow_broadcasting():
+    """TensorFlow broadcasts ranks implicitly ([2, 3] * [3]); the suite's conftest makes JAX
+    raise on that, which TF-style model code must not."""
+    with jax.numpy_rank_promotion("allow"):
+        yield
+
+
+def model_compat_scopes(x):
+    from tpflax import FullyConnected
+
+    def doubled_kernels(getter, name, *args, **kwargs):
+        v = getter(name, *args, **kwargs)
+        return v * 2.0 if name.endswith("/W") else v
+
+    with tf1.variable_scope("block"):
+        w = tf1.get_variable("w", [3], initializer=jax.nn.initializers.constant(0.5))
+        h = tf.identity(x * w, name="proj")
+        with tf1.name_scope("viz"):
+            twice = tf.identity(h * 2.0, name="twice")
+    with tf1.variable_scope("block", reuse=True):
+        again = tf.identity(x * tf1.get_variable("w") + 1.0, name="proj")
+    with tf1.variable_scope("auto", reuse=tf1.AUTO_REUSE):
+        a = tf1.get_variable("a", [3])
+        b = tf1.get_variable("a", [3])
+    with tf1.variable_scope("getter", custom_getter=doubled_kernels):
+        fc = FullyConnected("fc", h, 2)
+    with tf1.variable_scope("outer") as outer:
+        tf1.get_variable("c", [3], trainable=False)
+    with tf1.variable_scope(outer, reuse=True):
+        d = tf.identity(tf1.get_variable("c") * a, name="reenter")
+    return [twice, again + a + b, fc, d]
+
+
+(SCOPES,) = fixtures("compat_scopes_train.npz")
+
+
+def test_scopes_names_and_custom_getter_match_tensorflow() -> None:
+    """Variable names, trainable split, outputs, gradients through the custom getter, and
+    the tensors fetched by TF name (block/viz/twice, block_1/proj, outer_1/reenter)."""
+    check_fixture(SCOPES, model_compat_scopes)
+
+
+def test_compat_v1_is_the_module_itself() -> None:
+    assert tf.compat.v1 is tf
+
+
+def test_get_variable_default_initializer_is_glorot_uniform() -> None:
+    def net(x):
+        return tf.get_variable("k", [30, 50]), tf.get_variable("n", [4], dtype=jnp.int32)
+
+    params, _ = tp.transform(net).init(jax.random.key(0), jnp.ones(1))
+    limit = (6.0 / (30 + 50)) ** 0.5  # TensorFlow's glorot_uniform bound for [30, 50]
+    k = params["k"]
+    assert float(jnp.abs(k).max()) <= limit and float(jnp.abs(k).max()) > 0.9 * limit
+    assert params["n"].dtype == jnp.int32 and not params["n"].any()
+
+
+def test_assign_writes_a_non_trainable_variable_to_new_state() -> None:
+    """BEGAN's kt: a non-trainable variable updated inside the model."""
+
+    def net(x):
+        kt = tf.get_variable("kt", dtype=jnp.float32, initializer=0.0, trainable=False)
+        update = tf.assign(kt, jnp.clip(kt + x.mean(), 0.0, 1.0), name="update_k")
+        tf.assign_add(tf.get_variable("count", [], trainable=False, initializer=1.0), 1.0)
+        return x * kt, update
+
+    model = tp.transform(net)
+    params, state = model.init(jax.random.key(0), jnp.ones(2))
+    assert params == {} and float(state["kt"]) == 0.0
+    (y, update), new_state, cap = model.apply(
+        params, state, jnp.full(2, 0.25), capture=["update_k"]
+    )
+    assert float(y.sum()) == 0.0 and float(update) == 0.25 and cap["update_k"] is update
+    assert float(new_state["kt"]) == 0.25 and float(new_state["count"]) == 2.0
+
+
+def test_scope_errors_name_the_call() -> None:
+    def trainable_assign(x):
+        return tf.assign(tf.get_variable("w", [2]), x)
+
+    with pytest.raises(ValueError, match=r"tf.assign: 'w' is trainable"):
+        tp.transform(trainable_assign).init(jax.random.key(0), jnp.ones(2))
+    with pytest.raises(TypeError, match=r"tf.assign: ref must be a variable"):
+        tp.transform(lambda x: tf.assign(x * 2, x)).init(jax.random.key(0), jnp.ones(2))
+    with pytest.raises(NotImplementedError, match=r"tf.variable_scope: regularizer="):
+        with_reg = tp.transform(lambda x: tf.variable_scope("s", regularizer=abs).__enter__())
+        with_reg.init(jax.random.key(0), jnp.ones(2))
+    with pytest.raises(ValueError, match=r"tf.get_variable\('v'\): needs shape="):
+        tp.transform(lambda x: tf.get_variable("v")).init(jax.random.key(0), jnp.ones(2))
+    with pytest.raises(ValueError, match=r"'w' does not exist, but the scope has reuse=True"):
+        with_reuse = tp.transform(lambda x: _reuse_missing())
+        with_reuse.init(jax.random.key(0), jnp.ones(2))
+
+
+def _reuse_missing():
+    with tf.variable_scope(tf.get_variable_scope(), reuse=True):
+        return tf.get_variable("w", [2])
+
+
+def test_default_name_and_name_scope_follow_tensorflow() -> None:
+    """Measured in TF 2.21 (tools/golden): default_name scopes are dflt, dflt_1 for variables
+    and tensors; a name_scope inside a variable scope names tensors, not variables; a name
+    ending in '/' re-enters that exact scope."""
+
+    def net(x):
+        with tf.variable_scope(None, default_name="dflt"):
+            a = tf.identity(x, name="a") * tf.get_variable("va", [1])
+        with tf.variable_scope(None, default_name="dflt"):
+            b = tf.identity(x, name="b") * tf.get_variable("vb", [1])
+        with tf.variable_scope("vs"):
+            with tf.name_scope("ns") as ns:
+                assert ns == "vs/ns/"
+                n = tf.identity(x, name="n") * tf.get_variable("vn", [1])
+            with tf.name_scope("ns/"):
+                m = tf.identity(x, name="m")
+        return a, b, n, m
+
+    model = tp.transform(net)
+    params, state = model.init(jax.random.key(0), jnp.ones(1))
+    assert sorted(tp.checkpoint.flatten(params)) == ["dflt/va", "dflt_1/vb", "vs/vn"]
+    names = ["dflt/a", "dflt_1/b", "vs/ns/n", "ns/m"]
+    _, _, captured = model.apply(params, state, jnp.ones(1), capture=names)
+    assert sorted(captured) == sorted(names)
