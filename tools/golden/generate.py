@@ -313,7 +313,7 @@ def model_compat_scopes(x):
     with tf1.variable_scope("getter", custom_getter=doubled_kernels):
         fc = FullyConnected("fc", h, 2)
     with tf1.variable_scope("outer") as outer:
-        c = tf1.get_variable("c", [3], trainable=False)
+        tf1.get_variable("c", [3], trainable=False)
     with tf1.variable_scope(outer, reuse=True):
         d = tf.identity(tf1.get_variable("c") * a, name="reenter")
     return [twice, again + a + b, fc, d]
