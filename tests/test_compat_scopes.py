@@ -23,7 +23,7 @@ def tensorflow_broadcasting():
 
 
 def model_compat_scopes(x):
-    from tpflax import FullyConnected
+    from tpflax.compat.tensorpack import FullyConnected, under_name_scope
 
     def doubled_kernels(getter, name, *args, **kwargs):
         v = getter(name, *args, **kwargs)
@@ -45,7 +45,12 @@ def model_compat_scopes(x):
         tf1.get_variable("c", [3], trainable=False)
     with tf1.variable_scope(outer, reuse=True):
         d = tf.identity(tf1.get_variable("c") * a, name="reenter")
-    return [twice, again + a + b, fc, d]
+
+    @under_name_scope()
+    def viz(t):
+        return tf.identity(t * 3.0, name="scaled")
+
+    return [twice, again + a + b, fc, d, viz(h) + viz(twice)]
 
 
 (SCOPES,) = fixtures("compat_scopes_train.npz")
@@ -138,3 +143,18 @@ def test_default_name_and_name_scope_follow_tensorflow() -> None:
     names = ["dflt/a", "dflt_1/b", "vs/ns/n", "ns/m"]
     _, _, captured = model.apply(params, state, jnp.ones(1), capture=names)
     assert sorted(captured) == sorted(names)
+
+
+def test_tower_context_and_tfv1() -> None:
+    from tpflax.compat.tensorpack import get_current_tower_context, tfv1
+
+    assert tfv1 is tf
+
+    def net(x):
+        ctx = get_current_tower_context()
+        return x * (2.0 if ctx.is_training and ctx.is_main_training_tower else 1.0)
+
+    model = tp.transform(net)
+    params, state = model.init(jax.random.key(0), jnp.ones(1))
+    assert float(model.apply(params, state, jnp.ones(1), is_training=True)[0][0]) == 2.0
+    assert float(model.apply(params, state, jnp.ones(1))[0][0]) == 1.0

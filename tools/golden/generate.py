@@ -295,6 +295,7 @@ def model_compat_scopes(x):
     code): get_variable under variable_scope, reuse=True and AUTO_REUSE, name_scope and
     identity names, a custom getter over a tensorpack layer, a scope object re-entered."""
     from tensorpack import FullyConnected
+    from tensorpack.tfutils.scope_utils import under_name_scope
 
     def doubled_kernels(getter, name, *args, **kwargs):
         v = getter(name, *args, **kwargs)
@@ -316,7 +317,12 @@ def model_compat_scopes(x):
         tf1.get_variable("c", [3], trainable=False)
     with tf1.variable_scope(outer, reuse=True):
         d = tf.identity(tf1.get_variable("c") * a, name="reenter")
-    return [twice, again + a + b, fc, d]
+
+    @under_name_scope()
+    def viz(t):
+        return tf.identity(t * 3.0, name="scaled")
+
+    return [twice, again + a + b, fc, d, viz(h) + viz(twice)]
 
 
 # ---------------------------------------------------- reused BatchNorm (GANs call D twice)
@@ -457,6 +463,8 @@ CAPTURE = {
         "block_1/proj",
         "getter/fc/output",
         "outer_1/reenter",
+        "viz/scaled",
+        "viz_1/scaled",
     ],
     "model_discrim_twice": [
         "discrim/conv0/output",
