@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import copy
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 from golden_replay import check_fixture, fixtures
 
@@ -158,3 +161,69 @@ def test_tower_context_and_tfv1() -> None:
     params, state = model.init(jax.random.key(0), jnp.ones(1))
     assert float(model.apply(params, state, jnp.ones(1), is_training=True)[0][0]) == 2.0
     assert float(model.apply(params, state, jnp.ones(1))[0][0]) == 1.0
+
+
+def model_compat_summaries(x):
+    from tpflax.compat.tensorpack import FullyConnected, add_moving_summary
+
+    logits = FullyConnected("fc", x, 3)
+    cost = tf.reduce_mean(tf.square(logits), name="cost")
+    wrong = tf.reduce_mean(tf.cast(tf.greater(logits, 0.0), tf.float32), name="train_error")
+    add_moving_summary(cost, wrong)
+    return [cost, wrong]
+
+
+(SUMMARIES,) = fixtures("compat_summaries_train.npz")
+
+
+def test_add_moving_summary_matches_tensorpack() -> None:
+    """EMA/<name>/biased and .../local_step after one step as tensorpack's MOVING_SUMMARY_OPS
+    leave them; its EMA/<name> (which tpflax derives, a nested tree cannot hold it beside
+    EMA/<name>/...) is the recorded summary."""
+    averages = {f"EMA/{n}" for n in ("cost", "train_error")}
+    fx = copy.copy(SUMMARIES)
+    fx.data = {k: v for k, v in SUMMARIES.data.items() if k.split("/", 1)[-1] not in averages}
+    check_fixture(fx, model_compat_summaries)
+    model = tp.transform(model_compat_summaries)
+    x = jnp.asarray(fx.data["input"])
+    params, state = model.init(jax.random.key(0), x, is_training=True)
+    params, state, _ = tp.checkpoint.restore(fx.prefixed("var/"), params, state)
+    _, _, summaries = model.apply(params, state, x, is_training=True, capture=["summary:*"])
+    for name in averages:
+        want = SUMMARIES.data[f"state/{name}"]
+        got = summaries[f"summary:scalar/{name[4:]}-summary"]
+        np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def test_summaries_are_captured_together() -> None:
+    def net(x):
+        tf.summary.scalar("lr", x.mean())
+        tf.summary.image("viz", jnp.zeros((5, 4, 4, 3)), max_outputs=2)
+        tf.summary.histogram("act", x)
+        cost = tf.identity(x.sum(), name="cost")
+        add_moving_summary(cost)
+        return cost
+
+    from tpflax.compat.tensorpack import add_moving_summary
+
+    model = tp.transform(net)
+    params, state = model.init(jax.random.key(0), jnp.ones(3))
+    assert sorted(tp.checkpoint.flatten(state)) == [
+        "EMA/cost/biased",
+        "EMA/cost/local_step",
+    ]
+    cost, _, summaries = model.apply(
+        params, state, jnp.ones(3), is_training=True, capture=["summary:*"]
+    )
+    assert sorted(summaries) == [
+        "summary:histogram/act",
+        "summary:image/viz",
+        "summary:scalar/cost-summary",
+        "summary:scalar/lr",
+    ]
+    assert summaries["summary:image/viz"].shape == (2, 4, 4, 3)
+    assert float(summaries["summary:scalar/cost-summary"]) == float(cost)  # debiased, step 1
+    _, _, none = model.apply(params, state, jnp.ones(3), capture=["summary:scalar/cost*"])
+    assert none == {}  # inference: tensorpack's moving summaries exist in training only
+    with pytest.raises(TypeError, match="add_moving_summary: each tensor needs a TensorFlow name"):
+        tp.transform(lambda x: add_moving_summary(x.sum())).init(jax.random.key(0), x=jnp.ones(2))

@@ -38,7 +38,7 @@ import jax
 
 from tpflax._src.frame import Frame, Initializer, use_frame
 from tpflax._src.shape_log import ShapeLogger
-from tpflax._src.transform import check_training_flag
+from tpflax._src.transform import check_training_flag, select_outputs
 
 STATE = "batch_stats"
 
@@ -127,10 +127,4 @@ class Model(nn.Module):
             outputs = self.fn(*inputs, **kwargs)
         if capture is None:
             return outputs
-        missing = [n for n in capture if n not in frame.outputs]
-        if missing:
-            known = ", ".join(sorted(frame.outputs)) or "none"
-            raise ValueError(
-                f"tp.linen.Model: capture={missing[0]!r} is no layer output; known: {known}"
-            )
-        return outputs, {n: frame.outputs[n] for n in capture}
+        return outputs, select_outputs(frame.outputs, capture, "tp.linen.Model")

@@ -38,6 +38,7 @@ import tensorpack
 from tensorpack import models as tpm
 from tensorpack.tfutils.argscope import argscope
 from tensorpack.tfutils.tower import TowerContext
+from tensorpack.utils.naming import MOVING_SUMMARY_OPS_KEY
 
 sys.path.insert(0, os.path.dirname(__file__))
 from cases import CASES
@@ -325,6 +326,19 @@ def model_compat_scopes(x):
     return [twice, again + a + b, fc, d, viz(h) + viz(twice)]
 
 
+def model_compat_summaries(x):
+    """tensorpack's add_moving_summary on named costs, as its examples write them (the
+    zero-debiased EMA it keeps in local variables, after one training step)."""
+    from tensorpack import FullyConnected
+    from tensorpack.tfutils.summary import add_moving_summary
+
+    logits = FullyConnected("fc", x, 3)
+    cost = tf.reduce_mean(tf.square(logits), name="cost")
+    wrong = tf.reduce_mean(tf.cast(tf.greater(logits, 0.0), tf.float32), name="train_error")
+    add_moving_summary(cost, wrong)
+    return [cost, wrong]
+
+
 # ---------------------------------------------------- reused BatchNorm (GANs call D twice)
 def _reused_bn(x, calls, ema_update="default", skip_last=False):
     """One BatchNorm called `calls` times under reuse=True on different inputs."""
@@ -446,6 +460,7 @@ MODELS = {
     "model_fpn_rpn_head_train": (model_fpn_rpn_head, [1, 4, 8, 8], True),
     "model_discrim_twice": (model_discrim_twice, [2, 8, 8, 1], False),
     "compat_scopes_train": (model_compat_scopes, [2, 3], True),
+    "compat_summaries_train": (model_compat_summaries, [4, 5], True),
 }
 # Models that call a BatchNorm more than once in a training step (see reused_bn_updates).
 # Layer outputs fetched by TensorFlow's name: a reused layer's calls are named x, x_1, ...
@@ -576,9 +591,12 @@ def run(spec, builder, out_dir):
     x = tf1.placeholder(dtype, shape, name="input")
     with TowerContext("", is_training=spec["training"]):
         outputs = builder(x)
-    all_vars = tf1.global_variables()
+    # tensorpack keeps add_moving_summary's EMA in local variables, updated by the
+    # MOVING_SUMMARY_OPS its trainer runs with every step; tpflax keeps them in state
+    all_vars = tf1.global_variables() + tf1.local_variables()
     trainable = tf1.trainable_variables()
     update_ops = tf1.get_collection(tf1.GraphKeys.UPDATE_OPS)
+    update_ops += tf1.get_collection(MOVING_SUMMARY_OPS_KEY)
     # Cotangents are rounded to each output's dtype, so both sides use the same values.
     cots = [
         np.asarray(rng.randn(*o.shape.as_list()), "float32").astype(o.dtype.as_numpy_dtype)
@@ -590,9 +608,9 @@ def run(spec, builder, out_dir):
     grads = tf.gradients(loss, [x, *trainable])
     record = {"spec": np.array(json.dumps(spec)), "input": as_f32(x_val)}
     with tf1.Session() as sess:
-        sess.run(tf1.global_variables_initializer())
+        sess.run([tf1.global_variables_initializer(), tf1.local_variables_initializer()])
         if not spec.get("keep_init", False):
-            for v in all_vars:
+            for v in tf1.global_variables():  # local ones (moving summaries) start at zero
                 value = random_value(rng, v.op.name, v.shape.as_list())
                 v.load(value.astype(v.dtype.base_dtype.as_numpy_dtype), sess)
         start = {v.op.name: sess.run(v) for v in all_vars}

@@ -126,7 +126,9 @@ class Transformed:
                 statistics and updates its EMA, Dropout drops.
             rng: a JAX random key; needed when a random layer (Dropout) runs in training.
             capture: layer outputs to return as well, by tensorpack's tensor names
-                (``'conv1/output'``).
+                (``'conv1/output'``; a layer called again is ``'conv1_1/output'``, as in
+                TensorFlow). A name ending in ``*`` takes every name it starts
+                (``'discrim/*'``; ``'summary:*'`` for every summary, see ``tpflax.compat``).
             **kwargs: passed to the model function.
 
         Returns:
@@ -167,16 +169,31 @@ class Transformed:
             )
         if capture is None:
             return outputs, frame.new_state
-        captured = {}
-        for name in capture:
-            if name not in frame.outputs:
-                known = ", ".join(sorted(frame.outputs)) or "none"
-                raise ValueError(f"{who}: capture={name!r} is no layer output; known: {known}")
-            captured[name] = frame.outputs[name]
-        return outputs, frame.new_state, captured
+        return outputs, frame.new_state, select_outputs(frame.outputs, capture, who)
 
     def _name(self) -> str:
         return getattr(self.fn, "__name__", "model")
+
+
+def select_outputs(outputs: Mapping[str, Any], names: Iterable[str], who: str) -> dict:
+    """``{name: outputs[name]}`` for ``capture=``; a name ending in ``*`` takes every name it
+    starts (which may be none).
+
+    Raises:
+        ValueError: a name without ``*`` was not recorded.
+    """
+    if isinstance(names, str):
+        raise TypeError(f"{who}: capture must be a list of names; got the string {names!r}")
+    selected = {}
+    for name in names:
+        if name.endswith("*"):
+            selected.update({k: v for k, v in outputs.items() if k.startswith(name[:-1])})
+            continue
+        if name not in outputs:
+            known = ", ".join(sorted(outputs)) or "none"
+            raise ValueError(f"{who}: capture={name!r} is no layer output; known: {known}")
+        selected[name] = outputs[name]
+    return selected
 
 
 def transform(fn: Callable[..., Any], *, shape_logger: ShapeLogger | None = None) -> Transformed:

@@ -11,8 +11,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
+import re
 from collections.abc import Callable
 from typing import Any
+
+import jax
+import jax.numpy as jnp
 
 from tpflax import (
     AvgPooling,
@@ -45,9 +50,13 @@ from tpflax import (
     regularize_cost,
     regularize_cost_from_collection,
 )
-from tpflax._src.frame import current_frame
+from tpflax._src import initializers
+from tpflax._src.frame import assign_state, current_frame, get_variable
 from tpflax.compat import tf as _tf
+from tpflax.compat.tf._naming import name_of
 from tpflax.compat.tf._scopes import name_scope as _name_scope
+
+log = logging.getLogger("tpflax")
 
 tfv1 = _tf.compat.v1
 
@@ -71,6 +80,7 @@ __all__ = [
     "Maxout",
     "PReLU",
     "TowerContextInfo",
+    "add_moving_summary",
     "argscope",
     "auto_reuse_variable_scope",
     "enable_argscope_for_function",
@@ -127,3 +137,80 @@ def get_current_tower_context() -> TowerContextInfo:
     ``is_training``)."""
     training = current_frame("get_current_tower_context()").is_training
     return TowerContextInfo(is_training=training, is_main_training_tower=training)
+
+
+def add_moving_summary(*args: Any, **kwargs: Any) -> list[jax.Array]:
+    """Tensorpack's ``add_moving_summary``: a zero-debiased moving average (``decay=0.95``)
+    of each named scalar, updated in training, recorded as ``summary:scalar/<name>-summary``
+    (``capture=['summary:*']``; ``tp.train`` logs it).
+
+    Each tensor needs a TensorFlow name (``tf.reduce_mean(..., name='cost')``,
+    ``tf.identity(x, name=...)``): tensorpack reads ``x.op.name``. The state is tensorpack's
+    ``EMA/<name>/biased`` and ``EMA/<name>/local_step``; tensorpack also keeps the average
+    itself as ``EMA/<name>``, which a nested tree cannot hold beside ``EMA/<name>/...``, so
+    tpflax derives it (``biased / (1 - decay ** local_step)``, the same number). They are
+    local variables in tensorpack (not in its checkpoints; ``tp.checkpoint.restore`` skips
+    ``EMA/`` names). Tensorpack creates them only in its training tower; tpflax creates them
+    in every mode (so a model built with ``is_training=False`` can train) and updates them only
+    in training. Under ``reuse=True`` it does nothing, as tensorpack.
+
+    Returns:
+        The moving averages after this step (in inference, ``[]``).
+
+    Raises:
+        TypeError: a tensor has no name, or an unknown keyword is given.
+        ValueError: a tensor is not a scalar.
+    """
+    decay = kwargs.pop("decay", 0.95)
+    kwargs.pop("collection", None)
+    kwargs.pop("summary_collections", None)
+    if kwargs:
+        raise TypeError(f"add_moving_summary: unknown arguments {sorted(kwargs)}")
+    frame = current_frame("add_moving_summary()")
+    if frame.reuse[-1] is True:
+        log.warning("add_moving_summary() called under reuse=True scope, ignored.")
+        return []
+    named = []
+    for x in args:
+        name = name_of(x)
+        if name is None:
+            raise TypeError(
+                "add_moving_summary: each tensor needs a TensorFlow name, as tensorpack reads "
+                "x.op.name: give it one with name= on the op that makes it, or "
+                "tf.identity(x, name='cost')"
+            )
+        if jnp.ndim(x) != 0:
+            raise ValueError(f"add_moving_summary: only scalars; {name!r} has shape {jnp.shape(x)}")
+        named.append((re.sub(r"tower[0-9]+/", "", name), jnp.asarray(x, jnp.float32)))
+    saved = list(frame.scope)
+    frame.scope[:] = ["EMA"]
+    averages = []
+    try:
+        for name, value in named:
+            averages.append(_moving_average(frame, name, value, float(decay)))
+    finally:
+        frame.scope[:] = saved
+    if not frame.is_training:
+        return []
+    with frame.opened_name_scope("", exact=True):
+        for (name, _), average in zip(named, averages, strict=True):
+            frame.outputs[f"summary:scalar/{frame.unique_name(name + '-summary')}"] = average
+    return averages
+
+
+def _moving_average(frame: Any, name: str, value: jax.Array, decay: float) -> jax.Array:
+    """TensorFlow's ``assign_moving_average(..., zero_debias=True)`` in the ``EMA`` scope:
+    ``biased -= (biased - value) * (1 - decay)``, ``local_step += 1``, the average is
+    ``biased / (1 - decay ** local_step)`` (0 before the first step). Returns the average."""
+    who = f"add_moving_summary({name!r})"
+    zeros = initializers.zeros
+    biased = get_variable(f"{name}/biased", (), zeros, trainable=False, who=who)
+    step = get_variable(f"{name}/local_step", (), zeros, trainable=False, who=who)
+    decay32 = jnp.asarray(decay, jnp.float32)
+    if not frame.is_training:
+        return jnp.where(step > 0, biased / (1.0 - decay32**step), 0.0)
+    new_biased = biased - (biased - value) * (1.0 - decay32)
+    new_step = step + 1.0
+    assign_state(f"{name}/biased", new_biased, who=who)
+    assign_state(f"{name}/local_step", new_step, who=who)
+    return new_biased / (1.0 - decay32**new_step)

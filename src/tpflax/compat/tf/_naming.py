@@ -1,12 +1,15 @@
 """TensorFlow's tensor names inside a running model: an op given ``name=`` (``tf.identity(x,
 name='viz')``) is recorded under its full name (name scopes and ``_1`` suffixes as
-TensorFlow makes them), so ``capture=['viz']`` returns it."""
+TensorFlow makes them), so ``capture=['viz']`` returns it, and :func:`name_of` finds the name
+of a value again (tensorpack's ``add_moving_summary(cost)`` reads ``cost.op.name``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from tpflax._src.frame import maybe_frame
+
+_NAMES = "tpflax.compat.names"  # Frame.extensions: id(value) -> its full tensor name
 
 
 def named(value: Any, name: str | None) -> Any:
@@ -18,5 +21,15 @@ def named(value: Any, name: str | None) -> Any:
         raise TypeError(f"tf: name must be a non-empty string or None; got {name!r}")
     frame = maybe_frame()
     if frame is not None:
-        frame.outputs[frame.unique_name(name)] = value
+        full = frame.unique_name(name)
+        frame.outputs[full] = value
+        frame.extensions.setdefault(_NAMES, {})[id(value)] = full
     return value
+
+
+def name_of(value: Any) -> str | None:
+    """The full name ``value`` was given with ``name=`` in the running model, else ``None``."""
+    frame = maybe_frame()
+    if frame is None:
+        return None
+    return frame.extensions.get(_NAMES, {}).get(id(value))
