@@ -158,10 +158,11 @@ def test_auto_needs_avx512(monkeypatch) -> None:
     """oneDNN 3.2 with AVX2 only was measured slower than XLA: 'auto' then keeps XLA."""
     x, W = jnp.ones((8, 28, 28, 64)), jnp.ones((3, 3, 64, 64))  # in the table
     args = ((1, 1), (1, 1), 1, "NHWC")
-    assert conv_impl.use_onednn(x, W, *args) == onednn.has_avx512()
-    monkeypatch.setattr(onednn, "has_avx512", lambda: False)
-    assert not conv_impl.use_onednn(x, W, *args)
-    assert "no AVX-512" in tp.conv_impl.active()
+    with tp.conv_impl("auto"):
+        assert conv_impl.use_onednn(x, W, *args) == onednn.has_avx512()
+        monkeypatch.setattr(onednn, "has_avx512", lambda: False)
+        assert not conv_impl.use_onednn(x, W, *args)
+        assert "no AVX-512" in tp.conv_impl.active()
 
 
 def test_a_missing_library_is_said_once_and_xla_runs(monkeypatch, caplog) -> None:
@@ -227,3 +228,36 @@ def test_the_auto_table() -> None:
     assert conv_impl.ONEDNN_CONV_TRANSPOSE((8, 28, 28, 128), (4, 4, 64, 128), (2, 2))
     assert conv_impl.ONEDNN_CONV_TRANSPOSE((2, 14, 14, 32), (4, 4, 16, 32), (2, 2))
     assert not conv_impl.ONEDNN_CONV_TRANSPOSE((2, 5, 5, 3), (3, 3, 8, 3), (2, 2))
+
+
+@needs_onednn
+def test_inside_shard_map_the_gradients_keep_their_sharding_types() -> None:
+    """Under shard_map an FFI call's result is not marked as varying over the mesh axis; the
+    custom_vjp's gradients must be (tests/test_data_parallel.py runs 2 devices)."""
+    from jax.sharding import NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    mesh = jax.make_mesh((1,), ("batch",))
+    rng = np.random.default_rng(3)
+    x = jnp.asarray(rng.standard_normal((2, 8, 8, 3)), jnp.float32)
+    x = jax.device_put(x, NamedSharding(mesh, P("batch")))
+    W = jnp.asarray(rng.standard_normal((3, 3, 3, 4)), jnp.float32)
+
+    def grads(x, W):
+        def loss(x, W):
+            y = conv2d(x, W, None, strides=(1, 1), padding="SAME", data_format="NHWC")
+            return jnp.sum(y**2)
+
+        gx, gW = jax.grad(loss, (0, 1))(x, W)
+        return gx, jax.lax.psum(gW, "batch")
+
+    def step(impl):
+        with tp.conv_impl(impl):  # read while tracing
+            specs = {"in_specs": (P("batch"), P()), "out_specs": (P("batch"), P())}
+            return jax.jit(jax.shard_map(grads, mesh=mesh, **specs)).trace(x, W).lower()
+
+    assert "tpflax_onednn_conv_bwd_data" in step("onednn").as_text()
+    got = step("onednn").compile()(x, W)
+    want = step("xla").compile()(x, W)
+    for a, b in zip(got, want, strict=True):
+        _close(a, b, GRAD_RTOL)

@@ -190,9 +190,23 @@ def output_hw(geom: Geometry) -> tuple[int, int]:
     )
 
 
+def _varying(out: jax.Array, *operands: jax.Array) -> jax.Array:
+    """``out`` marked as varying over every ``shard_map`` axis any operand varies over (an FFI
+    call's result is not; a ``custom_vjp``'s gradients must match their inputs' types)."""
+    vma = frozenset().union(*(_varying_axes(a) for a in operands))
+    missing = tuple(sorted(vma - _varying_axes(out)))
+    return lax.pcast(out, missing, to="varying") if missing else out
+
+
+def _varying_axes(a: jax.Array) -> frozenset[str]:
+    aval = jax.typeof(a)
+    mat = getattr(aval, "mat", None)  # jax 0.10: the manual axis types; earlier: `vma`
+    return frozenset(mat.varying if mat is not None else getattr(aval, "vma", ()))
+
+
 def _call(op: str, geom: Geometry, shape: tuple[int, ...], a: jax.Array, b: jax.Array) -> Any:
     strides, lo, hi, dilation, groups, _, _ = geom
-    return jax.ffi.ffi_call(TARGETS[op][0], jax.ShapeDtypeStruct(shape, jnp.float32))(
+    out = jax.ffi.ffi_call(TARGETS[op][0], jax.ShapeDtypeStruct(shape, jnp.float32))(
         a,
         b,
         strides=np.array(strides, np.int64),
@@ -201,6 +215,7 @@ def _call(op: str, geom: Geometry, shape: tuple[int, ...], a: jax.Array, b: jax.
         dilation=np.array(dilation, np.int64),
         groups=np.int64(groups),
     )
+    return _varying(out, a, b)
 
 
 def _fold_or_map(fn: Callable[..., jax.Array], fold_first: bool) -> Any:
@@ -297,7 +312,7 @@ def conv(
     up to float rounding. Differentiable in reverse mode (both gradients from oneDNN); ``vmap``
     folds into ``N``."""
     geom = geometry(x.shape, W.shape, strides, padding, dilation, groups)
-    return _conv(x, W, geom)
+    return _conv(_varying(x, W), _varying(W, x), geom)
 
 
 def conv_transpose(
@@ -315,4 +330,4 @@ def conv_transpose(
     geom = geometry(in_shape, W.shape, strides, padding, (1, 1), 1)
     if output_hw(geom) != tuple(x.shape[1:3]):
         raise ValueError(f"oneDNN conv_transpose: {out_hw} does not map to {x.shape[1:3]}")
-    return _conv_t(x, W, geom)
+    return _conv_t(_varying(x, W), _varying(W, x), geom)
