@@ -1,0 +1,466 @@
+"""TensorFlow 1.x's optimizers with TensorFlow's update rules, as optax transformations.
+
+``tf.compat.v1.train.GradientDescentOptimizer``, ``MomentumOptimizer``, ``AdamOptimizer``,
+``RMSPropOptimizer`` and ``AdagradOptimizer`` with TF's signatures and defaults, computing what
+TF's CPU kernels compute (``ApplyAdam``, ``ApplyRMSProp``, ...) in the same order, in the
+variable's dtype. Each returns an ``optax.GradientTransformation`` whose state holds TF's slots
+under TF's slot names (``m``, ``v``, ``beta1_power``, ``beta2_power``, ``momentum``, ``rms``,
+``mg``, ``accumulator``); :func:`tf_variables` names them as a TF checkpoint does
+(``conv0/W/Adam``, ``conv0/W/Adam_1``, ``beta1_power``).
+
+Where they differ from optax's look-alikes (pinned by ``tests/golden/tf_optimizers``, made by
+real TensorFlow: ``tools/golden/tf_optimizers.py``):
+
+* Adam: ``lr_t = lr * sqrt(1 - beta2^t) / (1 - beta1^t)`` and
+  ``var -= lr_t * m / (sqrt(v) + epsilon)``: epsilon is added to the *uncorrected*
+  ``sqrt(v)`` (optax adds it to the bias-corrected one), and ``beta1^t``, ``beta2^t`` are
+  float32 variables multiplied by ``beta`` each step, as TF keeps them.
+* RMSProp: epsilon inside the square root (``lr * g / sqrt(ms + epsilon)``), the mean square
+  ``ms`` starts at ONES (optax: zeros), default ``epsilon=1e-10``; ``centered`` subtracts
+  the mean gradient ``mg``; ``momentum`` accumulates the step.
+* Momentum: ``accum = momentum * accum + g``, ``var -= lr * accum`` (Nesterov:
+  ``var -= lr * g + lr * momentum * accum``).
+* Adagrad: the accumulator starts at ``initial_accumulator_value`` (0.1), no epsilon.
+
+``learning_rate`` is a number or a schedule ``step -> lr`` (an optax schedule, or
+:func:`exponential_decay`); the step is the number of updates applied so far, as TF's
+``global_step`` when ``minimize(global_step=...)`` increments it.
+
+Example:
+    >>> import jax.numpy as jnp
+    >>> import optax
+    >>> import tpflax as tp
+    >>> tx = tp.train.tf_optimizers.AdamOptimizer(0.1)
+    >>> params = {'fc': {'W': jnp.ones(2)}}
+    >>> opt_state = tx.init(params)
+    >>> updates, opt_state = tx.update({'fc': {'W': jnp.array([1.0, -2.0])}}, opt_state)
+    >>> [round(float(w), 5) for w in optax.apply_updates(params, updates)['fc']['W']]
+    [0.9, 1.1]
+    >>> sorted(tp.train.tf_optimizers.tf_variables(opt_state))
+    ['beta1_power', 'beta2_power', 'fc/W/Adam', 'fc/W/Adam_1']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+Tree = Any
+LearningRate = float | Callable[[jax.Array], Any]
+
+__all__ = [
+    "AdagradOptimizer",
+    "AdagradState",
+    "AdamOptimizer",
+    "AdamState",
+    "GradientDescentOptimizer",
+    "GradientDescentState",
+    "MomentumOptimizer",
+    "MomentumState",
+    "RMSPropOptimizer",
+    "RMSPropState",
+    "exponential_decay",
+    "tf_variables",
+]
+
+
+# ---------------------------------------------------------------- states
+class GradientDescentState(NamedTuple):
+    """``step``: the updates applied (the schedule's step; TF's ``global_step``)."""
+
+    step: jax.Array
+
+
+class MomentumState(NamedTuple):
+    """``momentum``: the accumulator, TF's slot ``<var>/Momentum``."""
+
+    step: jax.Array
+    momentum: Tree
+
+
+class AdamState(NamedTuple):
+    """``m`` (``<var>/Adam``), ``v`` (``<var>/Adam_1``), and the float32 scalars
+    ``beta1_power``, ``beta2_power`` (``beta^(t+1)`` before update ``t``, as TF keeps them)."""
+
+    step: jax.Array
+    beta1_power: jax.Array
+    beta2_power: jax.Array
+    m: Tree
+    v: Tree
+
+
+class RMSPropState(NamedTuple):
+    """``rms`` (the mean square, ``<var>/RMSProp``, starts at ones), ``mg`` (the mean
+    gradient when ``centered``, ``<var>/RMSProp_1``; else ``None``), ``momentum``
+    (``<var>/RMSProp_1``, or ``_2`` when centered)."""
+
+    step: jax.Array
+    rms: Tree
+    mg: Tree | None
+    momentum: Tree
+
+
+class AdagradState(NamedTuple):
+    """``accumulator``: the sum of squared gradients, ``<var>/Adagrad``."""
+
+    step: jax.Array
+    accumulator: Tree
+
+
+# state -> (TF's default optimizer name, its slots in TF's creation order)
+_TF_NAMES: dict[type, tuple[str, tuple[str, ...]]] = {
+    GradientDescentState: ("GradientDescent", ()),
+    MomentumState: ("Momentum", ("momentum",)),
+    AdamState: ("Adam", ("m", "v")),
+    RMSPropState: ("RMSProp", ("rms", "mg", "momentum")),
+    AdagradState: ("Adagrad", ("accumulator",)),
+}
+_STATES = tuple(_TF_NAMES)
+
+
+# ---------------------------------------------------------------- helpers
+def _f32(value: float) -> jax.Array:
+    """A Python number as TF converts it: a float32 tensor."""
+    return jnp.asarray(np.float32(value))
+
+
+def _learning_rate(learning_rate: LearningRate, count: jax.Array) -> jax.Array:
+    value = learning_rate(count) if callable(learning_rate) else learning_rate
+    return jnp.asarray(value, jnp.float32)
+
+
+def _check(who: str, **values: Any) -> None:
+    for name, value in values.items():
+        if not callable(value) and not float(value) >= 0:
+            raise ValueError(f"tp.train.tf_optimizers.{who}: {name} must be >= 0; got {value!r}")
+
+
+def _map(fn: Callable[..., tuple[Any, ...]], n_out: int, grads: Tree, *trees: Tree) -> tuple:
+    """``fn`` on each leaf of ``grads`` and the matching leaves of ``trees``; ``n_out`` trees
+    of ``grads``' structure back."""
+    g_leaves, treedef = jax.tree_util.tree_flatten(grads)
+    leaves = [jax.tree_util.tree_leaves(t) for t in trees]
+    out = [fn(g, *rest) for g, *rest in zip(g_leaves, *leaves, strict=True)]
+    return tuple(jax.tree_util.tree_unflatten(treedef, [o[i] for o in out]) for i in range(n_out))
+
+
+def _full(params: Tree, value: float) -> Tree:
+    return jax.tree.map(lambda p: jnp.full_like(p, value), params)
+
+
+def _count() -> jax.Array:
+    return jnp.zeros((), jnp.int32)
+
+
+# ---------------------------------------------------------------- optimizers
+def GradientDescentOptimizer(learning_rate: LearningRate) -> optax.GradientTransformation:
+    """``tf.train.GradientDescentOptimizer``: ``var -= grad * lr``.
+
+    Args:
+        learning_rate: a number or a schedule ``step -> lr``.
+
+    Returns:
+        An ``optax.GradientTransformation`` with :class:`GradientDescentState`.
+    """
+    _check("GradientDescentOptimizer", learning_rate=learning_rate)
+
+    def init(params: Tree) -> GradientDescentState:
+        del params
+        return GradientDescentState(_count())
+
+    def update(grads: Tree, state: GradientDescentState, params: Tree = None) -> tuple:
+        del params
+        lr = _learning_rate(learning_rate, state.step)
+        updates = jax.tree.map(lambda g: -(g * lr.astype(g.dtype)), grads)
+        return updates, GradientDescentState(state.step + 1)
+
+    return optax.GradientTransformation(init, update)  # type: ignore[arg-type]
+
+
+def MomentumOptimizer(
+    learning_rate: LearningRate, momentum: float, use_nesterov: bool = False
+) -> optax.GradientTransformation:
+    """``tf.train.MomentumOptimizer`` (TF's ``ApplyMomentum``).
+
+    ``accum = accum * momentum + grad``; ``var -= accum * lr``, or with ``use_nesterov``
+    ``var -= grad * lr + accum * momentum * lr``. The accumulator starts at zeros.
+
+    Args:
+        learning_rate: a number or a schedule ``step -> lr``.
+        momentum: the momentum (no default, as in TF).
+        use_nesterov: Nesterov momentum, TF's formulation.
+
+    Returns:
+        An ``optax.GradientTransformation`` with :class:`MomentumState`.
+    """
+    _check("MomentumOptimizer", learning_rate=learning_rate, momentum=momentum)
+
+    def init(params: Tree) -> MomentumState:
+        return MomentumState(_count(), _full(params, 0.0))
+
+    def update(grads: Tree, state: MomentumState, params: Tree = None) -> tuple:
+        del params
+        lr32 = _learning_rate(learning_rate, state.step)
+
+        def leaf(g: jax.Array, accum: jax.Array) -> tuple[jax.Array, jax.Array]:
+            lr, mu = lr32.astype(g.dtype), _f32(momentum).astype(g.dtype)
+            accum = accum * mu + g
+            step = g * lr + accum * mu * lr if use_nesterov else accum * lr
+            return -step, accum
+
+        updates, accum = _map(leaf, 2, grads, state.momentum)
+        return updates, MomentumState(state.step + 1, accum)
+
+    return optax.GradientTransformation(init, update)  # type: ignore[arg-type]
+
+
+def AdamOptimizer(
+    learning_rate: LearningRate = 0.001,
+    beta1: float = 0.9,
+    beta2: float = 0.999,
+    epsilon: float = 1e-8,
+) -> optax.GradientTransformation:
+    """``tf.train.AdamOptimizer`` (TF 1.x, ``ApplyAdam``), not optax's Adam.
+
+    ``lr_t = lr * sqrt(1 - beta2_power) / (1 - beta1_power)``;
+    ``m += (g - m) * (1 - beta1)``; ``v += (g^2 - v) * (1 - beta2)``;
+    ``var -= m * lr_t / (sqrt(v) + epsilon)``; then ``beta1_power *= beta1`` and
+    ``beta2_power *= beta2`` (float32 scalars starting at ``beta1``, ``beta2``). Epsilon is
+    added to ``sqrt(v)`` before the bias correction: with a large epsilon (DCGAN's 1e-3)
+    optax's ``adam`` trains differently.
+
+    Args:
+        learning_rate: a number or a schedule ``step -> lr``.
+        beta1: decay of the first moment.
+        beta2: decay of the second moment.
+        epsilon: TF's "epsilon hat".
+
+    Returns:
+        An ``optax.GradientTransformation`` with :class:`AdamState`.
+    """
+    _check("AdamOptimizer", learning_rate=learning_rate, beta1=beta1, beta2=beta2, epsilon=epsilon)
+
+    def init(params: Tree) -> AdamState:
+        return AdamState(_count(), _f32(beta1), _f32(beta2), _full(params, 0.0), _full(params, 0.0))
+
+    def update(grads: Tree, state: AdamState, params: Tree = None) -> tuple:
+        del params
+        lr32 = _learning_rate(learning_rate, state.step)
+
+        def leaf(g: jax.Array, m: jax.Array, v: jax.Array) -> tuple[jax.Array, ...]:
+            dt = g.dtype
+            b1, b2, eps = (_f32(x).astype(dt) for x in (beta1, beta2, epsilon))
+            b1p, b2p = state.beta1_power.astype(dt), state.beta2_power.astype(dt)
+            alpha = lr32.astype(dt) * jnp.sqrt(1 - b2p) / (1 - b1p)
+            m = m + (g - m) * (1 - b1)
+            v = v + (jnp.square(g) - v) * (1 - b2)
+            return -((m * alpha) / (jnp.sqrt(v) + eps)), m, v
+
+        updates, m, v = _map(leaf, 3, grads, state.m, state.v)
+        new = AdamState(
+            state.step + 1,
+            state.beta1_power * _f32(beta1),
+            state.beta2_power * _f32(beta2),
+            m,
+            v,
+        )
+        return updates, new
+
+    return optax.GradientTransformation(init, update)  # type: ignore[arg-type]
+
+
+def RMSPropOptimizer(
+    learning_rate: LearningRate,
+    decay: float = 0.9,
+    momentum: float = 0.0,
+    epsilon: float = 1e-10,
+    centered: bool = False,
+) -> optax.GradientTransformation:
+    """``tf.train.RMSPropOptimizer`` (``ApplyRMSProp`` / ``ApplyCenteredRMSProp``).
+
+    ``ms += (g^2 - ms) * (1 - decay)``; centered: ``mg += (g - mg) * (1 - decay)`` and
+    ``denom = ms - mg^2 + epsilon``, else ``denom = ms + epsilon``;
+    ``mom = mom * momentum + g * lr / sqrt(denom)``; ``var -= mom``. ``ms`` starts at ONES,
+    ``mg`` and ``mom`` at zeros. Epsilon sits inside the square root.
+
+    Args:
+        learning_rate: a number or a schedule ``step -> lr``.
+        decay: TF's ``decay`` (Keras/optax ``rho``/``decay``).
+        momentum: momentum of the step.
+        epsilon: added to the mean square, inside the square root.
+        centered: normalize by the estimated variance instead of the second moment.
+
+    Returns:
+        An ``optax.GradientTransformation`` with :class:`RMSPropState`.
+    """
+    _check(
+        "RMSPropOptimizer",
+        learning_rate=learning_rate,
+        decay=decay,
+        momentum=momentum,
+        epsilon=epsilon,
+    )
+
+    def init(params: Tree) -> RMSPropState:
+        mg = _full(params, 0.0) if centered else None
+        return RMSPropState(_count(), _full(params, 1.0), mg, _full(params, 0.0))
+
+    def update(grads: Tree, state: RMSPropState, params: Tree = None) -> tuple:
+        del params
+        lr32 = _learning_rate(learning_rate, state.step)
+
+        def leaf(g: jax.Array, ms: jax.Array, mom: jax.Array, *mg: jax.Array) -> tuple:
+            dt = g.dtype
+            lr, rho, mu, eps = (
+                x.astype(dt) for x in (lr32, _f32(decay), _f32(momentum), _f32(epsilon))
+            )
+            ms = ms + (jnp.square(g) - ms) * (1 - rho)
+            if centered:
+                mean_g = mg[0] + (g - mg[0]) * (1 - rho)
+                denom = (ms - jnp.square(mean_g)) + eps
+            else:
+                mean_g, denom = None, ms + eps
+            mom = mom * mu + (g * lr) / jnp.sqrt(denom)
+            return -mom, ms, mom, mean_g
+
+        trees = (state.rms, state.momentum) + ((state.mg,) if centered else ())
+        updates, ms, mom, mg = _map(leaf, 4, grads, *trees)
+        return updates, RMSPropState(state.step + 1, ms, mg if centered else None, mom)
+
+    return optax.GradientTransformation(init, update)  # type: ignore[arg-type]
+
+
+def AdagradOptimizer(
+    learning_rate: LearningRate, initial_accumulator_value: float = 0.1
+) -> optax.GradientTransformation:
+    """``tf.train.AdagradOptimizer`` (``ApplyAdagrad``): ``accum += g^2``;
+    ``var -= g * lr * rsqrt(accum)``; the accumulator starts at
+    ``initial_accumulator_value``, and there is no epsilon.
+
+    Args:
+        learning_rate: a number or a schedule ``step -> lr``.
+        initial_accumulator_value: the accumulator's start, > 0.
+
+    Returns:
+        An ``optax.GradientTransformation`` with :class:`AdagradState`.
+
+    Raises:
+        ValueError: ``initial_accumulator_value`` is not positive (TF's message).
+    """
+    _check("AdagradOptimizer", learning_rate=learning_rate)
+    if not initial_accumulator_value > 0.0:
+        raise ValueError(
+            "tp.train.tf_optimizers.AdagradOptimizer: initial_accumulator_value must be "
+            f"positive; got {initial_accumulator_value!r}"
+        )
+
+    def init(params: Tree) -> AdagradState:
+        return AdagradState(_count(), _full(params, initial_accumulator_value))
+
+    def update(grads: Tree, state: AdagradState, params: Tree = None) -> tuple:
+        del params
+        lr32 = _learning_rate(learning_rate, state.step)
+
+        def leaf(g: jax.Array, accum: jax.Array) -> tuple[jax.Array, jax.Array]:
+            accum = accum + jnp.square(g)
+            return -(g * lr32.astype(g.dtype) * jax.lax.rsqrt(accum)), accum
+
+        updates, accum = _map(leaf, 2, grads, state.accumulator)
+        return updates, AdagradState(state.step + 1, accum)
+
+    return optax.GradientTransformation(init, update)  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- schedules
+def exponential_decay(
+    learning_rate: float, decay_steps: int, decay_rate: float, staircase: bool = False
+) -> Callable[[jax.Array], jax.Array]:
+    """``tf.train.exponential_decay`` as a schedule ``step -> lr``, in float32 as TF:
+    ``learning_rate * decay_rate ** (step / decay_steps)``, the exponent floored when
+    ``staircase``. TF's ``global_step`` argument is the step the optimizer passes.
+
+    Args:
+        learning_rate: the initial learning rate.
+        decay_steps: steps per decay period, > 0.
+        decay_rate: the decay per period.
+        staircase: decay in discrete intervals.
+
+    Returns:
+        A function of the step, usable as ``learning_rate`` here or in optax.
+
+    Raises:
+        ValueError: ``decay_steps`` is not positive.
+
+    Example:
+        >>> import tpflax as tp
+        >>> lr = tp.train.tf_optimizers.exponential_decay(0.1, 2, 0.5, staircase=True)
+        >>> [float(lr(s)) for s in range(4)]
+        [0.10000000149011612, 0.10000000149011612, 0.05000000074505806, 0.05000000074505806]
+    """
+    if not decay_steps > 0:
+        raise ValueError(
+            "tp.train.tf_optimizers.exponential_decay: decay_steps must be > 0; got "
+            f"{decay_steps!r}"
+        )
+
+    def schedule(step: jax.Array) -> jax.Array:
+        p = jnp.asarray(step).astype(jnp.float32) / _f32(decay_steps)
+        if staircase:
+            p = jnp.floor(p)
+        return _f32(learning_rate) * jnp.power(_f32(decay_rate), p)
+
+    return schedule
+
+
+# ---------------------------------------------------------------- TF's names
+def _named_leaves(tree: Tree) -> dict[str, jax.Array]:
+    out = {}
+    for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
+        out["/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path)] = leaf
+    return out
+
+
+def tf_variables(opt_state: Any, name: str | None = None) -> dict[str, jax.Array]:
+    """The optimizer's variables under the names a TF checkpoint gives them.
+
+    Finds the states of this module's optimizers anywhere in ``opt_state`` (a ``TrainState``'s
+    ``opt_state``, inside ``optax.chain`` or ``multi_transform``). Slot ``k`` (0-based, in TF's
+    creation order, skipping absent ones) of variable ``conv0/W`` is ``conv0/W/<name>`` for
+    ``k == 0``, else ``conv0/W/<name>_<k>``; Adam's ``beta1_power`` and ``beta2_power`` keep
+    their names. ``step`` is TF's ``global_step``, not the optimizer's: it is not listed.
+
+    Args:
+        opt_state: an optax state holding one of this module's states.
+        name: the optimizer's ``name=`` in TF; its default (``'Adam'``, ...) when ``None``.
+
+    Returns:
+        ``{'conv0/W/Adam': array, 'beta1_power': array, ...}``.
+
+    Raises:
+        ValueError: ``opt_state`` holds none of this module's states, or more than one.
+    """
+    found = jax.tree_util.tree_leaves(opt_state, is_leaf=lambda x: isinstance(x, _STATES))
+    states = [s for s in found if isinstance(s, _STATES)]
+    if len(states) != 1:
+        raise ValueError(
+            "tp.train.tf_optimizers.tf_variables: expected one TF optimizer state in "
+            f"opt_state; found {len(states)}"
+        )
+    state = states[0]
+    default, slots = _TF_NAMES[type(state)]
+    prefix = name or default
+    out: dict[str, jax.Array] = {}
+    present = [s for s in slots if getattr(state, s) is not None]
+    for k, slot in enumerate(present):
+        suffix = prefix if k == 0 else f"{prefix}_{k}"
+        for var, value in _named_leaves(getattr(state, slot)).items():
+            out[f"{var}/{suffix}"] = value
+    if isinstance(state, AdamState):
+        out["beta1_power"] = state.beta1_power
+        out["beta2_power"] = state.beta2_power
+    return out

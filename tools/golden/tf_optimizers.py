@@ -1,0 +1,176 @@
+"""Optimizer fixtures from real TensorFlow 2.21 (run by `make golden` in `.venv-golden`).
+
+For each case, `tf.compat.v1.train.<Optimizer>(...).apply_gradients` (graph mode, TF's own
+kernels: ApplyGradientDescent, ApplyMomentum, ApplyAdam, ApplyRMSProp, ApplyCenteredRMSProp,
+ApplyAdagrad) runs STEPS steps on three float32 variables with a fixed, seeded sequence of
+gradients fed through placeholders. Written to --out/<case>.npz:
+
+    optimizer, kwargs, schedule   the constructor's name, its arguments (JSON), and the
+                                  learning-rate schedule (JSON, or "null")
+    var_names                     the variables' names ("dense/W", ...)
+    init/<var>                    each variable's initial value
+    grad/<step>/<var>             the gradient fed at step <step>
+    lr/<step>                     the learning rate TF used at step <step> (schedules)
+    after/<step>/<tf name>        every variable TF holds after step <step>: the variables,
+                                  their slots under TF's names ("dense/W/Adam_1") and the
+                                  optimizer's non-slot variables ("beta1_power")
+    slot_names                    JSON {slot: {var: TF's variable name}} as get_slot names them
+
+Nothing here comes from tpflax.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import tensorflow as tf
+
+tf.compat.v1.disable_eager_execution()
+tf1 = tf.compat.v1
+
+STEPS = 10
+VARS = {"dense/W": (3, 4), "dense/b": (4,), "conv/W": (2, 2, 1, 3)}
+# Gradients of very different sizes per variable, as a network has (Adam's and RMSProp's
+# epsilon matters for the small ones).
+SCALES = {"dense/W": 1.0, "dense/b": 1e-3, "conv/W": 30.0}
+
+# case -> (optimizer, kwargs, schedule or None)
+CASES: dict[str, tuple[str, dict, dict | None]] = {
+    "sgd": ("GradientDescentOptimizer", {"learning_rate": 0.1}, None),
+    "momentum": ("MomentumOptimizer", {"learning_rate": 0.1, "momentum": 0.9}, None),
+    "momentum_nesterov": (
+        "MomentumOptimizer",
+        {"learning_rate": 0.05, "momentum": 0.8, "use_nesterov": True},
+        None,
+    ),
+    "adam": ("AdamOptimizer", {}, None),
+    "adam_dcgan": ("AdamOptimizer", {"learning_rate": 2e-4, "beta1": 0.5, "epsilon": 1e-3}, None),
+    "adam_large_lr": (
+        "AdamOptimizer",
+        {"learning_rate": 0.1, "beta1": 0.8, "beta2": 0.99, "epsilon": 1e-6},
+        None,
+    ),
+    "rmsprop": ("RMSPropOptimizer", {"learning_rate": 0.01}, None),
+    "rmsprop_momentum": (
+        "RMSPropOptimizer",
+        {"learning_rate": 0.01, "decay": 0.8, "momentum": 0.9, "epsilon": 1e-6},
+        None,
+    ),
+    "rmsprop_centered": (
+        "RMSPropOptimizer",
+        {"learning_rate": 0.003, "momentum": 0.5, "epsilon": 1e-4, "centered": True},
+        None,
+    ),
+    "adagrad": ("AdagradOptimizer", {"learning_rate": 0.1}, None),
+    "adagrad_init": (
+        "AdagradOptimizer",
+        {"learning_rate": 0.05, "initial_accumulator_value": 1.0},
+        None,
+    ),
+    # tf.train.exponential_decay(learning_rate, global_step, decay_steps, decay_rate,
+    # staircase) as the learning rate, global_step incremented by apply_gradients.
+    "adam_exponential_decay_staircase": (
+        "AdamOptimizer",
+        {"learning_rate": 0.01},
+        {"learning_rate": 0.01, "decay_steps": 3, "decay_rate": 0.5, "staircase": True},
+    ),
+    "momentum_exponential_decay": (
+        "MomentumOptimizer",
+        {"learning_rate": 0.1, "momentum": 0.9},
+        {"learning_rate": 0.1, "decay_steps": 4, "decay_rate": 0.7, "staircase": False},
+    ),
+}
+
+# slots by optimizer, as get_slot names them
+SLOTS = {
+    "GradientDescentOptimizer": [],
+    "MomentumOptimizer": ["momentum"],
+    "AdamOptimizer": ["m", "v"],
+    "RMSPropOptimizer": ["rms", "mg", "momentum"],
+    "AdagradOptimizer": ["accumulator"],
+}
+
+
+def gradients(seed: int) -> list[dict[str, np.ndarray]]:
+    rng = np.random.RandomState(seed)
+    out = []
+    for _ in range(STEPS):
+        out.append(
+            {
+                name: (rng.randn(*shape) * SCALES[name]).astype("float32")
+                for name, shape in VARS.items()
+            }
+        )
+    return out
+
+
+def run_case(name: str, optimizer: str, kwargs: dict, schedule: dict | None, seed: int) -> dict:
+    tf1.reset_default_graph()
+    rng = np.random.RandomState(1000 + seed)
+    init = {n: rng.randn(*s).astype("float32") for n, s in VARS.items()}
+    grads = gradients(seed)
+    variables, feeds = {}, {}
+    for n, s in VARS.items():
+        scope, leaf = n.split("/")
+        with tf1.variable_scope(scope):
+            variables[n] = tf1.get_variable(leaf, initializer=init[n])
+        feeds[n] = tf1.placeholder(tf.float32, s, name=f"grad_{scope}_{leaf}")
+    global_step = tf1.train.get_or_create_global_step()
+    kw = dict(kwargs)
+    if schedule is not None:
+        kw["learning_rate"] = tf1.train.exponential_decay(global_step=global_step, **schedule)
+    opt = getattr(tf1.train, optimizer)(**kw)
+    lr_tensor = opt._call_if_callable(kw.get("learning_rate", 0.001))
+    lr_tensor = tf.convert_to_tensor(lr_tensor, tf.float32)
+    train_op = opt.apply_gradients(
+        [(feeds[n], variables[n]) for n in VARS], global_step=global_step
+    )
+    slot_names = {
+        slot: {n: opt.get_slot(v, slot).op.name for n, v in variables.items()}
+        for slot in SLOTS[optimizer]
+        if opt.get_slot(variables["dense/W"], slot) is not None
+    }
+    recorded = [v for v in tf1.global_variables() if v.op.name != "global_step"]
+    out: dict[str, np.ndarray] = {
+        "optimizer": np.array(optimizer),
+        "kwargs": np.array(json.dumps(kwargs)),
+        "schedule": np.array(json.dumps(schedule)),
+        "var_names": np.array(list(VARS)),
+        "slot_names": np.array(json.dumps(slot_names)),
+    }
+    for n in VARS:
+        out[f"init/{n}"] = init[n]
+    with tf1.Session() as sess:
+        sess.run(tf1.global_variables_initializer())
+        for step in range(STEPS):
+            for n in VARS:
+                out[f"grad/{step}/{n}"] = grads[step][n]
+            out[f"lr/{step}"] = np.float32(sess.run(lr_tensor))
+            sess.run(train_op, {feeds[n]: grads[step][n] for n in VARS})
+            values = sess.run({v.op.name: v for v in recorded})
+            for k, v in values.items():
+                out[f"after/{step}/{k}"] = np.asarray(v)
+    print(name, sorted(values))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="tests/golden/tf_optimizers")
+    args = parser.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    for seed, (name, (optimizer, kwargs, schedule)) in enumerate(CASES.items()):
+        np.savez(
+            os.path.join(args.out, f"{name}.npz"),
+            **run_case(name, optimizer, kwargs, schedule, seed),
+        )
+
+
+if __name__ == "__main__":
+    main()
