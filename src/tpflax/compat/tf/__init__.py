@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 import types
 
-from tpflax.compat.tf import image, losses, math, nn, summary
+from tpflax.compat.tf import image, layers, losses, math, nn, summary
 from tpflax.compat.tf._initializers import *  # noqa: F403
 from tpflax.compat.tf._initializers import __all__ as _initializer_names
 from tpflax.compat.tf._ops import *  # noqa: F403
@@ -21,6 +21,7 @@ compat = types.SimpleNamespace(v1=sys.modules[__name__])
 __all__ = [
     "compat",
     "image",
+    "layers",
     "losses",
     "math",
     "nn",

@@ -1,0 +1,133 @@
+"""Writes the ``compat_layers_*`` golden fixtures: model functions in the style of
+tensorpack's examples that build with ``tf.layers``, run by TensorFlow 2.21's
+``tf.compat.v1.layers`` (tf_keras' legacy layers, graph mode) through generate.py's runner.
+
+tests/test_compat_layers.py runs the same functions through ``tpflax.compat``: the bodies are
+identical, only the imports differ. Run in ``.venv-golden``:
+
+    python tools/golden/tf_layers.py --out tests/golden
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+import generate  # sets TF's environment and graph mode first
+import tensorflow.compat.v1 as tf
+from tensorpack import FullyConnected
+from tensorpack.tfutils.argscope import argscope, enable_argscope_for_module
+from tensorpack.tfutils.tower import get_current_tower_context
+
+enable_argscope_for_module(tf.layers)
+
+
+# ------------------------------------------------- the models (same bodies in the tests)
+def model_layers_mnist(image):
+    """examples/basics/mnist-tflayers.py at a small size: tf.layers under an argscope."""
+    is_training = get_current_tower_context().is_training
+    image = image * 2 - 1
+    with argscope([tf.layers.conv2d], padding="same", activation=tf.nn.relu):
+        l = tf.layers.conv2d(image, 4, 3, name="conv0")
+        l = tf.layers.max_pooling2d(l, 2, 2, padding="valid")
+        l = tf.layers.conv2d(l, 4, 3, name="conv1")
+        l = tf.layers.conv2d(l, 4, 3)
+        l = tf.layers.max_pooling2d(l, 2, 2, padding="valid")
+        l = tf.layers.conv2d(l, 6, 3, padding="valid")
+    l = tf.layers.flatten(l)
+    l = tf.layers.dense(l, 16, activation=tf.nn.relu, name="fc0")
+    l = tf.layers.dropout(l, rate=0.5, training=is_training)
+    logits = tf.layers.dense(l, 10)
+    return [tf.identity(logits, name="logits")]
+
+
+def model_layers_bn(image):
+    """A conv + BatchNorm classifier (fused 4-D and non-fused 2-D batch_normalization),
+    trained one step so the moving statistics are pinned."""
+    is_training = get_current_tower_context().is_training
+    l = tf.layers.conv2d(image, 4, 3, padding="same", use_bias=False, name="conv0")
+    l = tf.layers.batch_normalization(l, training=is_training, name="bn0")
+    l = tf.nn.relu(l)
+    l = tf.layers.average_pooling2d(l, 3, 2, padding="same")
+    l = tf.layers.conv2d(l, 6, 3, strides=2, padding="valid", use_bias=False)
+    l = tf.layers.batch_normalization(l, axis=3, momentum=0.9, training=is_training)
+    l = tf.layers.flatten(tf.nn.relu(l))
+    l = tf.layers.dense(l, 8, use_bias=False)
+    l = tf.layers.batch_normalization(l, epsilon=1e-5, training=is_training)
+    return [tf.layers.dense(tf.nn.relu(l), 3, name="linear")]
+
+
+def model_layers_generator(z):
+    """A DCGAN-style generator of tf.layers.conv2d_transpose (SAME and VALID), with the
+    class forms: one Conv2D object applied twice shares its variables."""
+    is_training = get_current_tower_context().is_training
+    with tf.variable_scope("gen"):
+        l = tf.layers.dense(z, 2 * 2 * 8, use_bias=False)
+        l = tf.reshape(l, [-1, 2, 2, 8])
+        l = tf.nn.relu(tf.layers.batch_normalization(l, training=is_training))
+        l = tf.layers.conv2d_transpose(l, 6, 4, strides=2, padding="same")
+        l = tf.nn.relu(tf.layers.batch_normalization(l, training=is_training))
+        l = tf.layers.conv2d_transpose(l, 4, 3, strides=2, padding="valid")
+        refine = tf.layers.Conv2D(4, 3, padding="same", activation=tf.nn.relu)
+        l = refine(refine(l))
+        img = tf.layers.conv2d_transpose(l, 1, 2, strides=1, activation=tf.tanh, name="out")
+    return [tf.identity(img, name="gen_image")]
+
+
+def model_layers_naming(x):
+    """TensorFlow's numbering of tf.layers scopes: unnamed calls after a named one and after
+    a tensorpack layer, a discriminator of unnamed layers called in a scope and again with
+    reuse=True, tf.identity names beside layer scopes, layer objects named twice."""
+
+    def discriminator(t):
+        t = tf.layers.dense(t, 4, activation=tf.nn.leaky_relu)
+        return tf.layers.dense(t, 1)
+
+    h = tf.layers.dense(x, 5, name="dense_1")
+    h = tf.layers.dense(h, 5)
+    h = tf.layers.dense(h, 5)
+    h = FullyConnected("fc", h, 5)
+    k = tf.identity(h, name="fc_1")
+    h = tf.layers.Dense(5, name="fc")(k)
+    with tf.variable_scope("discrim"):
+        real = discriminator(h)
+    with tf.variable_scope("discrim", reuse=True):
+        fake = discriminator(tf.tanh(h))
+    h2 = tf.layers.Dense(3, name="twice")(h)
+    h3 = tf.layers.Dense(3, name="twice")(h)
+    return [real, fake, tf.identity(h2 + h3, name="sum")]
+
+
+MODELS = {
+    "compat_layers_mnist_infer": (model_layers_mnist, [2, 12, 12, 1], False),
+    "compat_layers_bn_train": (model_layers_bn, [4, 8, 8, 2], True),
+    "compat_layers_bn_infer": (model_layers_bn, [4, 8, 8, 2], False),
+    "compat_layers_generator_train": (model_layers_generator, [3, 6], True),
+    "compat_layers_naming_train": (model_layers_naming, [3, 4], True),
+}
+CAPTURE = {
+    "compat_layers_mnist_infer": ["logits"],
+    "compat_layers_naming_train": ["fc_1", "sum"],
+}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="tests/golden")
+    parser.add_argument("--only", default=None, help="substrings of model ids to run, a,b,...")
+    args = parser.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    for mid, (fn, shape, training) in MODELS.items():
+        if args.only and not any(part in mid for part in args.only.split(",")):
+            continue
+        spec = {"id": mid, "model": mid, "input_shape": shape, "training": training, "seed": 1}
+        if mid in CAPTURE:
+            spec["capture"] = CAPTURE[mid]
+        generate.run(spec, fn, args.out)
+        print(f"wrote {mid}")
+
+
+if __name__ == "__main__":
+    main()
