@@ -45,6 +45,7 @@ from tpflax._src.regularize import (
 )
 from tpflax._src.shapes import ConcatWith
 from tpflax._src.transform import Transformed, transform
+from tpflax.foreign import module
 
 __version__ = "0.1.0"
 
@@ -88,6 +89,7 @@ __all__ = [
     "l2_regularizer",
     "layer_register",
     "linen",
+    "module",
     "nnx",
     "regularize_cost",
     "regularize_cost_from_collection",
