@@ -49,13 +49,24 @@ NO_ONEDNN = pytest.mark.skipif(
 )
 
 
+# Under tp.conv_impl('onednn') in `make test`: both layouts, groups (ShuffleNet's split and
+# depthwise convolutions), an 11x11/4 VALID stem (AlexNet); the other pairs in test-slow.
+ONEDNN_FAST = {
+    ("ResNet18", "NHWC"),
+    ("ResNet18", "NCHW"),
+    ("ShuffleNetV1-0.5x-g=8", "NHWC"),
+    ("AlexNet", "NCHW"),
+}
+
+
 def _cases():
     """Every pair under the default lowering, and again with every float32 convolution on
     oneDNN (tp.conv_impl('onednn')) where the library is built."""
     for impl in ("auto", "onednn"):
+        fast = FAST if impl == "auto" else ONEDNN_FAST
         for arch in sorted(NAMES):
             for fmt in ("NHWC", "NCHW"):
-                marks = [] if (arch, fmt) in FAST else [pytest.mark.slow]
+                marks = [] if (arch, fmt) in fast else [pytest.mark.slow]
                 marks += [NO_ONEDNN] if impl == "onednn" else []
                 yield pytest.param(arch, fmt, impl, marks=marks, id=f"{arch}-{fmt}-{impl}")
 
