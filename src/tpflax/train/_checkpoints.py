@@ -152,6 +152,8 @@ class Checkpoints:
             self._best.wait_until_finished()
 
     def close(self) -> None:
+        """Waits for background saves, then closes orbax's checkpoint managers; no save
+        after this."""
         self.wait()
         self._latest.close()
         if self._best is not None:
