@@ -108,7 +108,27 @@ def model_layers_naming(x):
     return [real, fake, tf.identity(h2 + h3, name="sum")]
 
 
+def model_layers_nchw(image):
+    """tf.layers in channels_first under one argscope, as tensorpack's GPU examples write
+    them: a dilated convolution, BatchNorm on axis 1, SAME pooling, a transposed
+    convolution, flatten (in channels-last order) and dense on a 3-D tensor."""
+    is_training = get_current_tower_context().is_training
+    l = tf.transpose(image, [0, 3, 1, 2])
+    layers = [tf.layers.conv2d, tf.layers.conv2d_transpose, tf.layers.flatten]
+    layers += [tf.layers.max_pooling2d, tf.layers.average_pooling2d]
+    with argscope(layers, data_format="channels_first"):
+        l = tf.layers.conv2d(l, 4, 3, dilation_rate=2, padding="same", activation=tf.nn.relu)
+        l = tf.layers.batch_normalization(l, axis=1, training=is_training)
+        l = tf.layers.max_pooling2d(l, 3, 2, padding="same")
+        l = tf.layers.conv2d_transpose(l, 3, 3, strides=2, padding="same")
+        pooled = tf.layers.average_pooling2d(l, 3, 2, padding="same")
+        flat = tf.layers.flatten(pooled)
+    seq = tf.layers.dense(tf.reshape(pooled, [-1, 3, 16]), 5, activation=tf.tanh)
+    return [tf.layers.dense(flat, 4), seq]
+
+
 MODELS = {
+    "compat_layers_nchw_train": model_layers_nchw,
     "compat_layers_mnist_infer": model_layers_mnist,
     "compat_layers_bn_train": model_layers_bn,
     "compat_layers_bn_infer": model_layers_bn,
