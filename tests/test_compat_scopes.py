@@ -33,7 +33,7 @@ def model_compat_scopes(x):
         return v * 2.0 if name.endswith("/W") else v
 
     with tf1.variable_scope("block"):
-        w = tf1.get_variable("w", [3], initializer=jax.nn.initializers.constant(0.5))
+        w = tf1.get_variable("w", [3], initializer=tf1.constant_initializer(0.5))
         h = tf.identity(x * w, name="proj")
         with tf1.name_scope("viz"):
             twice = tf.identity(h * 2.0, name="twice")
