@@ -6,7 +6,7 @@ import pathlib
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / "tools"))
-import portdiff  # noqa: E402
+import portdiff
 
 
 def test_counts_replaced_added_and_removed_lines(tmp_path) -> None:
