@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from golden_replay import check_fixture, fixtures
+from golden_replay import GOLDEN_DIR, OUT_RTOL, assert_close, check_fixture, fixtures
 
 import tpflax as tp
 from tpflax.compat import tf
@@ -159,6 +159,22 @@ def test_model_bodies_are_the_golden_twins() -> None:
         if isinstance(node, ast.FunctionDef) and node.name.startswith("model_")
     }
     assert sorted(theirs) == sorted(ours) and theirs == ours
+
+
+def test_a_tensorflow_checkpoint_of_tf_layers_loads_by_name() -> None:
+    """model_layers_bn trained three steps by TensorFlow and saved by tf.train.Saver
+    (tools/golden/tf_layers.py): every variable loads by its TF name, the optimizer's slots
+    and global_step are skipped, and the inference output is TensorFlow's."""
+    where = GOLDEN_DIR / "tf_layers"
+    with np.load(where / "reference.npz") as data:
+        x, want = jnp.asarray(data["input"]), data["output"]
+    model = tp.transform(model_layers_bn)
+    params0, state0 = jax.eval_shape(model.init, jax.random.key(0), x)
+    params, state, report = tp.checkpoint.restore(str(where / "model-3"), params0, state0)
+    assert sorted(report.loaded) == sorted(tp.checkpoint.flatten(params0, state0))
+    assert "global_step" in report.skipped and "conv0/kernel/Momentum" in report.skipped
+    (got,), _ = model.apply(params, state, x)
+    assert_close("output", got, want, OUT_RTOL)
 
 
 # ----------------------------------------------------------------- naming beyond the goldens

@@ -133,6 +133,48 @@ CAPTURE = {
 }
 
 
+def write_checkpoint(out_dir):
+    """tests/golden/tf_layers/: model_layers_bn trained three steps by TensorFlow (Momentum,
+    the moving statistics updated), saved by tf.train.Saver as model-3, and its inference
+    output on a fixed input (reference.npz), computed from the restored checkpoint."""
+    import numpy as np
+
+    where = os.path.join(out_dir, "tf_layers")
+    os.makedirs(where, exist_ok=True)
+    rng = np.random.RandomState(3)
+    x_val = rng.randn(4, 8, 8, 2).astype("float32")
+    labels = rng.randint(0, 3, 4).astype("int32")
+
+    def build(training):
+        tf.reset_default_graph()
+        tf.set_random_seed(3)
+        x = tf.placeholder(tf.float32, x_val.shape, name="input")
+        with generate.TowerContext("", is_training=training):
+            return x, model_layers_bn(x)[0]
+
+    x, logits = build(True)
+    loss = tf.reduce_mean(
+        tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+    )
+    with tf.control_dependencies(tf.get_collection(tf.GraphKeys.UPDATE_OPS)):
+        step = tf.train.MomentumOptimizer(0.1, 0.9).minimize(
+            loss, global_step=tf.train.get_or_create_global_step()
+        )
+    with tf.Session() as sess:
+        sess.run(tf.global_variables_initializer())
+        for _ in range(3):
+            sess.run(step, {x: x_val})
+        prefix = tf.train.Saver().save(
+            sess, os.path.join(where, "model"), global_step=3, write_meta_graph=False
+        )
+    x, logits = build(False)
+    with tf.Session() as sess:
+        tf.train.Saver().restore(sess, prefix)
+        out = sess.run(logits, {x: x_val})
+    np.savez_compressed(os.path.join(where, "reference.npz"), input=x_val, output=out)
+    print(f"wrote {prefix}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="tests/golden")
@@ -147,6 +189,8 @@ def main():
             spec["capture"] = CAPTURE[mid]
         generate.run(spec, fn, args.out)
         print(f"wrote {mid}")
+    if not args.only or "checkpoint" in args.only:
+        write_checkpoint(args.out)
 
 
 if __name__ == "__main__":
