@@ -6,7 +6,7 @@ STAMP := $(VENV)/.tpflax-installed
 GOLDEN_VENV := .venv-golden
 GOLDEN_STAMP := $(GOLDEN_VENV)/.installed
 
-.PHONY: demo test test-slow test-tf lint format docs golden golden-digits golden-check bench fuzz clean
+.PHONY: demo test test-slow test-tf lint format docs golden golden-digits golden-tf-ops golden-check bench fuzz clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -68,6 +68,11 @@ golden: $(GOLDEN_STAMP) $(STAMP)
 	$(TF_ENV) $(GOLDEN_VENV)/bin/python tools/golden/weights.py roundtrip --dir tests/golden/weights
 	$(TF_ENV) $(GOLDEN_VENV)/bin/python tools/golden/zoo.py --out tests/golden/zoo
 	$(MAKE) golden-digits
+	$(MAKE) golden-tf-ops
+
+# TensorFlow's ops, nn functions and initializers that tpflax.compat.tf pins (~10 s).
+golden-tf-ops: $(GOLDEN_STAMP)
+	$(TF_ENV) $(GOLDEN_VENV)/bin/python tools/golden/tf_ops.py --out tests/golden/tf_ops
 
 # The demo's embedded default: tensorpack trains a convnet on the 8x8 digits (~10 s).
 golden-digits: $(GOLDEN_STAMP)
