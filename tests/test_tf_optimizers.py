@@ -42,12 +42,19 @@ def _optimizer(fx):
     return getattr(tfo, str(fx["optimizer"]))(**kwargs)
 
 
-def _replay(fx):
-    """The states after each step: {tf name: value} with the variables and TF-named slots."""
+def _replay(fx, start=0):
+    """The states after each step from ``start`` on: {tf name: value} with the variables and
+    TF-named slots. From ``start > 0``, the variables and slots TF held after step
+    ``start - 1`` are loaded first (``load_tf_variables``): a resumed TF run."""
     names = [str(n) for n in fx["var_names"]]
-    params = tp.checkpoint.unflatten({n: jnp.asarray(fx[f"init/{n}"]) for n in names})[0]
     tx = _optimizer(fx)
-    opt_state = tx.init(params)
+    if start == 0:
+        params = tp.checkpoint.unflatten({n: jnp.asarray(fx[f"init/{n}"]) for n in names})[0]
+        opt_state = tx.init(params)
+    else:
+        saved = _expected(fx, start - 1)
+        params = tp.checkpoint.unflatten({n: jnp.asarray(saved[n]) for n in names})[0]
+        opt_state = tfo.load_tf_variables(tx.init(params), saved, step=start)
 
     @jax.jit
     def step(params, opt_state, grads):
@@ -55,7 +62,7 @@ def _replay(fx):
         return optax.apply_updates(params, updates), opt_state
 
     out = []
-    for s in range(10):
+    for s in range(start, 10):
         grads = tp.checkpoint.unflatten({n: jnp.asarray(fx[f"grad/{s}/{n}"]) for n in names})[0]
         params, opt_state = step(params, opt_state, grads)
         values = {**tp.checkpoint.flatten(params), **tfo.tf_variables(opt_state)}
@@ -86,6 +93,19 @@ def test_replays_tensorflow(path) -> None:
             assert got[name].dtype == value.dtype, name
             err = _rel_error(got[name], value)
             assert err <= RTOL, f"{path.stem} step {s} {name}: relative error {err:.2e}"
+
+
+@pytest.mark.parametrize("path", FIXTURES, ids=[p.stem for p in FIXTURES])
+def test_resumes_tensorflow(path) -> None:
+    """TF's variables and slots after 5 steps (TF's names: `dense/W/RMSProp_2`,
+    `beta1_power`), loaded with the step count: the last 5 steps follow TF's."""
+    fx = _load(path)
+    got = _replay(fx, start=5)[-1]
+    want = _expected(fx, 9)
+    assert sorted(got) == sorted(want)
+    for name, value in want.items():
+        err = _rel_error(got[name], value)
+        assert err <= RTOL, f"{path.stem} resumed, {name}: relative error {err:.2e}"
 
 
 def test_tf_adam_is_not_optax_adam() -> None:
@@ -128,6 +148,10 @@ def test_state_in_a_trainer_with_frozen_variables() -> None:
     np.testing.assert_array_equal(names["beta1_power"], np.float32(0.9) * np.float32(0.9))
 
 
+def _adam_state():
+    return tfo.AdamOptimizer().init({"fc": {"W": jnp.ones(2)}})
+
+
 @pytest.mark.parametrize(
     ("make", "match"),
     [
@@ -140,6 +164,16 @@ def test_state_in_a_trainer_with_frozen_variables() -> None:
         ),
         (lambda: tfo.exponential_decay(0.1, 0, 0.5), r"decay_steps must be > 0; got 0"),
         (lambda: tfo.tf_variables(optax.sgd(0.1).init({})), r"expected one TF optimizer state"),
+        (
+            lambda: tfo.load_tf_variables(_adam_state(), {"beta1_power": 0.9}),
+            r"load_tf_variables: 'fc/W/Adam' is not in variables",
+        ),
+        (
+            lambda: tfo.load_tf_variables(
+                _adam_state(), {"fc/W/Adam": np.zeros(3), "fc/W/Adam_1": np.zeros(2)}
+            ),
+            r"'fc/W/Adam' has shape \(3,\); the optimizer's slot has \(2,\)",
+        ),
     ],
 )
 def test_errors(make, match) -> None:

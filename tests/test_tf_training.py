@@ -2,7 +2,8 @@
 MaxPooling + FullyConnected, `regularize_cost("fc.*/W", l2_regularizer(1e-2))`) trained 10
 steps with TF's Adam (1e-2) by tensorpack's SimpleTrainer (tools/golden/tf_training.py) and by
 `tp.train.Trainer` with `tp.train.tf_optimizers.AdamOptimizer`, from the same weights and
-batches: per-step costs, and every variable, BatchNorm statistic and Adam slot at the end.
+batches: per-step costs, and every variable, BatchNorm statistic and Adam slot at the end;
+and tensorpack's state after 5 steps (slots under TF's names) both saved and resumed.
 
 Tolerance: float32. The forward and backward passes differ from TF's in summation order
 (XLA's convolution and reductions against Eigen's), ~1e-7 relative per value; Adam divides
@@ -37,40 +38,99 @@ def net(image, label):
     return optax.softmax_cross_entropy_with_integer_labels(logits, label).mean()
 
 
+def _prefixed(fx, prefix):
+    return {k[len(prefix) :]: v for k, v in fx.items() if k.startswith(prefix)}
+
+
+def _error(got, want):
+    """max |got - want| / (|want| + max |want|): relative, near-zero elements measured
+    against the array's scale."""
+    got = np.asarray(got)
+    return float(np.max(np.abs(got - want) / (np.abs(want) + np.abs(want).max())))
+
+
 @pytest.fixture(scope="module")
-def run():
+def fx():
     with np.load(GOLDEN_DIR / "tf_training" / "classifier.npz") as z:
-        fx = {k: z[k] for k in z.files}
-    init = {k[len("init/") :]: jnp.asarray(v) for k, v in fx.items() if k.startswith("init/")}
-    params, state = tp.checkpoint.unflatten(init)
-    trainer = tp.train.Trainer(
+        return {k: z[k] for k in z.files}
+
+
+@pytest.fixture(scope="module")
+def trainer():
+    return tp.train.Trainer(
         tp.transform(net),
         tfo.AdamOptimizer(1e-2),
         regularize=[("fc.*/W", tp.l2_regularizer(1e-2))],
     )
-    batch = (jnp.asarray(fx["image/0"]), jnp.asarray(fx["label/0"]))
-    ts = trainer.init(params, state, *batch, rng=jax.random.key(0))
-    history = []
-    for s in range(STEPS):
+
+
+def _train(trainer, fx, ts, steps):
+    history, saved = [], {}
+    for s in steps:
         ts, metrics = trainer.step(ts, jnp.asarray(fx[f"image/{s}"]), jnp.asarray(fx[f"label/{s}"]))
         history.append({k: float(v) for k, v in metrics.items()})
-    return fx, ts, history
+        if s + 1 == int(fx["mid_global_step"]):  # what a checkpoint written here holds
+            flat = {**tp.checkpoint.flatten(ts.params, ts.state), **tfo.tf_variables(ts.opt_state)}
+            saved = {k: np.asarray(v) for k, v in flat.items()}  # the next step donates them
+    return ts, history, saved
 
 
-def test_costs_follow_tensorpack(run) -> None:
-    fx, _, history = run
+def _start(trainer, fx, flat):
+    params, state = tp.checkpoint.unflatten(
+        {k: jnp.asarray(v) for k, v in flat.items() if not tp.checkpoint.is_training_name(k)}
+    )
+    batch = (jnp.asarray(fx["image/0"]), jnp.asarray(fx["label/0"]))
+    return trainer.init(params, state, *batch, rng=jax.random.key(0))
+
+
+@pytest.fixture(scope="module")
+def run(fx, trainer):
+    return _train(trainer, fx, _start(trainer, fx, _prefixed(fx, "init/")), range(STEPS))
+
+
+def _check_costs(history, fx, steps):
     cross_entropy = np.array([h["cost"] for h in history])
     wd_cost = np.array([h["regularize_cost(fc.*/W)"] for h in history])
-    np.testing.assert_allclose(cross_entropy, fx["cross_entropy"], rtol=2e-6)
-    np.testing.assert_allclose(wd_cost, fx["wd_cost"], rtol=2e-6)
-    np.testing.assert_allclose(cross_entropy + wd_cost, fx["total_cost"], rtol=2e-6)
+    np.testing.assert_allclose(cross_entropy, fx["cross_entropy"][steps], rtol=2e-6)
+    np.testing.assert_allclose(wd_cost, fx["wd_cost"][steps], rtol=2e-6)
+    np.testing.assert_allclose(cross_entropy + wd_cost, fx["total_cost"][steps], rtol=2e-6)
 
 
-def test_final_variables_and_slots_follow_tensorpack(run) -> None:
-    fx, ts, _ = run
-    got = {**tp.checkpoint.flatten(ts.params, ts.state), **tfo.tf_variables(ts.opt_state)}
-    want = {k[len("final/") :]: v for k, v in fx.items() if k.startswith("final/")}
+def _check_variables(got, want):
     assert sorted(got) == sorted(want)
     for name, value in want.items():
-        err = np.max(np.abs(np.asarray(got[name]) - value) / (np.abs(value) + np.abs(value).max()))
+        err = _error(got[name], value)
         assert err <= 1e-5, f"{name}: relative error {err:.2e}"
+
+
+def test_costs_follow_tensorpack(run, fx) -> None:
+    _check_costs(run[1], fx, slice(0, STEPS))
+
+
+def test_final_variables_and_slots_follow_tensorpack(run, fx) -> None:
+    ts = run[0]
+    got = {**tp.checkpoint.flatten(ts.params, ts.state), **tfo.tf_variables(ts.opt_state)}
+    _check_variables(got, _prefixed(fx, "final/"))
+
+
+def test_saves_what_tensorpack_checkpoints(run, fx) -> None:
+    """After 5 steps, the model's variables and Adam's slots under TF's names are what
+    tensorpack's run holds (and a checkpoint written there saves) after 5 steps."""
+    _check_variables(run[2], _prefixed(fx, "mid/"))
+
+
+def test_resumes_from_tensorpack_with_its_slots(trainer, fx) -> None:
+    """Tensorpack's variables after 5 steps (model, BN statistics, `<var>/Adam`,
+    `<var>/Adam_1`, `beta1_power`, `beta2_power`) loaded into a fresh TrainState: 5 more
+    tpflax steps follow tensorpack's steps 6-10 and end where tensorpack ended."""
+    mid = _prefixed(fx, "mid/")
+    half = int(fx["mid_global_step"])
+    ts = _start(trainer, fx, mid)
+    ts = ts.replace(
+        step=jnp.asarray(half, jnp.int32),
+        opt_state=tfo.load_tf_variables(ts.opt_state, mid, step=half),
+    )
+    ts, history, _ = _train(trainer, fx, ts, range(half, STEPS))
+    _check_costs(history, fx, slice(half, STEPS))
+    got = {**tp.checkpoint.flatten(ts.params, ts.state), **tfo.tf_variables(ts.opt_state)}
+    _check_variables(got, _prefixed(fx, "final/"))

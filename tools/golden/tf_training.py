@@ -15,6 +15,8 @@ order (`DataFromList`, no shuffle). Written to --out/classifier.npz:
     final/<name>          every variable after the last step (model variables, Adam's slots
                           `<var>/Adam`, `<var>/Adam_1`, `beta1_power`, `beta2_power`;
                           `global_step` left out)
+    mid/<name>            the same after step HALF (two epochs of HALF steps: what a
+                          checkpoint written there holds, to resume from), mid_global_step
 
 Nothing here comes from tpflax.
 """
@@ -48,6 +50,7 @@ from tensorpack.tfutils.sessinit import SmartInit
 
 tf1 = tf.compat.v1
 STEPS = 10
+HALF = 5
 SHAPE = (8, 6, 6, 2)
 COSTS = ("total_cost", "cross_entropy", "wd_cost")
 
@@ -104,7 +107,7 @@ class Record(Callback):
 
     def __init__(self):
         self.costs = []
-        self.final = None
+        self.epochs = []
 
     def _setup_graph(self):
         graph = tf1.get_default_graph()
@@ -118,7 +121,8 @@ class Record(Callback):
 
     def _trigger_epoch(self):
         variables = [v for v in tf1.global_variables() if v.op.name != "global_step"]
-        self.final = self.trainer.sess.run({v.op.name: v for v in variables})
+        self.epochs.append(self.trainer.sess.run({v.op.name: v for v in variables}))
+        self.epochs[-1]["global_step"] = self.trainer.sess.run(tf1.train.get_global_step())
 
 
 def classifier(out_dir: str) -> None:
@@ -131,8 +135,8 @@ def classifier(out_dir: str) -> None:
         dataflow=DataFromList(data, shuffle=False),
         callbacks=[record],
         session_init=SmartInit(dict(init)),
-        steps_per_epoch=STEPS,
-        max_epoch=1,
+        steps_per_epoch=HALF,
+        max_epoch=STEPS // HALF,
     )
     launch_train_with_config(config, SimpleTrainer())
     assert len(record.costs) == STEPS, len(record.costs)
@@ -142,9 +146,13 @@ def classifier(out_dir: str) -> None:
     costs = np.array(record.costs, dtype="float32")
     for i, name in enumerate(COSTS):
         out[name] = costs[:, i]
-    out.update({f"final/{k}": np.asarray(v) for k, v in record.final.items()})
+    mid, final = record.epochs
+    assert mid.pop("global_step") == HALF and final.pop("global_step") == STEPS
+    out["mid_global_step"] = np.array(HALF)
+    out.update({f"mid/{k}": np.asarray(v) for k, v in mid.items()})
+    out.update({f"final/{k}": np.asarray(v) for k, v in final.items()})
     np.savez(os.path.join(out_dir, "classifier.npz"), **out)
-    print("costs", costs[:, 0], "variables", sorted(record.final))
+    print("costs", costs[:, 0], "variables", sorted(final))
 
 
 def main() -> None:

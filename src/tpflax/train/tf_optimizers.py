@@ -6,7 +6,8 @@ TF's CPU kernels compute (``ApplyAdam``, ``ApplyRMSProp``, ...) in the same orde
 variable's dtype. Each returns an ``optax.GradientTransformation`` whose state holds TF's slots
 under TF's slot names (``m``, ``v``, ``beta1_power``, ``beta2_power``, ``momentum``, ``rms``,
 ``mg``, ``accumulator``); :func:`tf_variables` names them as a TF checkpoint does
-(``conv0/W/Adam``, ``conv0/W/Adam_1``, ``beta1_power``).
+(``conv0/W/Adam``, ``conv0/W/Adam_1``, ``beta1_power``) and :func:`load_tf_variables` reads
+them back, so a tensorpack run's checkpoint resumes here with its slots.
 
 Where they differ from optax's look-alikes (pinned by ``tests/golden/tf_optimizers``, made by
 real TensorFlow: ``tools/golden/tf_optimizers.py``):
@@ -42,7 +43,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import jax
@@ -65,6 +66,7 @@ __all__ = [
     "RMSPropOptimizer",
     "RMSPropState",
     "exponential_decay",
+    "load_tf_variables",
     "tf_variables",
 ]
 
@@ -418,11 +420,13 @@ def exponential_decay(
 
 
 # ---------------------------------------------------------------- TF's names
+def _path_name(path: Any) -> str:
+    """``'conv0/W'`` from a pytree path of dict keys."""
+    return "/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path)
+
+
 def _named_leaves(tree: Tree) -> dict[str, jax.Array]:
-    out = {}
-    for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
-        out["/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path)] = leaf
-    return out
+    return {_path_name(p): leaf for p, leaf in jax.tree_util.tree_leaves_with_path(tree)}
 
 
 def tf_variables(opt_state: Any, name: str | None = None) -> dict[str, jax.Array]:
@@ -444,23 +448,91 @@ def tf_variables(opt_state: Any, name: str | None = None) -> dict[str, jax.Array
     Raises:
         ValueError: ``opt_state`` holds none of this module's states, or more than one.
     """
-    found = jax.tree_util.tree_leaves(opt_state, is_leaf=lambda x: isinstance(x, _STATES))
-    states = [s for s in found if isinstance(s, _STATES)]
-    if len(states) != 1:
-        raise ValueError(
-            "tp.train.tf_optimizers.tf_variables: expected one TF optimizer state in "
-            f"opt_state; found {len(states)}"
-        )
-    state = states[0]
-    default, slots = _TF_NAMES[type(state)]
-    prefix = name or default
+    state = _the_state(opt_state, "tf_variables")
     out: dict[str, jax.Array] = {}
-    present = [s for s in slots if getattr(state, s) is not None]
-    for k, slot in enumerate(present):
-        suffix = prefix if k == 0 else f"{prefix}_{k}"
+    for slot, suffix in _slot_suffixes(state, name):
         for var, value in _named_leaves(getattr(state, slot)).items():
             out[f"{var}/{suffix}"] = value
     if isinstance(state, AdamState):
         out["beta1_power"] = state.beta1_power
         out["beta2_power"] = state.beta2_power
     return out
+
+
+def _the_state(opt_state: Any, who: str) -> Any:
+    found = jax.tree_util.tree_leaves(opt_state, is_leaf=lambda x: isinstance(x, _STATES))
+    states = [s for s in found if isinstance(s, _STATES)]
+    if len(states) != 1:
+        raise ValueError(
+            f"tp.train.tf_optimizers.{who}: expected one TF optimizer state in opt_state; "
+            f"found {len(states)}"
+        )
+    return states[0]
+
+
+def _slot_suffixes(state: Any, name: str | None) -> list[tuple[str, str]]:
+    """``[('m', 'Adam'), ('v', 'Adam_1')]``: each present slot and its TF suffix."""
+    default, slots = _TF_NAMES[type(state)]
+    prefix = name or default
+    present = [s for s in slots if getattr(state, s) is not None]
+    return [(slot, prefix if k == 0 else f"{prefix}_{k}") for k, slot in enumerate(present)]
+
+
+def load_tf_variables(
+    opt_state: Any,
+    variables: Mapping[str, Any],
+    name: str | None = None,
+    step: int | None = None,
+) -> Any:
+    """``opt_state`` with its slots read from TF-named ``variables``: the inverse of
+    :func:`tf_variables`, to resume a TF/tensorpack run (its checkpoint's ``conv0/W/Adam``,
+    ``beta1_power``, ...) with this module's optimizer.
+
+    Args:
+        opt_state: the state to fill (from ``tx.init(params)``, or a ``TrainState``'s), holding
+            one of this module's states; its structure, shapes and dtypes are kept.
+        variables: ``{TF name: array}``, e.g. a checkpoint's variables; names may end in
+            ``:0``, extra names (the model's variables, ``global_step``) are ignored.
+        name: the optimizer's ``name=`` in TF; its default (``'Adam'``, ...) when ``None``.
+        step: the checkpoint's ``global_step``, the step a learning-rate schedule continues
+            from; ``None`` keeps ``opt_state``'s.
+
+    Returns:
+        The new optax state.
+
+    Raises:
+        ValueError: a slot is missing from ``variables`` or has another shape.
+    """
+    values = {k[:-2] if k.endswith(":0") else k: v for k, v in variables.items()}
+    state = _the_state(opt_state, "load_tf_variables")
+
+    def read(tf_name: str, like: jax.Array) -> jax.Array:
+        if tf_name not in values:
+            raise ValueError(
+                f"tp.train.tf_optimizers.load_tf_variables: '{tf_name}' is not in variables"
+            )
+        value = jnp.asarray(values[tf_name], like.dtype)
+        if value.shape != like.shape:
+            raise ValueError(
+                f"tp.train.tf_optimizers.load_tf_variables: '{tf_name}' has shape "
+                f"{value.shape}; the optimizer's slot has {like.shape}"
+            )
+        return value
+
+    updates: dict[str, Any] = {}
+    for slot, suffix in _slot_suffixes(state, name):
+        updates[slot] = jax.tree_util.tree_map_with_path(
+            lambda path, leaf, suffix=suffix: read(f"{_path_name(path)}/{suffix}", leaf),
+            getattr(state, slot),
+        )
+    if isinstance(state, AdamState):
+        updates["beta1_power"] = read("beta1_power", state.beta1_power)
+        updates["beta2_power"] = read("beta2_power", state.beta2_power)
+    if step is not None:
+        updates["step"] = jnp.asarray(step, state.step.dtype)
+    new = state._replace(**updates)
+    return jax.tree.map(
+        lambda x: new if x is state else x,
+        opt_state,
+        is_leaf=lambda x: isinstance(x, _STATES),
+    )
