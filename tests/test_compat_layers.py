@@ -273,3 +273,29 @@ def test_layer_errors_name_the_call() -> None:
         init(lambda x: tf.layers.conv2d(x[0], 2, 3))
     with pytest.raises(TypeError, match=r"'dropout': training must be a Python bool"):
         jax.jit(lambda x: init(lambda y: tf.layers.dropout(y, training=x.sum() > 0)))(x)
+
+
+def test_tf_layers_keep_their_names_in_a_flax_module() -> None:
+    """Inside tp.linen.layers the variables are the module's, under TensorFlow's names."""
+    import flax.linen as nn
+
+    class Head(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            with tp.linen.layers(self, train=True):
+                h = tf.layers.batch_normalization(tf.layers.dense(x, 3), training=True)
+                return tf.layers.dense(h, 2)
+
+    variables = jax.eval_shape(Head().init, jax.random.key(0), jnp.ones((2, 4)))
+    assert sorted(variables["params"]) == [
+        "batch_normalization/beta",
+        "batch_normalization/gamma",
+        "dense/bias",
+        "dense/kernel",
+        "dense_1/bias",
+        "dense_1/kernel",
+    ]
+    assert sorted(variables["batch_stats"]) == [
+        "batch_normalization/moving_mean",
+        "batch_normalization/moving_variance",
+    ]
