@@ -263,6 +263,8 @@ def test_layer_errors_name_the_call() -> None:
 
     with pytest.raises(TypeError, match=r"tf.layers.Conv2D: activation must be a function"):
         init(lambda x: tf.layers.conv2d(x, 2, 3, activation="relu"))
+    with pytest.raises(ValueError, match=r"Conv2D: strides > 1 with dilation_rate > 1"):
+        init(lambda x: tf.layers.conv2d(x, 2, 3, strides=2, dilation_rate=2))
     with pytest.raises(NotImplementedError, match=r"tf.layers.Dense: kernel_constraint="):
         init(lambda x: tf.layers.dense(x, 2, kernel_constraint=abs))
     with pytest.raises(NotImplementedError, match=r"BatchNormalization: renorm="):

@@ -173,6 +173,11 @@ class Conv2D(_Conv):
         super().__init__(*args, **kwargs)
         who = f"tf.layers.{type(self).__name__}"
         self.dilation_rate = utils.shape2d(dilation_rate, who=who, arg="dilation_rate")
+        if max(self.strides) > 1 and max(self.dilation_rate) > 1:
+            raise ValueError(
+                f"{who}: strides > 1 with dilation_rate > 1 is not supported (as in TensorFlow); "
+                f"got strides={self.strides}, dilation_rate={self.dilation_rate}"
+            )
 
     def call(self, inputs: Any) -> Any:
         """The layer on ``inputs``, in its variable scope."""
