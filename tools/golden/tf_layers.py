@@ -147,7 +147,6 @@ def write_checkpoint(out_dir):
 
     def build(training):
         tf.reset_default_graph()
-        tf.set_random_seed(3)
         x = tf.placeholder(tf.float32, x_val.shape, name="input")
         with generate.TowerContext("", is_training=training):
             return x, model_layers_bn(x)[0]
@@ -162,6 +161,10 @@ def write_checkpoint(out_dir):
         )
     with tf.Session() as sess:
         sess.run(tf.global_variables_initializer())
+        for v in tf.global_variables():  # the model's variables from seeded values
+            if v.op.name == "global_step" or v.op.name.endswith("/Momentum"):
+                continue
+            v.load(generate.random_value(rng, v.op.name, v.shape.as_list()), sess)
         for _ in range(3):
             sess.run(step, {x: x_val})
         prefix = tf.train.Saver().save(
