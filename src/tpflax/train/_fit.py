@@ -12,6 +12,7 @@ import numpy as np
 
 from tpflax._src.progress import make_bar
 from tpflax.train._checkpoints import Checkpoints
+from tpflax.train._events import EventWriter, StatsWriter
 from tpflax.train._trainer import Trainer, TrainState
 
 Batch = tuple[Any, ...]
@@ -34,7 +35,27 @@ class _Throughput:
 
 
 def _floats(metrics: dict[str, Any]) -> dict[str, float]:
-    return {k: float(np.asarray(v)) for k, v in metrics.items()}
+    """The scalar metrics as floats (images and histograms left out)."""
+    return {k: float(np.asarray(v)) for k, v in metrics.items() if np.ndim(v) == 0}
+
+
+class _Logs:
+    """TensorBoard events and tensorpack's ``stats.json`` in ``logdir``, every ``every``
+    steps: the scalar metrics, and the summaries' images and histograms."""
+
+    def __init__(self, logdir: str, every: int) -> None:
+        self.events, self.stats, self.every = EventWriter(logdir), StatsWriter(logdir), every
+
+    def step(self, done: int, steps: int, metrics: dict[str, Any]) -> None:
+        if done % self.every and done != steps:
+            return
+        scalars = _floats(metrics)
+        others = {k: np.asarray(v) for k, v in metrics.items() if k not in scalars}
+        self.events.write(done, {**scalars, **others})
+        self.stats.write(done, scalars)
+
+    def close(self) -> None:
+        self.events.close()
 
 
 def fit(
@@ -48,6 +69,8 @@ def fit(
     evaluate: Callable[[TrainState], dict[str, Any]] | None = None,
     progress: bool | None = None,
     on_step: Callable[[int, dict[str, float]], None] | None = None,
+    logdir: str | None = None,
+    log_every: int = 100,
 ) -> tuple[TrainState, list[dict[str, float]]]:
     """Trains until ``ts.step == steps``, resuming from ``checkpoints`` when they hold a
     later step than ``ts`` (logged once: "resumed from step N").
@@ -64,6 +87,11 @@ def fit(
         progress: show a bar (tqdm): cost, accuracy when the metrics have it, images/s.
             ``None``: only on a terminal.
         on_step: called as ``on_step(step, metrics)`` after every step.
+        logdir: write the metrics every ``log_every`` steps (and at the end) as TensorBoard
+            events (``events.out.tfevents.*``: scalars, the model's image and histogram
+            summaries) and as tensorpack's ``stats.json``, keyed by the step count. No
+            TensorFlow or TensorBoard package is needed to write them.
+        log_every: steps between logs.
 
     Returns:
         ``(final TrainState, history)``: one ``{metric: float}`` per step run in this call
@@ -77,6 +105,7 @@ def fit(
     start = int(ts.step)
     history: list[dict[str, float]] = []
     bar = make_bar(steps, desc="train", initial=start, enabled=progress)
+    logs = None if logdir is None else _Logs(logdir, log_every)
     speed = _Throughput()
     try:
         for step in range(start, steps):
@@ -95,10 +124,14 @@ def fit(
             bar.set_postfix(postfix, refresh=False)
             bar.update(1)
             done = step + 1
+            if logs is not None:
+                logs.step(done, steps, metrics)
             if checkpoints is not None and (done % save_every == 0 or done == steps):
                 checkpoints.save(ts, None if evaluate is None else _floats(evaluate(ts)))
     finally:
         bar.close()
+        if logs is not None:
+            logs.close()
         if checkpoints is not None:
             checkpoints.wait()
     return ts, history

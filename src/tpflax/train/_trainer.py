@@ -70,6 +70,15 @@ class _Linen:
         return self.module.apply(variables, *inputs, train=False, rngs=rngs), state
 
 
+def _summary_metrics(summaries: Mapping[str, Any]) -> dict[str, Any]:
+    """The model's summaries as metrics: a scalar by its tag (``'cost-summary'``), an image
+    or histogram by its full key (``'summary:image/viz'``), which ``fit`` logs."""
+    return {
+        key.split("/", 1)[1] if key.startswith("summary:scalar/") else key: value
+        for key, value in summaries.items()
+    }
+
+
 def _name(path: Any) -> str:
     """``'conv0/W'`` from a pytree path of dict keys."""
     return "/".join(str(k.key) for k in path)
@@ -97,6 +106,9 @@ class Trainer:
     The cost comes the tensorpack way: the model function takes the whole batch (images and
     labels, like ``ModelDesc.build_graph``) and returns the cost, or ``(cost, {name:
     metric})``. Or pass ``loss_fn(outputs, *batch)``: the model then gets ``batch[0]`` only.
+    The model's summaries (``tpflax.compat``'s ``tf.summary.*``, ``add_moving_summary``) join
+    the metrics: a scalar by its tag (``'cost-summary'``), an image or histogram by its key
+    (``'summary:image/viz'``).
 
     Args:
         model: a ``tp.transform``-ed model, or a flax.linen module taking ``train=`` (such as
@@ -167,7 +179,13 @@ class Trainer:
     # ---------------------------------------------------------------- the cost
     def _outputs(self, params: Tree, state: Tree, batch: Batch, training: bool, rng: Any) -> Any:
         inputs = batch if self.loss_fn is None else batch[:1]
-        out, new_state = self._net.apply(params, state, *inputs, is_training=training, rng=rng)
+        summaries: dict[str, Any] = {}
+        if isinstance(self._net, Transformed):
+            out, new_state, summaries = self._net.apply(
+                params, state, *inputs, is_training=training, rng=rng, capture=["summary:*"]
+            )
+        else:
+            out, new_state = self._net.apply(params, state, *inputs, is_training=training, rng=rng)
         if self.regularize_collection:
             out, collected = out
         else:
@@ -175,7 +193,7 @@ class Trainer:
         loss, metrics = _split_loss(
             out if self.loss_fn is None else self.loss_fn(out, *batch), "tp.train"
         )
-        metrics = {"cost": loss, **metrics}
+        metrics = {"cost": loss, **metrics, **_summary_metrics(summaries)}
         if collected is not None:
             metrics["regularize_cost_from_collection"] = collected
             loss = loss + collected

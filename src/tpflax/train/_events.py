@@ -1,0 +1,172 @@
+"""TensorBoard event files and tensorpack's ``stats.json``, written without TensorFlow.
+
+An event file is TensorFlow's record format (each record: its length, the length's masked
+CRC-32C, the bytes, their masked CRC-32C) holding ``Event`` protocol buffers: a version
+record, then one per step with the summaries (scalars, PNG images, histograms). The few
+fields used are encoded here by hand (``google-crc32c`` is already a dependency; Pillow
+encodes the PNGs), so TensorBoard reads training logs with no new dependency.
+``stats.json`` is tensorpack's ``JSONWriter`` file: a list of ``{name: value,
+'global_step': step}``, rewritten atomically at each log.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import socket
+import struct
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import google_crc32c
+import numpy as np
+
+__all__ = ["EventWriter", "StatsWriter"]
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def _key(field: int, wire: int) -> bytes:
+    return _varint(field << 3 | wire)
+
+
+def _bytes(field: int, data: bytes) -> bytes:
+    return _key(field, 2) + _varint(len(data)) + data
+
+
+def _double(field: int, value: float) -> bytes:
+    return _key(field, 1) + struct.pack("<d", value)
+
+
+def _float(field: int, value: float) -> bytes:
+    return _key(field, 5) + struct.pack("<f", value)
+
+
+def _int(field: int, value: int) -> bytes:
+    return _key(field, 0) + _varint(value)
+
+
+def _packed_doubles(field: int, values: np.ndarray) -> bytes:
+    return _bytes(field, np.asarray(values, "<f8").tobytes())
+
+
+def _masked_crc(data: bytes) -> bytes:
+    crc = google_crc32c.value(data)
+    masked = (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+    return struct.pack("<I", masked)
+
+
+def _record(data: bytes) -> bytes:
+    length = struct.pack("<Q", len(data))
+    return length + _masked_crc(length) + data + _masked_crc(data)
+
+
+def _png(image: np.ndarray) -> tuple[int, int, int, bytes]:
+    """``(height, width, channels, PNG bytes)``; floats are taken as ``[0, 1]``, as
+    TensorFlow's image summary does for float images in that range."""
+    from PIL import Image
+
+    array = np.asarray(image)
+    if array.dtype != np.uint8:
+        array = np.clip(np.round(array.astype(np.float64) * 255.0), 0, 255).astype(np.uint8)
+    height, width, channels = array.shape
+    mode = {1: "L", 3: "RGB", 4: "RGBA"}[channels]
+    buffer = io.BytesIO()
+    Image.fromarray(array[..., 0] if channels == 1 else array, mode).save(buffer, "PNG")
+    return height, width, channels, buffer.getvalue()
+
+
+def _histogram(values: np.ndarray, bins: int = 30) -> bytes:
+    v = np.asarray(values, np.float64).ravel()
+    if v.size == 0:
+        v = np.zeros(1)
+    counts, edges = np.histogram(v, bins=bins)
+    return b"".join(
+        [
+            _double(1, float(v.min())),
+            _double(2, float(v.max())),
+            _double(3, float(v.size)),
+            _double(4, float(v.sum())),
+            _double(5, float(np.square(v).sum())),
+            _packed_doubles(6, edges[1:]),
+            _packed_doubles(7, counts.astype(np.float64)),
+        ]
+    )
+
+
+class EventWriter:
+    """Appends TensorBoard events to ``logdir/events.out.tfevents.<time>.<host>``."""
+
+    def __init__(self, logdir: str) -> None:
+        os.makedirs(logdir, exist_ok=True)
+        name = f"events.out.tfevents.{int(time.time())}.{socket.gethostname()}"
+        self.path = os.path.join(logdir, name)
+        self._file = open(self.path, "ab")  # noqa: SIM115  (kept open; closed by close())
+        self._write(_double(1, time.time()) + _bytes(3, b"brain.Event:2"))
+
+    def _write(self, event: bytes) -> None:
+        self._file.write(_record(event))
+        self._file.flush()
+
+    def write(self, step: int, summaries: Mapping[str, Any]) -> None:
+        """One event at ``step``: ``{'summary:scalar/cost': 0.5, 'summary:image/viz':
+        [N, H, W, C], 'summary:histogram/act': array}``; a plain name is a scalar."""
+        values = []
+        for key, value in summaries.items():
+            kind, _, tag = key.partition("/") if key.startswith("summary:") else ("", "", key)
+            kind = kind.removeprefix("summary:") or "scalar"
+            if kind == "scalar":
+                number = float(np.asarray(value))
+                if math.isfinite(number) or math.isnan(number):
+                    values.append(_bytes(1, _bytes(1, tag.encode()) + _float(2, number)))
+            elif kind == "image":
+                for i, image in enumerate(np.asarray(value)):
+                    h, w, c, png = _png(image)
+                    encoded = _int(1, h) + _int(2, w) + _int(3, c) + _bytes(4, png)
+                    values.append(
+                        _bytes(1, _bytes(1, f"{tag}/image/{i}".encode()) + _bytes(4, encoded))
+                    )
+            elif kind == "histogram":
+                values.append(_bytes(1, _bytes(1, tag.encode()) + _bytes(5, _histogram(value))))
+        if values:
+            summary = b"".join(values)
+            self._write(_double(1, time.time()) + _int(2, int(step)) + _bytes(5, summary))
+
+    def close(self) -> None:
+        """Closes the file."""
+        self._file.close()
+
+
+class StatsWriter:
+    """Tensorpack's ``stats.json``: a list of ``{name: value, 'global_step': step}``."""
+
+    def __init__(self, logdir: str) -> None:
+        os.makedirs(logdir, exist_ok=True)
+        self.path = os.path.join(logdir, "stats.json")
+        self.stats: list[dict[str, float]] = []
+        if os.path.exists(self.path):  # a resumed run keeps what was logged before
+            with open(self.path) as f:
+                self.stats = json.load(f)
+
+    def write(self, step: int, scalars: Mapping[str, float]) -> None:
+        """Adds one entry (an entry for a step already logged is replaced) and rewrites the
+        file atomically."""
+        self.stats = [s for s in self.stats if s.get("global_step") != step]
+        self.stats.append({**{k: float(v) for k, v in scalars.items()}, "global_step": step})
+        tmp = f"{self.path}.tmp"
+        with open(tmp, "w") as f:
+            json.dump(self.stats, f, indent=1)
+        os.replace(tmp, self.path)
