@@ -67,6 +67,8 @@ golden: $(GOLDEN_STAMP) $(STAMP)
 	$(BIN)/python tools/golden/export_tpflax.py --dir tests/golden/weights
 	$(TF_ENV) $(GOLDEN_VENV)/bin/python tools/golden/weights.py roundtrip --dir tests/golden/weights
 	$(TF_ENV) $(GOLDEN_VENV)/bin/python tools/golden/zoo.py --out tests/golden/zoo
+	$(TF_ENV) $(GOLDEN_VENV)/bin/python tools/golden/tf_optimizers.py --out tests/golden/tf_optimizers
+	$(TF_ENV) $(GOLDEN_VENV)/bin/python tools/golden/tf_training.py --out tests/golden/tf_training
 	$(MAKE) golden-digits
 	$(MAKE) golden-tf-ops
 

@@ -16,6 +16,8 @@ itself). Bounds: costs 2e-6 per step, final values 1e-5 (the issue's target is 1
 
 from __future__ import annotations
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -134,3 +136,58 @@ def test_resumes_from_tensorpack_with_its_slots(trainer, fx) -> None:
     _check_costs(history, fx, slice(half, STEPS))
     got = {**tp.checkpoint.flatten(ts.params, ts.state), **tfo.tf_variables(ts.opt_state)}
     _check_variables(got, _prefixed(fx, "final/"))
+
+
+def decay_every_two_epochs(epoch, value):  # the fixture's HyperParamSetterWithFunc func
+    return value * 0.9 if epoch % 2 == 0 else value
+
+
+def _schedule_cases():
+    with np.load(GOLDEN_DIR / "tf_training" / "schedules.npz") as z:
+        fx = {k: z[k] for k in z.files}
+    names = sorted({k.split("/")[0] for k in fx if "/" in k})
+    return fx, names
+
+
+@pytest.mark.parametrize("case", _schedule_cases()[1])
+def test_schedules_follow_tensorpack_callbacks(case) -> None:
+    """The learning rate of every step (15 steps, 5 epochs of 3) as tensorpack's
+    ScheduledHyperParamSetter / HyperParamSetterWithFunc set its variable; float32 values
+    computed as tensorpack computes them, so equal to the bit (rtol 1e-7 for the
+    with-function case, whose arithmetic NumPy versions may round differently)."""
+    fx, _ = _schedule_cases()
+    spe, epochs = int(fx["steps_per_epoch"]), int(fx["epochs"])
+    initial = float(fx[f"{case}/initial"])
+    if str(fx[f"{case}/kind"]) == "scheduled":
+        kwargs = json.loads(str(fx[f"{case}/kwargs"]))
+        if not kwargs.get("step_based"):
+            kwargs["steps_per_epoch"] = spe
+        schedule = tfo.scheduled_hyperparam(initial, **kwargs)
+    else:
+        schedule = tfo.hyperparam_with_func(initial, decay_every_two_epochs, spe, epochs)
+    got = np.array([schedule(jnp.int32(s)) for s in range(spe * epochs)])
+    np.testing.assert_allclose(got, fx[f"{case}/lr"], rtol=1e-7, atol=0)
+    # jittable: the step is traced in a train step
+    np.testing.assert_array_equal(jax.jit(schedule)(jnp.int32(spe * epochs - 1)), got[-1])
+
+
+@pytest.mark.parametrize(
+    ("make", "match"),
+    [
+        (
+            lambda: tfo.scheduled_hyperparam(0.1, [(1, 0.01)]),
+            r"scheduled_hyperparam: an epoch-based schedule needs steps_per_epoch > 0",
+        ),
+        (
+            lambda: tfo.scheduled_hyperparam(0.1, [(1, 0.01)], interp="cubic", step_based=True),
+            r"interp must be None or 'linear'; got 'cubic'",
+        ),
+        (
+            lambda: tfo.hyperparam_with_func(0.1, decay_every_two_epochs, 0, 3),
+            r"hyperparam_with_func: an epoch-based schedule needs steps_per_epoch > 0 .*; got 0",
+        ),
+    ],
+)
+def test_schedule_errors(make, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        make()

@@ -18,12 +18,19 @@ order (`DataFromList`, no shuffle). Written to --out/classifier.npz:
     mid/<name>            the same after step HALF (two epochs of HALF steps: what a
                           checkpoint written there holds, to resume from), mid_global_step
 
+`schedules`: tensorpack's hyperparameter callbacks (`ScheduledHyperParamSetter` epoch- and
+step-based, with and without `interp="linear"`; `HyperParamSetterWithFunc`) driving the
+learning-rate variable of a one-variable model trained SCHED_EPOCHS epochs of
+SCHED_STEPS_PER_EPOCH steps: --out/schedules.npz holds, per case, the learning rate each step
+ran with (`<case>/lr`, read in the train op's session run) and the case's arguments (JSON).
+
 Nothing here comes from tpflax.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
@@ -39,8 +46,10 @@ from tensorpack import (
     Conv2D,
     DataFromList,
     FullyConnected,
+    HyperParamSetterWithFunc,
     MaxPooling,
     ModelDesc,
+    ScheduledHyperParamSetter,
     SimpleTrainer,
     TrainConfig,
     launch_train_with_config,
@@ -155,11 +164,99 @@ def classifier(out_dir: str) -> None:
     print("costs", costs[:, 0], "variables", sorted(final))
 
 
+SCHED_STEPS_PER_EPOCH = 3
+SCHED_EPOCHS = 5
+# case -> (initial learning rate, callback kind, its arguments)
+SCHEDULES = {
+    "epochs": (0.2, "scheduled", {"schedule": [(0, 0.1), (2, 0.05), (4, 0.01)]}),
+    "epochs_late_start": (0.2, "scheduled", {"schedule": [(2, 0.05), (3, 0.02)]}),
+    "epochs_linear": (0.3, "scheduled", {"schedule": [(1, 0.1), (4, 0.01)], "interp": "linear"}),
+    "steps": (
+        0.4,
+        "scheduled",
+        {"schedule": [(0, 0.5), (5, 0.1), (11, 0.02)], "step_based": True},
+    ),
+    "steps_linear": (
+        0.4,
+        "scheduled",
+        {"schedule": [(2, 0.1), (12, 0.001)], "step_based": True, "interp": "linear"},
+    ),
+    # tensorpack's docstring example: decrease by 0.9 every two epochs (epoch 0 included)
+    "with_func": (0.1, "with_func", {}),
+}
+
+
+def decay_every_two_epochs(epoch, value):
+    return value * 0.9 if epoch % 2 == 0 else value
+
+
+class LrNet(ModelDesc):
+    def __init__(self, initial):
+        self.initial = initial
+
+    def inputs(self):
+        return [tf.TensorSpec((2,), tf.float32, "x")]
+
+    def build_graph(self, x):
+        w = tf1.get_variable("w", initializer=np.ones(2, "float32"))
+        return tf.reduce_sum(tf.square(w * x), name="cost")
+
+    def optimizer(self):
+        lr = tf1.get_variable("learning_rate", initializer=self.initial, trainable=False)
+        return tf1.train.GradientDescentOptimizer(lr)
+
+
+class RecordLr(Callback):
+    def __init__(self):
+        self.values = []
+
+    def _setup_graph(self):
+        (variable,) = [v for v in tf1.global_variables() if v.op.name == "learning_rate"]
+        self._lr = variable.value()
+
+    def _before_run(self, ctx):
+        return tf1.train.SessionRunArgs(fetches=self._lr)
+
+    def _after_run(self, ctx, values):
+        self.values.append(values.results)
+
+
+def schedules(out_dir: str) -> None:
+    out: dict[str, np.ndarray] = {
+        "steps_per_epoch": np.array(SCHED_STEPS_PER_EPOCH),
+        "epochs": np.array(SCHED_EPOCHS),
+    }
+    for name, (initial, kind, kwargs) in SCHEDULES.items():
+        tf1.reset_default_graph()
+        if kind == "scheduled":
+            setter = ScheduledHyperParamSetter("learning_rate", **kwargs)
+        else:
+            setter = HyperParamSetterWithFunc("learning_rate", decay_every_two_epochs)
+        record = RecordLr()
+        data = [[np.ones(2, "float32")] for _ in range(SCHED_STEPS_PER_EPOCH)]
+        config = TrainConfig(
+            model=LrNet(initial),
+            dataflow=DataFromList(data, shuffle=False),
+            callbacks=[setter, record],
+            steps_per_epoch=SCHED_STEPS_PER_EPOCH,
+            max_epoch=SCHED_EPOCHS,
+        )
+        launch_train_with_config(config, SimpleTrainer())
+        assert len(record.values) == SCHED_STEPS_PER_EPOCH * SCHED_EPOCHS
+        out[f"{name}/lr"] = np.array(record.values, dtype="float32")
+        out[f"{name}/initial"] = np.array(initial)
+        out[f"{name}/kind"] = np.array(kind)
+        out[f"{name}/kwargs"] = np.array(json.dumps(kwargs))
+        print(name, out[f"{name}/lr"])
+    np.savez(os.path.join(out_dir, "schedules.npz"), **out)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="tests/golden/tf_training")
     args = parser.parse_args()
     classifier(args.out)
+    schedules(args.out)
 
 
 if __name__ == "__main__":

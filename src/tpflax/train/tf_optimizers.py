@@ -23,8 +23,10 @@ real TensorFlow: ``tools/golden/tf_optimizers.py``):
   ``var -= lr * g + lr * momentum * accum``).
 * Adagrad: the accumulator starts at ``initial_accumulator_value`` (0.1), no epsilon.
 
-``learning_rate`` is a number or a schedule ``step -> lr`` (an optax schedule, or
-:func:`exponential_decay`); the step is the number of updates applied so far, as TF's
+``learning_rate`` is a number or a schedule ``step -> lr`` (an optax schedule,
+:func:`exponential_decay`, or tensorpack's callbacks as schedules: :func:`scheduled_hyperparam`
+for ``ScheduledHyperParamSetter``, :func:`hyperparam_with_func` for
+``HyperParamSetterWithFunc``); the step is the number of updates applied so far, as TF's
 ``global_step`` when ``minimize(global_step=...)`` increments it.
 
 Example:
@@ -51,6 +53,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from tpflax.train._tf_schedules import (
+    exponential_decay,
+    hyperparam_with_func,
+    scheduled_hyperparam,
+)
+
 Tree = Any
 LearningRate = float | Callable[[jax.Array], Any]
 
@@ -66,7 +74,9 @@ __all__ = [
     "RMSPropOptimizer",
     "RMSPropState",
     "exponential_decay",
+    "hyperparam_with_func",
     "load_tf_variables",
+    "scheduled_hyperparam",
     "tf_variables",
 ]
 
@@ -376,47 +386,6 @@ def AdagradOptimizer(
         return updates, AdagradState(state.step + 1, accum)
 
     return optax.GradientTransformation(init, update)  # type: ignore[arg-type]
-
-
-# ---------------------------------------------------------------- schedules
-def exponential_decay(
-    learning_rate: float, decay_steps: int, decay_rate: float, staircase: bool = False
-) -> Callable[[jax.Array], jax.Array]:
-    """``tf.train.exponential_decay`` as a schedule ``step -> lr``, in float32 as TF:
-    ``learning_rate * decay_rate ** (step / decay_steps)``, the exponent floored when
-    ``staircase``. TF's ``global_step`` argument is the step the optimizer passes.
-
-    Args:
-        learning_rate: the initial learning rate.
-        decay_steps: steps per decay period, > 0.
-        decay_rate: the decay per period.
-        staircase: decay in discrete intervals.
-
-    Returns:
-        A function of the step, usable as ``learning_rate`` here or in optax.
-
-    Raises:
-        ValueError: ``decay_steps`` is not positive.
-
-    Example:
-        >>> import tpflax as tp
-        >>> lr = tp.train.tf_optimizers.exponential_decay(0.1, 2, 0.5, staircase=True)
-        >>> [float(lr(s)) for s in range(4)]
-        [0.10000000149011612, 0.10000000149011612, 0.05000000074505806, 0.05000000074505806]
-    """
-    if not decay_steps > 0:
-        raise ValueError(
-            "tp.train.tf_optimizers.exponential_decay: decay_steps must be > 0; got "
-            f"{decay_steps!r}"
-        )
-
-    def schedule(step: jax.Array) -> jax.Array:
-        p = jnp.asarray(step).astype(jnp.float32) / _f32(decay_steps)
-        if staircase:
-            p = jnp.floor(p)
-        return _f32(learning_rate) * jnp.power(_f32(decay_rate), p)
-
-    return schedule
 
 
 # ---------------------------------------------------------------- TF's names
