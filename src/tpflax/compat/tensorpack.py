@@ -78,6 +78,7 @@ __all__ = [
     "LinearWrap",
     "MaxPooling",
     "Maxout",
+    "ModelDesc",
     "PReLU",
     "TowerContextInfo",
     "add_moving_summary",
@@ -113,6 +114,57 @@ def under_name_scope(name_scope: str | None = None) -> Callable[[Callable[..., A
         return wrapper
 
     return decorator
+
+
+class ModelDesc:
+    """Tensorpack's ``ModelDesc`` as written: subclass it with ``inputs()`` (``tf.TensorSpec``
+    or ``tf.placeholder`` from ``tpflax.compat.tf``), ``build_graph(*inputs)`` returning the
+    cost (``self.training`` or ``get_current_tower_context().is_training`` for the mode),
+    and ``optimizer()`` returning a ``tf.train`` optimizer (TF's update rules); train it with
+    ``tp.train.Trainer.from_model_desc(model)``.
+
+    Example:
+        >>> import jax, jax.numpy as jnp, tpflax as tp
+        >>> from tpflax.compat import tf
+        >>> from tpflax.compat.tensorpack import FullyConnected, ModelDesc
+        >>> class Model(ModelDesc):
+        ...     def inputs(self):
+        ...         return [tf.TensorSpec((None, 3), tf.float32, 'x'),
+        ...                 tf.TensorSpec((None,), tf.float32, 'y')]
+        ...     def build_graph(self, x, y):
+        ...         pred = tf.squeeze(FullyConnected('fc', x, 1), 1)
+        ...         return tf.reduce_mean(tf.square(pred - y), name='cost')
+        ...     def optimizer(self):
+        ...         return tf.train.GradientDescentOptimizer(0.1)
+        >>> trainer = tp.train.Trainer.from_model_desc(Model())
+        >>> x, y = jnp.ones((4, 3)), jnp.zeros(4)
+        >>> params, state = trainer.model.init(jax.random.key(0), x, y)
+        >>> ts = trainer.init(params, state, x, y, rng=jax.random.key(1))
+        >>> ts, metrics = trainer.step(ts, x, y)
+        >>> int(ts.step), sorted(metrics)
+        (1, ['cost'])
+    """
+
+    def inputs(self) -> list[Any]:
+        """The model's inputs, in ``build_graph``'s order."""
+        raise NotImplementedError("ModelDesc.inputs(): return a list of tf.TensorSpec")
+
+    def build_graph(self, *inputs: Any) -> Any:
+        """Builds the model on ``inputs`` and returns the cost to minimize."""
+        raise NotImplementedError("ModelDesc.build_graph(*inputs): return the cost")
+
+    def optimizer(self) -> Any:
+        """The optimizer (an optax transformation, e.g. ``tf.train.AdamOptimizer(1e-3)``)."""
+        raise NotImplementedError("ModelDesc.optimizer(): return a tf.train optimizer")
+
+    def get_input_signature(self) -> list[Any]:
+        """Tensorpack's name for :meth:`inputs`."""
+        return self.inputs()
+
+    @property
+    def training(self) -> bool:
+        """``get_current_tower_context().is_training`` of the running model."""
+        return get_current_tower_context().is_training
 
 
 @dataclasses.dataclass(frozen=True)

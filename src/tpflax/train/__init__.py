@@ -9,10 +9,18 @@
   the step.
 """
 
-from tpflax.train import tf_optimizers
+from tpflax.train import step_context, tf_optimizers
 from tpflax.train._checkpoints import Checkpoints
 from tpflax.train._data import epoch_batches
 from tpflax.train._fit import fit
 from tpflax.train._trainer import Trainer, TrainState
 
-__all__ = ["Checkpoints", "TrainState", "Trainer", "epoch_batches", "fit", "tf_optimizers"]
+__all__ = [
+    "Checkpoints",
+    "TrainState",
+    "Trainer",
+    "epoch_batches",
+    "fit",
+    "step_context",
+    "tf_optimizers",
+]

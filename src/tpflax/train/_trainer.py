@@ -19,6 +19,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tpflax._src.frame import frozen_variables
 from tpflax._src.regularize import regularize_cost, regularize_cost_from_collection
 from tpflax._src.transform import Transformed, transform
+from tpflax.train import step_context
 
 Tree = Any
 Batch = tuple[Any, ...]
@@ -153,6 +154,25 @@ class Trainer:
     # whether init ran. The optimizer a step uses comes from its TrainState.
     _compiled: dict[str, Any] = dataclasses.field(default_factory=dict, compare=False, repr=False)
 
+    @classmethod
+    def from_model_desc(cls, desc: Any, **kwargs: Any) -> Trainer:
+        """A trainer for a tensorpack ``ModelDesc`` as written
+        (``tpflax.compat.tensorpack.ModelDesc``): the model is ``desc.build_graph(*batch)``
+        (the batch in ``desc.inputs()``'s order), its cost what that returns, the optimizer
+        ``desc.optimizer()`` (e.g. ``tf.train.AdamOptimizer``, TF's update rule).
+
+        Args:
+            desc: an object with ``build_graph(*inputs)`` and ``optimizer()``.
+            **kwargs: the other ``Trainer`` arguments (``regularize``, ``mesh``, ...).
+        """
+        for method in ("build_graph", "optimizer"):
+            if not callable(getattr(desc, method, None)):
+                raise TypeError(
+                    f"tp.train.Trainer.from_model_desc: {type(desc).__name__} has no {method}()"
+                )
+        model = transform(desc.build_graph)
+        return cls(model, desc.optimizer(), **kwargs)
+
     def __post_init__(self) -> None:
         if isinstance(self.model, nn.Module):
             if self.regularize_collection:
@@ -214,7 +234,8 @@ class Trainer:
         if not isinstance(self.model, Transformed):
             return frozenset()
         inputs = batch if self.loss_fn is None else batch[:1]
-        return frozenset(frozen_variables(self.model.apply, params, state, *inputs))
+        with step_context.stepping(jnp.zeros((), jnp.int32)):
+            return frozenset(frozen_variables(self.model.apply, params, state, *inputs))
 
     def _optimizer(self, ts: TrainState) -> optax.GradientTransformation:
         """``tx`` for the params ``ts`` trains, ``set_to_zero`` for those it keeps frozen."""
@@ -250,7 +271,8 @@ class Trainer:
             rng = jax.random.fold_in(rng, lax.axis_index(self.data_axis))
 
         def cost(params: Tree) -> tuple[jax.Array, Any]:
-            loss, aux = self._outputs(params, ts.state, batch, True, rng)
+            with step_context.stepping(ts.step):
+                loss, aux = self._outputs(params, ts.state, batch, True, rng)
             if self.mesh is not None:  # the whole batch's mean cost, differentiated
                 loss, aux = lax.pmean((loss, aux), self.data_axis)
             return loss, aux
@@ -264,7 +286,8 @@ class Trainer:
         return new_ts, metrics
 
     def _local_eval(self, ts: TrainState, *batch: Any) -> dict[str, Any]:
-        _, (metrics, _) = self._outputs(ts.params, ts.state, batch, False, None)
+        with step_context.stepping(ts.step):
+            _, (metrics, _) = self._outputs(ts.params, ts.state, batch, False, None)
         if self.mesh is not None:
             metrics = lax.pmean(metrics, self.data_axis)
         return metrics

@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 import types
 
-from tpflax.compat.tf import image, layers, losses, math, nn, summary
+from tpflax.compat.tf import image, layers, losses, math, nn, summary, train
 from tpflax.compat.tf._initializers import *  # noqa: F403
 from tpflax.compat.tf._initializers import __all__ as _initializer_names
 from tpflax.compat.tf._ops import *  # noqa: F403
@@ -26,6 +26,7 @@ __all__ = [
     "math",
     "nn",
     "summary",
+    "train",
     *_op_names,
     *_initializer_names,
     *_scope_names,

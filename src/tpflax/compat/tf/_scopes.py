@@ -29,6 +29,7 @@ from tpflax.compat.tf._naming import named
 
 __all__ = [
     "AUTO_REUSE",
+    "TensorSpec",
     "VariableScope",
     "assign",
     "assign_add",
@@ -37,6 +38,7 @@ __all__ = [
     "get_variable_scope",
     "identity",
     "name_scope",
+    "placeholder",
     "variable_scope",
 ]
 
@@ -417,3 +419,28 @@ def assign_sub(ref: Any, value: Any, use_locking: Any = None, name: str | None =
     """``tf.assign_sub`` on a non-trainable variable (see ``tf.assign``)."""
     del use_locking
     return _assign(ref, ref - value, "tf.assign_sub", name)
+
+
+@dataclasses.dataclass(frozen=True)
+class TensorSpec:
+    """``tf.TensorSpec``: an input's shape (``None`` for the batch), dtype and name, as a
+    tensorpack ``ModelDesc.inputs()`` returns them."""
+
+    shape: tuple[int | None, ...]
+    dtype: Any = jnp.float32
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        shape = tuple(None if d is None else int(d) for d in self.shape)
+        object.__setattr__(self, "shape", shape)
+        object.__setattr__(
+            self, "dtype", jnp.dtype(getattr(self.dtype, "as_numpy_dtype", self.dtype))
+        )
+
+
+def placeholder(dtype: Any, shape: Any = None, name: str | None = None) -> TensorSpec:
+    """``tf.placeholder`` in a ``ModelDesc.inputs()``: the input's spec (there is no graph to
+    feed; ``tp.train`` passes the batch to ``build_graph``)."""
+    if shape is None:
+        raise ValueError(f"tf.placeholder({name!r}): give the shape (None for the batch axis)")
+    return TensorSpec(tuple(shape), dtype, name)
