@@ -24,6 +24,10 @@ learning-rate variable of a one-variable model trained SCHED_EPOCHS epochs of
 SCHED_STEPS_PER_EPOCH steps: --out/schedules.npz holds, per case, the learning rate each step
 ran with (`<case>/lr`, read in the train op's session run) and the case's arguments (JSON).
 
+`frozen_rmsprop`: the same with conv0 under `freeze_variables(stop_gradient=True)` and TF's
+`RMSPropOptimizer(3e-3, momentum=0.9, epsilon=1e-6, centered=True)`; same keys, in
+--out/frozen_rmsprop.npz (slots `<var>/RMSProp`, `_1`, `_2`, none for conv0).
+
 Nothing here comes from tpflax.
 """
 
@@ -56,6 +60,7 @@ from tensorpack import (
 )
 from tensorpack.models.regularize import l2_regularizer, regularize_cost
 from tensorpack.tfutils.sessinit import SmartInit
+from tensorpack.tfutils.varreplace import freeze_variables
 
 tf1 = tf.compat.v1
 STEPS = 10
@@ -83,6 +88,29 @@ class Net(ModelDesc):
 
     def optimizer(self):
         return tf1.train.AdamOptimizer(1e-2)
+
+
+class FrozenNet(Net):
+    """The classifier with conv0 under tensorpack's freeze_variables(stop_gradient=True)
+    (trainable, but no gradient: no optimizer slots, never updated), trained with TF's
+    centered RMSProp with momentum."""
+
+    def build_graph(self, image, label):
+        with freeze_variables(stop_gradient=True):
+            l = Conv2D("conv0", image, 4, 3, activation=tf.nn.relu)
+        l = BatchNorm("bn", l)
+        l = MaxPooling("pool", l, 2)
+        l = FullyConnected("fc0", l, 8, activation=tf.nn.relu)
+        logits = FullyConnected("linear", l, 3)
+        cost = tf.reduce_mean(
+            tf.nn.sparse_softmax_cross_entropy_with_logits(logits=logits, labels=label),
+            name="cross_entropy",
+        )
+        wd_cost = regularize_cost("fc.*/W", l2_regularizer(1e-2), name="wd_cost")
+        return tf.add_n([cost, wd_cost], name="total_cost")
+
+    def optimizer(self):
+        return tf1.train.RMSPropOptimizer(3e-3, momentum=0.9, epsilon=1e-6, centered=True)
 
 
 def initial_weights() -> dict[str, np.ndarray]:
@@ -134,13 +162,13 @@ class Record(Callback):
         self.epochs[-1]["global_step"] = self.trainer.sess.run(tf1.train.get_global_step())
 
 
-def classifier(out_dir: str) -> None:
+def classifier(out_dir: str, name: str = "classifier", model: type = Net) -> None:
     os.makedirs(out_dir, exist_ok=True)
     tf1.reset_default_graph()
     init, data = initial_weights(), batches()
     record = Record()
     config = TrainConfig(
-        model=Net(),
+        model=model(),
         dataflow=DataFromList(data, shuffle=False),
         callbacks=[record],
         session_init=SmartInit(dict(init)),
@@ -153,14 +181,14 @@ def classifier(out_dir: str) -> None:
     for step, (image, label) in enumerate(data):
         out[f"image/{step}"], out[f"label/{step}"] = image, label
     costs = np.array(record.costs, dtype="float32")
-    for i, name in enumerate(COSTS):
-        out[name] = costs[:, i]
+    for i, cost_name in enumerate(COSTS):
+        out[cost_name] = costs[:, i]
     mid, final = record.epochs
     assert mid.pop("global_step") == HALF and final.pop("global_step") == STEPS
     out["mid_global_step"] = np.array(HALF)
     out.update({f"mid/{k}": np.asarray(v) for k, v in mid.items()})
     out.update({f"final/{k}": np.asarray(v) for k, v in final.items()})
-    np.savez(os.path.join(out_dir, "classifier.npz"), **out)
+    np.savez(os.path.join(out_dir, f"{name}.npz"), **out)
     print("costs", costs[:, 0], "variables", sorted(final))
 
 
@@ -256,6 +284,7 @@ def main() -> None:
     parser.add_argument("--out", default="tests/golden/tf_training")
     args = parser.parse_args()
     classifier(args.out)
+    classifier(args.out, "frozen_rmsprop", FrozenNet)
     schedules(args.out)
 
 
