@@ -5,7 +5,9 @@ with `tp.train.tf_optimizers`, from the same weights and batches: with TF's Adam
 (`classifier`), and with conv0 under `freeze_variables(stop_gradient=True)` and TF's
 centered RMSProp with momentum (`frozen_rmsprop`). Checked: per-step costs, and every
 variable, BatchNorm statistic and optimizer slot at the end; tensorpack's state after 5 steps
-(slots under TF's names) both saved and resumed.
+(slots under TF's names) both saved and resumed; a TF checkpoint tpflax writes after 5 steps
+resumes in tpflax and (`make test-tf`, .venv-golden) in tensorpack, both ending at
+tensorpack's uninterrupted run.
 
 Tolerance: float32. The forward and backward passes differ from TF's in summation order
 (XLA's convolution and reductions against Eigen's), ~1e-7 relative per value; Adam divides
@@ -21,6 +23,9 @@ issue's target is 1e-4).
 from __future__ import annotations
 
 import json
+import os
+import pathlib
+import subprocess
 
 import jax
 import jax.numpy as jnp
@@ -77,7 +82,7 @@ def case(request):
     trainer = tp.train.Trainer(
         tp.transform(model), optimizer(), regularize=[("fc.*/W", tp.l2_regularizer(1e-2))]
     )
-    return fx, trainer
+    return fx, trainer, model
 
 
 @pytest.fixture(scope="module")
@@ -163,6 +168,60 @@ def test_resumes_from_tensorpack_with_its_slots(trainer, fx) -> None:
     _check_costs(history, fx, slice(half, STEPS))
     got = {**tp.checkpoint.flatten(ts.params, ts.state), **tfo.tf_variables(ts.opt_state)}
     _check_variables(got, _prefixed(fx, "final/"))
+
+
+def _save_tpflax_run(run, path):
+    """tpflax's state after 5 steps as a TF checkpoint: the model's variables, the
+    optimizer's slots under TF's names, and global_step (int64, as TF's)."""
+    prefix = str(path / "model-5")
+    tp.checkpoint.save_tf_checkpoint(prefix, {**run[2], "global_step": np.int64(5)})
+    return prefix
+
+
+def test_a_tpflax_checkpoint_with_slots_resumes_in_tpflax(run, trainer, fx, tmp_path) -> None:
+    """Saved as a TF checkpoint after 5 steps, read back with tp.checkpoint.load and
+    load_tf_variables: the resumed run ends at tensorpack's uninterrupted one."""
+    flat = tp.checkpoint.load(_save_tpflax_run(run, tmp_path))
+    ts = _start(trainer, fx, flat)
+    step = int(flat["global_step"])
+    ts = ts.replace(
+        step=jnp.asarray(step, jnp.int32),
+        opt_state=tfo.load_tf_variables(ts.opt_state, flat, step=step),
+    )
+    ts, history, _ = _train(trainer, fx, ts, range(step, STEPS))
+    _check_costs(history, fx, slice(step, STEPS))
+    got = {**tp.checkpoint.flatten(ts.params, ts.state), **tfo.tf_variables(ts.opt_state)}
+    _check_variables(got, _prefixed(fx, "final/"))
+
+
+GOLDEN_PYTHON = pathlib.Path(__file__).parents[1] / ".venv-golden" / "bin" / "python"
+GENERATOR = pathlib.Path(__file__).parents[1] / "tools" / "golden" / "tf_training.py"
+
+
+@pytest.mark.tensorflow
+def test_a_tpflax_checkpoint_with_slots_resumes_in_tensorpack(run, case, fx, tmp_path) -> None:
+    """Tensorpack (SmartInit, SimpleTrainer, TF's optimizer; .venv-golden) resumes from the
+    checkpoint tpflax wrote after 5 steps: its steps 6-10 cost what its uninterrupted run's
+    did and end at the same variables and slots."""
+    if not GOLDEN_PYTHON.exists():
+        pytest.skip(".venv-golden is absent (make golden creates it)")
+    name = next(k for k, v in CASES.items() if v[0] is case[2])
+    prefix = _save_tpflax_run(run, tmp_path)
+    out = tmp_path / "resumed.npz"
+    command = [str(GOLDEN_PYTHON), str(GENERATOR), "--resume-from", prefix, "--case", name]
+    subprocess.run(
+        [*command, "--out", str(out)],
+        capture_output=True,
+        env={**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"},
+        check=True,
+        cwd=tmp_path,
+    )
+    with np.load(out) as z:
+        resumed = {k: z[k] for k in z.files}
+    assert int(resumed["global_step"]) == STEPS
+    for cost in ("cross_entropy", "wd_cost", "total_cost"):
+        np.testing.assert_allclose(resumed[cost], fx[cost][5:], rtol=2e-6)
+    _check_variables(_prefixed(resumed, "final/"), _prefixed(fx, "final/"))
 
 
 def decay_every_two_epochs(epoch, value):  # the fixture's HyperParamSetterWithFunc func

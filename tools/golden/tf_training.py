@@ -279,10 +279,43 @@ def schedules(out_dir: str) -> None:
     np.savez(os.path.join(out_dir, "schedules.npz"), **out)
 
 
+def resume(case: str, checkpoint: str, out_path: str) -> None:
+    """Tensorpack resumes a run from `checkpoint` (written by tpflax after HALF steps: model
+    variables, optimizer slots, global_step), restored by `SmartInit`, and trains steps
+    HALF..STEPS-1 on the same batches; the costs and final variables go to `out_path`. The
+    test (tests/test_tf_training.py, `make test-tf`) compares them with the uninterrupted
+    run in the fixture."""
+    tf1.reset_default_graph()
+    record = Record()
+    config = TrainConfig(
+        model={"classifier": Net, "frozen_rmsprop": FrozenNet}[case](),
+        dataflow=DataFromList(batches()[HALF:], shuffle=False),
+        callbacks=[record],
+        session_init=SmartInit(checkpoint),
+        steps_per_epoch=STEPS - HALF,
+        max_epoch=1,
+    )
+    launch_train_with_config(config, SimpleTrainer())
+    (final,) = record.epochs
+    out = {f"final/{k}": np.asarray(v) for k, v in final.items() if k != "global_step"}
+    out["global_step"] = np.asarray(final["global_step"])
+    costs = np.array(record.costs, dtype="float32")
+    for i, cost_name in enumerate(COSTS):
+        out[cost_name] = costs[:, i]
+    np.savez(out_path, **out)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="tests/golden/tf_training")
+    parser.add_argument(
+        "--resume-from", help="a checkpoint to resume (test mode: --out is a .npz file)"
+    )
+    parser.add_argument("--case", default="classifier")
     args = parser.parse_args()
+    if args.resume_from:
+        resume(args.case, args.resume_from, args.out)
+        return
     classifier(args.out)
     classifier(args.out, "frozen_rmsprop", FrozenNet)
     schedules(args.out)
