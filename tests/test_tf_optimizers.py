@@ -13,6 +13,7 @@ holds per step and after 10 steps with a 6x margin.
 
 from __future__ import annotations
 
+import functools
 import json
 
 import jax
@@ -42,12 +43,26 @@ def _optimizer(fx):
     return getattr(tfo, str(fx["optimizer"]))(**kwargs)
 
 
+@functools.cache
+def _compiled(optimizer, kwargs, schedule):
+    """The optimizer and its jitted step, one per fixture's arguments (the full replay and
+    the resumed one share the compilation)."""
+    tx = _optimizer({"optimizer": optimizer, "kwargs": kwargs, "schedule": schedule})
+
+    @jax.jit
+    def step(params, opt_state, grads):
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state
+
+    return tx, step
+
+
 def _replay(fx, start=0):
     """The states after each step from ``start`` on: {tf name: value} with the variables and
     TF-named slots. From ``start > 0``, the variables and slots TF held after step
     ``start - 1`` are loaded first (``load_tf_variables``): a resumed TF run."""
     names = [str(n) for n in fx["var_names"]]
-    tx = _optimizer(fx)
+    tx, step = _compiled(str(fx["optimizer"]), str(fx["kwargs"]), str(fx["schedule"]))
     if start == 0:
         params = tp.checkpoint.unflatten({n: jnp.asarray(fx[f"init/{n}"]) for n in names})[0]
         opt_state = tx.init(params)
@@ -55,11 +70,6 @@ def _replay(fx, start=0):
         saved = _expected(fx, start - 1)
         params = tp.checkpoint.unflatten({n: jnp.asarray(saved[n]) for n in names})[0]
         opt_state = tfo.load_tf_variables(tx.init(params), saved, step=start)
-
-    @jax.jit
-    def step(params, opt_state, grads):
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state
 
     out = []
     for s in range(start, 10):
