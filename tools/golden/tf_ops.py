@@ -456,6 +456,61 @@ def cases():
         )
     )
     add(("image_grayscale_to_rgb", "lambda x: tf.image.grayscale_to_rgb(x)", [F(2, 3, 3, 1)]))
+    add(("image_resize_images_bilinear", "lambda x: tf.image.resize_images(x, [5, 7])", [img]))
+    add(
+        (
+            "image_resize_images_nearest_align",
+            "lambda x: tf.image.resize_images(x, [6, 9], method=1, align_corners=True)",
+            [img],
+        )
+    )
+    add(("image_resize_images_same_size", "lambda x: tf.image.resize_images(x, [3, 4])", [img]))
+    # gradient ops, more nn and math
+    add(
+        (
+            "custom_gradient_straight_through",
+            "lambda x: tf.custom_gradient(lambda x: (tf.round(x * 3.0) / 3.0, "
+            "lambda dy: dy * 0.5))(x)",
+            [F(3, 4)],
+        )
+    )
+    add(
+        (
+            "custom_gradient_two_inputs",
+            "lambda x, y: tf.custom_gradient(lambda a, b: (a * b, lambda dy: (dy, dy * b)))(x, y)",
+            [F(3, 4), F(3, 4)],
+        )
+    )
+    add(
+        (
+            "nn_conv2d_transpose_same_s2",
+            "lambda x, w: tf.nn.conv2d_transpose(x, w, [2, 8, 8, 3], [1, 2, 2, 1])",
+            [F(2, 4, 4, 5), F(3, 3, 3, 5)],
+        )
+    )
+    add(
+        (
+            "nn_conv2d_transpose_valid",
+            "lambda x, w: tf.nn.conv2d_transpose(x, w, [1, 7, 7, 2], [1, 2, 2, 1], 'VALID')",
+            [F(1, 3, 3, 4), F(3, 3, 2, 4)],
+        )
+    )
+    add(
+        (
+            "nn_depthwise_conv2d",
+            "lambda x, w: tf.nn.depthwise_conv2d(x, w, [1, 2, 2, 1], 'SAME')",
+            [F(2, 5, 5, 3), F(3, 3, 3, 2)],
+        )
+    )
+    add(("nn_xw_plus_b", "lambda x, w, b: tf.nn.xw_plus_b(x, w, b)", [F(3, 4), F(4, 5), F(5)]))
+    add(("einsum", "lambda a, b: tf.einsum('bij,bjk->bik', a, b)", [F(2, 3, 4), F(2, 4, 5)]))
+    add(
+        (
+            "div_no_nan",
+            "lambda x, y: tf.div_no_nan(x, y)",
+            [F(2, 3), V([[1.0, 0.0, 2.0], [0.0, -1.0, 0.5]])],
+        )
+    )
     # tf.losses
     add(("losses_mse", "lambda y, p: tf.losses.mean_squared_error(y, p)", [F(4, 3), F(4, 3)]))
     add(
@@ -493,6 +548,7 @@ RANDOM = [
     ("random_uniform", "lambda: tf.random_uniform([200, 100])", True),
     ("random_uniform_range", "lambda: tf.random_uniform([200, 100], -2.0, 3.0)", True),
     ("random_uniform_int", "lambda: tf.random_uniform([200, 100], 2, 7, dtype=tf.int32)", True),
+    ("random_dot_uniform", "lambda: tf.random.uniform([200, 100], maxval=4.0)", True),
     ("random_normal", "lambda: tf.random_normal([200, 100], mean=1.0, stddev=2.0)", False),
     ("truncated_normal", "lambda: tf.truncated_normal([200, 100], mean=-1.0, stddev=0.5)", True),
     ("nn_dropout_rate", "lambda: tf.nn.dropout(tf.ones([200, 100]), rate=0.3)", True),

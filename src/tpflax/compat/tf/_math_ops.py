@@ -234,6 +234,22 @@ def matmul(
     return named(jnp.matmul(x, y, precision=lax.Precision.HIGHEST), name)
 
 
+def einsum(equation: str, *inputs: Any, name: str | None = None, **kwargs: Any) -> Any:
+    """``tf.einsum`` at full float32 precision."""
+    out = jnp.einsum(equation, *(tensor(x) for x in inputs), precision=lax.Precision.HIGHEST)
+    return named(out, name)
+
+
+def divide_no_nan(x: Any, y: Any, name: str | None = None) -> Any:
+    """``tf.math.divide_no_nan`` (``tf.div_no_nan``): 0 where ``y`` is 0, gradient too."""
+    a, b = broadcast(x, y)
+    zero = b == 0
+    return named(jnp.where(zero, jnp.zeros_like(a), a / jnp.where(zero, jnp.ones_like(b), b)), name)
+
+
+div_no_nan = divide_no_nan
+
+
 def cumsum(
     x: Any, axis: int = 0, exclusive: bool = False, reverse: bool = False, name: str | None = None
 ) -> Any:
@@ -261,7 +277,10 @@ __all__ = [
     "count_nonzero",
     "cumsum",
     "div",
+    "div_no_nan",
     "divide",
+    "divide_no_nan",
+    "einsum",
     "equal",
     "exp",
     "floor",

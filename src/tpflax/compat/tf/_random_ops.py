@@ -5,6 +5,7 @@ the ``rng`` given to ``apply``, so a step is deterministic given that key. Tenso
 
 from __future__ import annotations
 
+import types
 from typing import Any
 
 import jax
@@ -69,4 +70,9 @@ def truncated_normal(
     return named((z * stddev + mean).astype(dt), name)
 
 
-__all__ = ["random_normal", "random_uniform", "truncated_normal"]
+# tf.random (TF 1.13+ and TF2 names)
+random = types.SimpleNamespace(
+    uniform=random_uniform, normal=random_normal, truncated_normal=truncated_normal
+)
+
+__all__ = ["random", "random_normal", "random_uniform", "truncated_normal"]

@@ -88,6 +88,42 @@ def resize_bilinear(
     return named(top + (bottom - top) * fy_, name)
 
 
+class ResizeMethod:
+    """``tf.image.ResizeMethod`` (TF1's values)."""
+
+    BILINEAR = 0
+    NEAREST_NEIGHBOR = 1
+    BICUBIC = 2
+    AREA = 3
+
+
+def resize_images(
+    images: Any,
+    size: Any,
+    method: Any = ResizeMethod.BILINEAR,
+    align_corners: bool = False,
+    preserve_aspect_ratio: bool = False,
+    name: str | None = None,
+) -> Any:
+    """``tf.image.resize_images`` (TF1): bilinear (float32 output) or nearest neighbour (the
+    input's dtype), as ``resize_bilinear``/``resize_nearest_neighbor``; the same size returns
+    the images as they are; bicubic and area are not supported."""
+    if preserve_aspect_ratio:
+        raise NotImplementedError("tf.image.resize_images: preserve_aspect_ratio is not supported")
+    kind = {"bilinear": 0, "nearest": 1}.get(method, method) if isinstance(method, str) else method
+    x = tensor(images)
+    if tuple(x.shape[-3:-1]) == _size(size, "tf.image.resize_images"):
+        return named(x, name)  # TF1 returns the images unchanged (and uncast)
+    if kind == ResizeMethod.BILINEAR:
+        return resize_bilinear(x, size, align_corners, name)
+    if kind == ResizeMethod.NEAREST_NEIGHBOR:
+        return resize_nearest_neighbor(x, size, align_corners, name)
+    raise NotImplementedError(
+        f"tf.image.resize_images: method {method!r} is not supported; use BILINEAR or "
+        "NEAREST_NEIGHBOR"
+    )
+
+
 def grayscale_to_rgb(images: Any, name: str | None = None) -> Any:
     """``tf.image.grayscale_to_rgb``: the last axis (size 1) repeated 3 times."""
     x = tensor(images)
@@ -108,4 +144,11 @@ def non_max_suppression(
     )
 
 
-__all__ = ["grayscale_to_rgb", "non_max_suppression", "resize_bilinear", "resize_nearest_neighbor"]
+__all__ = [
+    "ResizeMethod",
+    "grayscale_to_rgb",
+    "non_max_suppression",
+    "resize_bilinear",
+    "resize_images",
+    "resize_nearest_neighbor",
+]

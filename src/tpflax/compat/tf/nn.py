@@ -291,6 +291,67 @@ def conv2d(
     return named(out, name)
 
 
+def conv2d_transpose(
+    value: Any = None,
+    filter: Any = None,
+    output_shape: Any = None,
+    strides: Any = None,
+    padding: str = "SAME",
+    data_format: str = "NHWC",
+    name: str | None = None,
+    input: Any = None,
+    filters: Any = None,
+    dilations: Any = None,
+) -> Any:
+    """``tf.nn.conv2d_transpose``: the gradient of ``tf.nn.conv2d`` for its input (TF's
+    definition), ``filter`` as ``[h, w, out_channels, in_channels]``."""
+    x = tensor(value if value is not None else input)
+    w = tensor(filter if filter is not None else filters)
+    shape = tuple(static_ints(output_shape, "tf.nn.conv2d_transpose output_shape"))
+    dil = (1, 1, 1, 1) if dilations is None else dilations
+
+    def forward(y: jax.Array) -> jax.Array:
+        return conv2d(y, w, strides, padding, data_format=data_format, dilations=dil)
+
+    _, pullback = jax.vjp(forward, jnp.zeros(shape, x.dtype))
+    return named(pullback(x)[0], name)
+
+
+def depthwise_conv2d(
+    input: Any,
+    filter: Any,
+    strides: Any,
+    padding: Any,
+    rate: Any = None,
+    name: str | None = None,
+    data_format: Any = None,
+    dilations: Any = None,
+) -> Any:
+    """``tf.nn.depthwise_conv2d``: ``filter`` ``[h, w, in_channels, multiplier]``, output
+    channels ordered channel-major as in TF."""
+    fmt = data_format or "NHWC"
+    x, w = tensor(input), tensor(filter)
+    kh, kw, cin, mult = w.shape
+    dil = dilations if dilations is not None else rate
+    out = lax.conv_general_dilated(
+        x,
+        w.reshape(kh, kw, 1, cin * mult),
+        _hw(strides, fmt, "tf.nn.depthwise_conv2d strides"),
+        _padding(padding, fmt, "tf.nn.depthwise_conv2d"),
+        rhs_dilation=_hw(1 if dil is None else dil, fmt, "tf.nn.depthwise_conv2d rate"),
+        dimension_numbers=(fmt, "HWIO", fmt),
+        feature_group_count=cin,
+        precision=lax.Precision.HIGHEST,
+    )
+    return named(out, name)
+
+
+def xw_plus_b(x: Any, weights: Any, biases: Any, name: str | None = None) -> Any:
+    """``tf.nn.xw_plus_b``: ``x @ weights + biases`` at full float32 precision."""
+    y = jnp.matmul(tensor(x), tensor(weights), precision=lax.Precision.HIGHEST)
+    return named(jnp.add(*broadcast(y, biases)), name)
+
+
 def bias_add(value: Any, bias: Any, data_format: Any = None, name: str | None = None) -> Any:
     """``tf.nn.bias_add`` (channels last, or axis 1 for ``'NCHW'``)."""
     x, b = tensor(value), tensor(bias)
@@ -362,11 +423,17 @@ def dropout(
     return named(jnp.where(mask, v * (1.0 / keep), jnp.zeros((), v.dtype)), name)
 
 
+max_pool2d = max_pool
+avg_pool2d = avg_pool
+
 __all__ = [
     "avg_pool",
+    "avg_pool2d",
     "batch_normalization",
     "bias_add",
     "conv2d",
+    "conv2d_transpose",
+    "depthwise_conv2d",
     "dropout",
     "elu",
     "embedding_lookup",
@@ -378,6 +445,7 @@ __all__ = [
     "log_softmax",
     "lrn",
     "max_pool",
+    "max_pool2d",
     "moments",
     "relu",
     "relu6",
@@ -390,4 +458,5 @@ __all__ = [
     "sparse_softmax_cross_entropy_with_logits",
     "tanh",
     "top_k",
+    "xw_plus_b",
 ]
