@@ -7,6 +7,9 @@ gradients fed through placeholders. Written to --out/<case>.npz:
 
     optimizer, kwargs, schedule   the constructor's name, its arguments (JSON), and the
                                   learning-rate schedule (JSON, or "null")
+    gradprocs                     tensorpack's gradient processors wrapped around the
+                                  optimizer by `apply_grad_processors` (JSON list of
+                                  [kind, *arguments], or "null")
     var_names                     the variables' names ("dense/W", ...)
     init/<var>                    each variable's initial value
     grad/<step>/<var>             the gradient fed at step <step>
@@ -85,7 +88,52 @@ CASES: dict[str, tuple[str, dict, dict | None]] = {
         {"learning_rate": 0.1, "momentum": 0.9},
         {"learning_rate": 0.1, "decay_steps": 4, "decay_rate": 0.7, "staircase": False},
     ),
+    # tensorpack's gradient processors (optimizer.apply_grad_processors), as GRADPROCS
+    "momentum_gradprocs": (
+        "MomentumOptimizer",
+        {"learning_rate": 0.1, "momentum": 0.9},
+        None,
+    ),
+    "adam_gradprocs": ("AdamOptimizer", {"learning_rate": 0.01}, None),
 }
+
+# case -> tensorpack gradient processors, in order: [kind, *arguments]
+GRADPROCS = {
+    # Momentum is linear in the gradient: every scale shows (Adam's normalization hides a
+    # constant one)
+    "momentum_gradprocs": [["ScaleGradient", [["dense/b", 100.0]]], ["GlobalNormClip", 5.0]],
+    "adam_gradprocs": [
+        ["ScaleGradient", [["dense/.*", 0.5], ["conv/W", 2.0]]],
+        ["MapGradient", "clip_by_value", [-1.0, 1.0], "conv/.*"],
+        ["MapGradient", "add_variable", [0.01], "dense/W"],
+        ["GlobalNormClip", 3.0],
+    ],
+}
+
+
+def tensorpack_gradprocs(spec):
+    from tensorpack.tfutils import gradproc
+
+    out = []
+    for kind, *args in spec:
+        if kind == "GlobalNormClip":
+            out.append(gradproc.GlobalNormClip(args[0]))
+        elif kind == "ScaleGradient":
+            out.append(gradproc.ScaleGradient([tuple(p) for p in args[0]], verbose=False))
+        elif args[0] == "clip_by_value":
+            out.append(gradproc.MapGradient(_clip(*args[1]), args[2]))
+        else:  # add_variable: func(grad, var)
+            out.append(gradproc.MapGradient(_add_variable(*args[1]), args[2]))
+    return out
+
+
+def _clip(lo, hi):  # tensorpack counts func's arguments: closures, not default arguments
+    return lambda g: tf.clip_by_value(g, lo, hi)
+
+
+def _add_variable(k):
+    return lambda g, v: g + k * v
+
 
 # slots by optimizer, as get_slot names them
 SLOTS = {
@@ -126,6 +174,10 @@ def run_case(name: str, optimizer: str, kwargs: dict, schedule: dict | None, see
     if schedule is not None:
         kw["learning_rate"] = tf1.train.exponential_decay(global_step=global_step, **schedule)
     opt = getattr(tf1.train, optimizer)(**kw)
+    if name in GRADPROCS:
+        from tensorpack.tfutils.optimizer import apply_grad_processors
+
+        opt = apply_grad_processors(opt, tensorpack_gradprocs(GRADPROCS[name]))
     lr_tensor = opt._call_if_callable(kw.get("learning_rate", 0.001))
     lr_tensor = tf.convert_to_tensor(lr_tensor, tf.float32)
     train_op = opt.apply_gradients(
@@ -143,6 +195,7 @@ def run_case(name: str, optimizer: str, kwargs: dict, schedule: dict | None, see
         "schedule": np.array(json.dumps(schedule)),
         "var_names": np.array(list(VARS)),
         "slot_names": np.array(json.dumps(slot_names)),
+        "gradprocs": np.array(json.dumps(GRADPROCS.get(name))),
     }
     for n in VARS:
         out[f"init/{n}"] = init[n]

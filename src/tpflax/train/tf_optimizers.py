@@ -29,6 +29,10 @@ for ``ScheduledHyperParamSetter``, :func:`hyperparam_with_func` for
 ``HyperParamSetterWithFunc``); the step is the number of updates applied so far, as TF's
 ``global_step`` when ``minimize(global_step=...)`` increments it.
 
+Tensorpack's gradient processors are optax transformations too: :func:`GlobalNormClip`,
+:func:`MapGradient`, :func:`ScaleGradient`, chained before the optimizer by
+:func:`apply_grad_processors` (tensorpack's ``optimizer.apply_grad_processors``).
+
 Example:
     >>> import jax.numpy as jnp
     >>> import optax
@@ -53,6 +57,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from tpflax.train._gradproc import (
+    GlobalNormClip,
+    MapGradient,
+    ScaleGradient,
+    apply_grad_processors,
+)
 from tpflax.train._tf_schedules import (
     exponential_decay,
     hyperparam_with_func,
@@ -67,12 +77,16 @@ __all__ = [
     "AdagradState",
     "AdamOptimizer",
     "AdamState",
+    "GlobalNormClip",
     "GradientDescentOptimizer",
     "GradientDescentState",
+    "MapGradient",
     "MomentumOptimizer",
     "MomentumState",
     "RMSPropOptimizer",
     "RMSPropState",
+    "ScaleGradient",
+    "apply_grad_processors",
     "exponential_decay",
     "hyperparam_with_func",
     "load_tf_variables",
