@@ -153,3 +153,18 @@ def test_dtypes_are_numpy_dtypes_narrowed_without_x64() -> None:
     assert tf.cast(x, tf.int64).dtype == jnp.int32  # TF: int64; JAX without x64: int32
     assert tf.argmax(x, 1).dtype == jnp.int32
     assert isinstance(tf.shape(x), np.ndarray) and tf.shape(x).dtype == np.int32
+
+
+def test_gradient_ops_say_what_to_write() -> None:
+    with pytest.raises(NotImplementedError, match=r"tf.gradients.*jax.grad"):
+        tf.gradients(jnp.ones(3), [jnp.ones(3)])
+    bad = tf.custom_gradient(lambda x, y: (x * y, lambda dy: dy))
+    with pytest.raises(ValueError, match="grad_fn gave 1 gradients for 2 inputs"):
+        jax.grad(lambda x: bad(x, x))(1.0)
+
+
+def test_python_scalars_keep_the_tensor_dtype() -> None:
+    x = jnp.ones(3, jnp.bfloat16)
+    assert tf.multiply(x, 0.5).dtype == jnp.bfloat16
+    assert tf.maximum(x, 0.0).dtype == jnp.bfloat16
+    assert tf.nn.leaky_relu(x).dtype == jnp.bfloat16

@@ -87,10 +87,22 @@ DATA_DEPENDENT = (
 )
 
 
+def _holds_jax(value: Any) -> bool:
+    if isinstance(value, list | tuple):
+        return any(_holds_jax(v) for v in value)
+    return isinstance(value, jax.Array)
+
+
 def tensor(value: Any) -> Any:
-    """A JAX array for ``value`` (Python floats become float32, ints int32, as in TF)."""
+    """A JAX array for ``value``: Python numbers stay weakly typed (``x * 0.5`` keeps a
+    bfloat16 ``x`` in bfloat16, as TF does), lists of Python floats give float32 and of ints
+    int32 (TF's defaults), lists holding tensors are stacked (``tf.reduce_mean([a, b])``)."""
     if isinstance(value, jax.Array):
         return value
+    if isinstance(value, bool | int | float) and not isinstance(value, np.generic):
+        return jnp.asarray(value)
+    if isinstance(value, list | tuple) and _holds_jax(value):
+        return jnp.stack([tensor(v) for v in value])
     arr = np.asarray(value)
     if arr.dtype == np.float64 and not isinstance(value, np.ndarray | np.generic):
         arr = arr.astype(np.float32)
