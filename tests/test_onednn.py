@@ -92,7 +92,7 @@ def test_vmap_folds_into_the_batch_and_maps_per_example_weights() -> None:
     theirs = functools.partial(_xla, strides=(1, 1), padding="SAME", dilation=(1, 1), groups=1)
     # unmapped weights: one call on [3*2, 8, 8, 4] (no loop in the program)
     text = str(jax.make_jaxpr(jax.vmap(ours, (0, None)))(x, W))
-    assert text.count("ffi_call") == 1 and "while" not in text
+    assert text.count("tpflax_onednn") == 1 and "while" not in text
     _close(jax.vmap(ours, (0, None))(x, W), jax.vmap(theirs, (0, None))(x, W), RTOL)
     _close(jax.vmap(ours)(x, Ws), jax.vmap(theirs)(x, Ws), RTOL)
 
@@ -123,7 +123,7 @@ def test_conv2d_transpose_matches_xla_both_layouts() -> None:
             with tp.conv_impl("xla"):
                 want, want_g = f(x, W), jax.grad(loss, (0, 1))(x, W)
             with tp.conv_impl("onednn"):
-                assert "ffi_call" in str(jax.make_jaxpr(f)(x, W))
+                assert "tpflax_onednn" in str(jax.make_jaxpr(f)(x, W))
                 got, got_g = jax.jit(f)(x, W), jax.jit(jax.grad(loss, (0, 1)))(x, W)
             _close(got, want, RTOL)
             for a, b in zip(got_g, want_g, strict=True):
@@ -138,7 +138,7 @@ def test_other_dtypes_stay_on_xla() -> None:
                 lambda x, W: conv2d(x, W, None, strides=(1, 1), padding="SAME", data_format="NHWC")
             )(x, W)
         )
-    assert "ffi_call" not in text and "conv_general_dilated" in text
+    assert "tpflax_onednn" not in text and "conv_general_dilated" in text
 
 
 def test_impl_names_and_report(monkeypatch) -> None:
@@ -181,7 +181,7 @@ def test_a_missing_library_is_said_once_and_xla_runs(monkeypatch, caplog) -> Non
         active = tp.conv_impl.active()
     with tp.conv_impl("xla"):
         np.testing.assert_array_equal(y, f(x))
-    assert "ffi_call" not in text
+    assert "tpflax_onednn" not in text
     said = [r.getMessage() for r in caplog.records if "oneDNN" in r.getMessage()]
     assert said == [
         "oneDNN convolutions unavailable (the native extension was not built at install "
@@ -199,18 +199,32 @@ def test_threads_are_set_before_the_library_loads() -> None:
 
 
 @needs_onednn
-def test_forward_mode_is_refused_under_onednn() -> None:
-    """A custom_vjp has no forward mode: jax.jvp through a oneDNN convolution raises
-    (tp.conv_impl('xla') keeps it)."""
-    x, W = jnp.ones((1, 6, 6, 3)), jnp.ones((3, 3, 3, 2))
+def test_forward_mode_and_second_derivatives_match_xla() -> None:
+    """jvp, jacfwd and a Hessian-vector product (forward over reverse) run on oneDNN's three
+    primitives, whose transposes are each other."""
+    rng = np.random.default_rng(4)
+    x = jnp.asarray(rng.standard_normal((2, 7, 7, 3)), jnp.float32)
+    W = jnp.asarray(rng.standard_normal((3, 3, 3, 4)), jnp.float32)
+    t = jnp.asarray(rng.standard_normal(x.shape), jnp.float32)
 
-    def f(x):
-        return conv2d(x, W, None, strides=(1, 1), padding="SAME", data_format="NHWC")
+    def f(x, W):
+        return conv2d(x, W, None, strides=(2, 1), padding="SAME", data_format="NHWC")
 
-    with tp.conv_impl("onednn"), pytest.raises(TypeError, match="forward-mode"):
-        jax.jvp(f, (x,), (x,))
+    def checks(x, W):
+        loss = lambda x, W: jnp.sum(jnp.tanh(f(x, W)))  # noqa: E731
+        return (
+            jax.jvp(f, (x, W), (t, W))[1],
+            jax.jacfwd(lambda W: f(x, W).sum((0, 1, 2)))(W),
+            jax.jvp(jax.grad(loss), (x, W), (t, W))[1],
+        )
+
+    with tp.conv_impl("onednn"):
+        assert "tpflax_onednn" in str(jax.make_jaxpr(checks)(x, W))
+        got = jax.jit(checks)(x, W)
     with tp.conv_impl("xla"):
-        jax.jvp(f, (x,), (x,))
+        want = checks(x, W)
+    for a, b in zip(got, want, strict=True):
+        _close(a, b, GRAD_RTOL)
 
 
 def test_the_auto_table() -> None:

@@ -6,12 +6,14 @@ of ``onednn-devel-cpu-gomp`` and ``jaxlib``, linked to ``libdnnl.so.3`` from
 warning and every convolution stays on XLA.
 
 What runs here: float32, NHWC input, HWIO weights, static shapes; forward, backward-data and
-backward-weights as three FFI targets, tied together by a ``jax.custom_vjp`` (so reverse mode
-only: ``jax.jvp`` through a oneDNN convolution raises, use ``tp.conv_impl('xla')`` for forward
-mode). ``vmap`` folds the mapped axis into the batch when the weights are not mapped (one call
-on ``[B*N, H, W, C]``); per-example weights or weight gradients run one call per example
-(``lax.map``). Everything else (other dtypes, symbolic shapes) is the caller's to route to XLA
-(:func:`supported`).
+backward-weights as three FFI targets, each a JAX primitive. The three are bilinear and each
+one's two transposes are the other two, so ``jax.grad``, ``jax.jvp``, ``jax.jacfwd`` and
+higher derivatives all run on oneDNN (a ``custom_vjp`` would have refused forward mode).
+``vmap`` folds the mapped axis into the batch when the weights are not mapped (one call on
+``[B*N, H, W, C]``); per-example weights or weight gradients run one call per example
+(``lax.map``). Under ``shard_map`` the operands are cast to vary over the same mesh axes
+before each call. Everything else (other dtypes, symbolic shapes) is the caller's to route to
+XLA (:func:`supported`).
 
 Threads. oneDNN here is built on GNU OpenMP: it runs its own team beside XLA's thread pool.
 tpflax sets, unless already set, ``OMP_NUM_THREADS`` to the CPUs this process may run on
@@ -32,7 +34,6 @@ import ctypes
 import functools
 import logging
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.extend.core import Primitive
+from jax.interpreters import ad, batching, mlir
 
 log = logging.getLogger("tpflax")
 
@@ -192,7 +195,7 @@ def output_hw(geom: Geometry) -> tuple[int, int]:
 
 def _varying(out: jax.Array, *operands: jax.Array) -> jax.Array:
     """``out`` marked as varying over every ``shard_map`` axis any operand varies over (an FFI
-    call's result is not; a ``custom_vjp``'s gradients must match their inputs' types)."""
+    call's result is not)."""
     vma = frozenset().union(*(_varying_axes(a) for a in operands))
     missing = tuple(sorted(vma - _varying_axes(out)))
     return lax.pcast(out, missing, to="varying") if missing else out
@@ -218,84 +221,95 @@ def _call(op: str, geom: Geometry, shape: tuple[int, ...], a: jax.Array, b: jax.
     return _varying(out, a, b)
 
 
-def _fold_or_map(fn: Callable[..., jax.Array], fold_first: bool) -> Any:
-    """A ``custom_vmap`` rule: with only the first operand mapped (and ``fold_first``), one
-    call on ``[B*N, ...]``; otherwise one call per example."""
-
-    def rule(axis_size: int, in_batched: list[bool], a: jax.Array, b: jax.Array) -> Any:
-        if fold_first and in_batched[0] and not in_batched[1]:
-            out = fn(a.reshape(-1, *a.shape[2:]), b)
-            return out.reshape(axis_size, -1, *out.shape[1:]), True
-        a, b = (
-            x if m else jnp.broadcast_to(x, (axis_size, *x.shape))
-            for x, m in zip((a, b), in_batched, strict=True)
-        )
-        return lax.map(lambda ab: fn(*ab), (a, b)), True
-
-    return rule
-
-
-@functools.cache
-def _ops(geom: Geometry) -> tuple[Any, Any, Any]:
-    """The three FFI calls for one geometry, each with its batching rule."""
+def _out_shape(op: str, geom: Geometry, n: int) -> tuple[int, ...]:
     oh, ow = output_hw(geom)
     h, w, c = geom[5]
     w_shape = geom[6]
-
-    @jax.custom_batching.custom_vmap
-    def fwd(x: jax.Array, W: jax.Array) -> jax.Array:
-        return _call("fwd", geom, (x.shape[0], oh, ow, w_shape[3]), x, W)
-
-    @jax.custom_batching.custom_vmap
-    def bwd_data(dy: jax.Array, W: jax.Array) -> jax.Array:
-        return _call("bwd_data", geom, (dy.shape[0], h, w, c), dy, W)
-
-    @jax.custom_batching.custom_vmap
-    def bwd_weights(x: jax.Array, dy: jax.Array) -> jax.Array:
-        return _call("bwd_weights", geom, w_shape, x, dy)
-
-    fwd.def_vmap(_fold_or_map(fwd, True))
-    bwd_data.def_vmap(_fold_or_map(bwd_data, True))
-    bwd_weights.def_vmap(_fold_or_map(bwd_weights, False))
-    return fwd, bwd_data, bwd_weights
+    return {"fwd": (n, oh, ow, w_shape[3]), "bwd_data": (n, h, w, c), "bwd_weights": w_shape}[op]
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def _conv(x: jax.Array, W: jax.Array, geom: Geometry) -> jax.Array:
-    return _ops(geom)[0](x, W)
+def _primitive(op: str) -> Primitive:
+    """One FFI target as a JAX primitive (``a``, ``b``; static ``geom``): its shape rule, its
+    lowering to the FFI call, and eager evaluation through ``jit``."""
+    prim = Primitive(f"tpflax_onednn_{op}")
+
+    def impl(a: jax.Array, b: jax.Array, *, geom: Geometry) -> jax.Array:
+        return _call(op, geom, _out_shape(op, geom, a.shape[0]), a, b)
+
+    def abstract(a: Any, b: Any, *, geom: Geometry) -> Any:
+        # `a`'s type with the output's shape: under shard_map it keeps the mesh and the
+        # manual axes both operands vary over (_bind); no axis of it is sharded.
+        shape = _out_shape(op, geom, a.shape[0])
+        replicated = a.sharding.update(spec=jax.sharding.PartitionSpec(*[None] * len(shape)))
+        return a.update(shape=shape, dtype=jnp.float32, weak_type=False, sharding=replicated)
+
+    @functools.cache
+    def compiled(geom: Geometry) -> Any:
+        return jax.jit(functools.partial(impl, geom=geom))
+
+    prim.def_impl(lambda a, b, *, geom: compiled(geom)(a, b))
+    prim.def_abstract_eval(abstract)
+    mlir.register_lowering(prim, mlir.lower_fun(impl, multiple_results=False), platform="cpu")
+    return prim
 
 
-def _conv_fwd(x: jax.Array, W: jax.Array, geom: Geometry) -> tuple[jax.Array, Any]:
-    return _ops(geom)[0](x, W), (x, W)
+FWD, BWD_DATA, BWD_WEIGHTS = (_primitive(op) for op in ("fwd", "bwd_data", "bwd_weights"))
 
 
-def _conv_bwd(geom: Geometry, res: Any, g: jax.Array) -> tuple[jax.Array, jax.Array]:
-    x, W = res
-    _, bwd_data, bwd_weights = _ops(geom)
-    return bwd_data(g, W), bwd_weights(x, g)
+def _bind(prim: Primitive, a: jax.Array, b: jax.Array, geom: Geometry) -> jax.Array:
+    """Binds with both operands varying over the same ``shard_map`` axes (the transpose of
+    that cast sums an invariant operand's gradient over the axes)."""
+    return prim.bind(_varying(a, b), _varying(b, a), geom=geom)
 
 
-_conv.defvjp(_conv_fwd, _conv_bwd)
+# All three are bilinear, and each one's transposes are the other two: y = fwd(x, W) has
+# dx = bwd_data(dy, W) and dW = bwd_weights(x, dy); and so on round. Forward mode, reverse
+# mode and higher derivatives all come from these rules.
+ad.defbilinear(
+    FWD,
+    lambda ct, x, W, *, geom: _bind(BWD_DATA, ct, W, geom),
+    lambda ct, x, W, *, geom: _bind(BWD_WEIGHTS, x, ct, geom),
+)
+ad.defbilinear(
+    BWD_DATA,
+    lambda ct, dy, W, *, geom: _bind(FWD, ct, W, geom),
+    lambda ct, dy, W, *, geom: _bind(BWD_WEIGHTS, ct, dy, geom),
+)
+ad.defbilinear(
+    BWD_WEIGHTS,
+    lambda ct, x, dy, *, geom: _bind(BWD_DATA, dy, ct, geom),
+    lambda ct, x, dy, *, geom: _bind(FWD, x, ct, geom),
+)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def _conv_t(x: jax.Array, W: jax.Array, geom: Geometry) -> jax.Array:
-    return _ops(geom)[1](x, W)
+def _batching(prim: Primitive, fold: bool) -> None:
+    """``vmap``: with only the first operand mapped (and ``fold``), one call on
+    ``[B*N, ...]``; otherwise one call per example (``lax.map``)."""
+
+    def rule(args: Any, dims: Any, *, geom: Geometry) -> tuple[jax.Array, int]:
+        a, b = args
+        if fold and dims[1] is None:
+            a = jnp.moveaxis(a, dims[0], 0)
+            out = _bind(prim, a.reshape(-1, *a.shape[2:]), b, geom)
+            return out.reshape(a.shape[0], -1, *out.shape[1:]), 0
+        size = next(x.shape[d] for x, d in zip(args, dims, strict=True) if d is not None)
+        a, b = (
+            jnp.broadcast_to(x, (size, *x.shape)) if d is None else jnp.moveaxis(x, d, 0)
+            for x, d in zip(args, dims, strict=True)
+        )
+        return lax.map(lambda ab: _bind(prim, ab[0], ab[1], geom), (a, b)), 0
+
+    batching.primitive_batchers[prim] = rule
 
 
-def _conv_t_fwd(x: jax.Array, W: jax.Array, geom: Geometry) -> tuple[jax.Array, Any]:
-    return _ops(geom)[1](x, W), (x, W)
+_batching(FWD, True)
+_batching(BWD_DATA, True)
+_batching(BWD_WEIGHTS, False)
 
 
-def _conv_t_bwd(geom: Geometry, res: Any, g: jax.Array) -> tuple[jax.Array, jax.Array]:
-    # y = conv^T(x; W): dx = conv(g; W), dW = the forward convolution's weight gradient with
-    # g as its input and x as its output gradient.
-    x, W = res
-    fwd, _, bwd_weights = _ops(geom)
-    return fwd(g, W), bwd_weights(g, x)
-
-
-_conv_t.defvjp(_conv_t_fwd, _conv_t_bwd)
+def _require() -> None:
+    if library() is None:
+        raise RuntimeError("oneDNN convolutions are unavailable here (see tpflax's log)")
 
 
 def conv(
@@ -309,10 +323,11 @@ def conv(
 ) -> jax.Array:
     """A convolution through oneDNN: ``x`` ``[N, H, W, C]`` float32, ``W`` ``[kh, kw, C //
     groups, filters]``, TensorFlow's ``SAME``/``VALID``; the same as ``lax.conv_general_dilated``
-    up to float rounding. Differentiable in reverse mode (both gradients from oneDNN); ``vmap``
-    folds into ``N``."""
+    up to float rounding. Differentiable in both modes and to any order (the gradients are
+    oneDNN's backward-data and backward-weights); ``vmap`` folds into ``N``."""
+    _require()
     geom = geometry(x.shape, W.shape, strides, padding, dilation, groups)
-    return _conv(_varying(x, W), _varying(W, x), geom)
+    return _bind(FWD, x, W, geom)
 
 
 def conv_transpose(
@@ -326,8 +341,9 @@ def conv_transpose(
     """TensorFlow's ``conv2d_transpose`` through oneDNN's backward-data: ``x`` ``[N, H, W, C]``,
     ``W`` ``[kh, kw, filters, C]``, output ``[N, *out_hw, filters]``, the input gradient of
     the ``SAME``/``VALID`` convolution that maps ``out_hw`` to ``(H, W)``."""
+    _require()
     in_shape = (x.shape[0], out_hw[0], out_hw[1], W.shape[2])
     geom = geometry(in_shape, W.shape, strides, padding, (1, 1), 1)
     if output_hw(geom) != tuple(x.shape[1:3]):
         raise ValueError(f"oneDNN conv_transpose: {out_hw} does not map to {x.shape[1:3]}")
-    return _conv_t(_varying(x, W), _varying(W, x), geom)
+    return _bind(BWD_DATA, x, W, geom)
