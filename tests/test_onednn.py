@@ -247,7 +247,8 @@ def test_the_auto_table() -> None:
 @needs_onednn
 def test_inside_shard_map_the_gradients_keep_their_sharding_types() -> None:
     """Under shard_map an FFI call's result is not marked as varying over the mesh axis; the
-    custom_vjp's gradients must be (tests/test_data_parallel.py runs 2 devices)."""
+    primitives' results and gradients must be, and an invariant W's gradient is summed over
+    the axis (tests/test_data_parallel.py runs 2 devices)."""
     from jax.sharding import NamedSharding
     from jax.sharding import PartitionSpec as P
 
