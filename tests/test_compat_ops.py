@@ -168,3 +168,17 @@ def test_python_scalars_keep_the_tensor_dtype() -> None:
     assert tf.multiply(x, 0.5).dtype == jnp.bfloat16
     assert tf.maximum(x, 0.0).dtype == jnp.bfloat16
     assert tf.nn.leaky_relu(x).dtype == jnp.bfloat16
+
+
+def test_static_values_for_shapes_under_jit() -> None:
+    """tf.constant and tf.range are NumPy (static) values, tf.top_k a named tuple."""
+
+    @jax.jit
+    def f(x: jax.Array) -> Any:
+        y = tf.pad(x, tf.constant([[1, 1], [0, 0]]))
+        y = tf.reduce_sum(y, axis=tf.range(1, 2))
+        return tf.reshape(y, tf.constant([2, -1])), tf.nn.top_k(x, 2).indices
+
+    y, idx = f(jnp.arange(6.0).reshape(2, 3))
+    np.testing.assert_array_equal(y, [[0.0, 3.0], [12.0, 0.0]])
+    np.testing.assert_array_equal(idx, [[2, 1], [2, 1]])

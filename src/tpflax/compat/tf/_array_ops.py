@@ -280,12 +280,13 @@ def constant(
     name: str | None = None,
     verify_shape: bool = False,
 ) -> Any:
-    """``tf.constant`` (TF1): Python floats give float32, ints int32; a short value fills
-    ``shape`` with its last element."""
+    """``tf.constant`` (TF1): a NumPy array (static under ``jit``, so it can give shapes and
+    paddings); Python floats give float32, ints int32; a short value fills ``shape`` with its
+    last element."""
     arr = _filled(value, dtype, shape, "tf.constant")
     if verify_shape and shape is not None and np.shape(value) != arr.shape:
         raise TypeError(f"tf.constant: value shape {np.shape(value)} is not {arr.shape}")
-    return named(jnp.asarray(arr), name)
+    return named(arr, name)
 
 
 def zeros(shape: Any, dtype: Any = _dtypes.float32, name: str | None = None) -> Any:
@@ -360,7 +361,8 @@ def range(
     dtype: Any = None,
     name: str | None = None,
 ) -> Any:
-    """``tf.range``: floats accumulate ``delta`` step by step in the dtype, as TF does."""
+    """``tf.range``: a NumPy array (static under ``jit``: usable as axes and indices); floats
+    accumulate ``delta`` step by step in the dtype, as TF does."""
     if limit is None:
         start, limit = 0, start
     values = [np.asarray(v).item() for v in (start, limit, delta)]
@@ -374,8 +376,7 @@ def range(
     steps = np.full(count, step, dt)
     if count:
         steps[0] = lo
-    out = np.cumsum(steps, dtype=dt)
-    return named(jnp.asarray(out), name)
+    return named(np.cumsum(steps, dtype=dt), name)
 
 
 def slice(input_: Any, begin: Any, size: Any, name: str | None = None) -> Any:

@@ -5,7 +5,7 @@ left side, as TF)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -152,10 +152,18 @@ def in_top_k(predictions: Any, targets: Any, k: int, name: str | None = None) ->
     return named((better < k) & jnp.isfinite(target[:, 0]), name)
 
 
+class TopKV2(NamedTuple):
+    """What ``tf.nn.top_k`` returns: ``.values`` and ``.indices``."""
+
+    values: Any
+    indices: Any
+
+
 def top_k(input: Any, k: int = 1, sorted: bool = True, name: str | None = None) -> Any:
-    """``tf.nn.top_k``: ``(values, indices)``, int32 indices, lower index first on ties."""
+    """``tf.nn.top_k``: ``TopKV2(values, indices)``, int32 indices, lower index first on
+    ties."""
     values, indices = lax.top_k(tensor(input), int(k))
-    return values, indices.astype(jnp.int32)
+    return TopKV2(values, indices.astype(jnp.int32))
 
 
 def moments(
