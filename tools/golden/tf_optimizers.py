@@ -95,6 +95,13 @@ CASES: dict[str, tuple[str, dict, dict | None]] = {
         None,
     ),
     "adam_gradprocs": ("AdamOptimizer", {"learning_rate": 0.01}, None),
+    # name= names the slots (dense/W/D_RMSProp, _1, _2); use_locking changes nothing
+    "rmsprop_centered_named": (
+        "RMSPropOptimizer",
+        {"learning_rate": 0.003, "momentum": 0.5, "centered": True, "name": "D_RMSProp"}
+        | {"use_locking": True},
+        None,
+    ),
 }
 
 # case -> tensorpack gradient processors, in order: [kind, *arguments]

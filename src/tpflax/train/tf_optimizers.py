@@ -49,9 +49,11 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple
+from typing import Any
 
+import flax.struct
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -96,20 +98,30 @@ __all__ = [
 
 
 # ---------------------------------------------------------------- states
-class GradientDescentState(NamedTuple):
+def _name_field(default: str) -> Any:
+    """The optimizer's ``name=`` (TF's slot suffix): static, not a leaf."""
+    return flax.struct.field(pytree_node=False, default=default)
+
+
+@flax.struct.dataclass
+class GradientDescentState:
     """``step``: the updates applied (the schedule's step; TF's ``global_step``)."""
 
     step: jax.Array
+    name: str = _name_field("GradientDescent")
 
 
-class MomentumState(NamedTuple):
+@flax.struct.dataclass
+class MomentumState:
     """``momentum``: the accumulator, TF's slot ``<var>/Momentum``."""
 
     step: jax.Array
     momentum: Tree
+    name: str = _name_field("Momentum")
 
 
-class AdamState(NamedTuple):
+@flax.struct.dataclass
+class AdamState:
     """``m`` (``<var>/Adam``), ``v`` (``<var>/Adam_1``), and the float32 scalars
     ``beta1_power``, ``beta2_power`` (``beta^(t+1)`` before update ``t``, as TF keeps them)."""
 
@@ -118,9 +130,11 @@ class AdamState(NamedTuple):
     beta2_power: jax.Array
     m: Tree
     v: Tree
+    name: str = _name_field("Adam")
 
 
-class RMSPropState(NamedTuple):
+@flax.struct.dataclass
+class RMSPropState:
     """``rms`` (the mean square, ``<var>/RMSProp``, starts at ones), ``mg`` (the mean
     gradient when ``centered``, ``<var>/RMSProp_1``; else ``None``), ``momentum``
     (``<var>/RMSProp_1``, or ``_2`` when centered)."""
@@ -129,13 +143,16 @@ class RMSPropState(NamedTuple):
     rms: Tree
     mg: Tree | None
     momentum: Tree
+    name: str = _name_field("RMSProp")
 
 
-class AdagradState(NamedTuple):
+@flax.struct.dataclass
+class AdagradState:
     """``accumulator``: the sum of squared gradients, ``<var>/Adagrad``."""
 
     step: jax.Array
     accumulator: Tree
+    name: str = _name_field("Adagrad")
 
 
 # state -> (TF's default optimizer name, its slots in TF's creation order)
@@ -184,11 +201,18 @@ def _count() -> jax.Array:
 
 
 # ---------------------------------------------------------------- optimizers
-def GradientDescentOptimizer(learning_rate: LearningRate) -> optax.GradientTransformation:
+def GradientDescentOptimizer(
+    learning_rate: LearningRate, use_locking: bool = False, name: str = "GradientDescent"
+) -> optax.GradientTransformation:
     """``tf.train.GradientDescentOptimizer``: ``var -= grad * lr``.
 
     Args:
         learning_rate: a number or a schedule ``step -> lr``.
+
+        use_locking: accepted for TF's signature; no effect (a jitted step has no
+            concurrent writers).
+        name: TF's ``name=``: the slots' suffix in :func:`tf_variables` (``<var>/<name>``,
+            ``<var>/<name>_1``), kept in the state.
 
     Returns:
         An ``optax.GradientTransformation`` with :class:`GradientDescentState`.
@@ -197,19 +221,23 @@ def GradientDescentOptimizer(learning_rate: LearningRate) -> optax.GradientTrans
 
     def init(params: Tree) -> GradientDescentState:
         del params
-        return GradientDescentState(_count())
+        return GradientDescentState(_count(), name=name)
 
     def update(grads: Tree, state: GradientDescentState, params: Tree = None) -> tuple:
         del params
         lr = _learning_rate(learning_rate, state.step)
         updates = jax.tree.map(lambda g: -(g * lr.astype(g.dtype)), grads)
-        return updates, GradientDescentState(state.step + 1)
+        return updates, dataclasses.replace(state, step=state.step + 1)
 
     return optax.GradientTransformation(init, update)  # type: ignore[arg-type]
 
 
 def MomentumOptimizer(
-    learning_rate: LearningRate, momentum: float, use_nesterov: bool = False
+    learning_rate: LearningRate,
+    momentum: float,
+    use_locking: bool = False,
+    name: str = "Momentum",
+    use_nesterov: bool = False,
 ) -> optax.GradientTransformation:
     """``tf.train.MomentumOptimizer`` (TF's ``ApplyMomentum``).
 
@@ -221,13 +249,18 @@ def MomentumOptimizer(
         momentum: the momentum (no default, as in TF).
         use_nesterov: Nesterov momentum, TF's formulation.
 
+        use_locking: accepted for TF's signature; no effect (a jitted step has no
+            concurrent writers).
+        name: TF's ``name=``: the slots' suffix in :func:`tf_variables` (``<var>/<name>``,
+            ``<var>/<name>_1``), kept in the state.
+
     Returns:
         An ``optax.GradientTransformation`` with :class:`MomentumState`.
     """
     _check("MomentumOptimizer", learning_rate=learning_rate, momentum=momentum)
 
     def init(params: Tree) -> MomentumState:
-        return MomentumState(_count(), _full(params, 0.0))
+        return MomentumState(_count(), _full(params, 0.0), name=name)
 
     def update(grads: Tree, state: MomentumState, params: Tree = None) -> tuple:
         del params
@@ -240,7 +273,7 @@ def MomentumOptimizer(
             return -step, accum
 
         updates, accum = _map(leaf, 2, grads, state.momentum)
-        return updates, MomentumState(state.step + 1, accum)
+        return updates, dataclasses.replace(state, step=state.step + 1, momentum=accum)
 
     return optax.GradientTransformation(init, update)  # type: ignore[arg-type]
 
@@ -250,6 +283,8 @@ def AdamOptimizer(
     beta1: float = 0.9,
     beta2: float = 0.999,
     epsilon: float = 1e-8,
+    use_locking: bool = False,
+    name: str = "Adam",
 ) -> optax.GradientTransformation:
     """``tf.train.AdamOptimizer`` (TF 1.x, ``ApplyAdam``), not optax's Adam.
 
@@ -266,13 +301,19 @@ def AdamOptimizer(
         beta2: decay of the second moment.
         epsilon: TF's "epsilon hat".
 
+        use_locking: accepted for TF's signature; no effect (a jitted step has no
+            concurrent writers).
+        name: TF's ``name=``: the slots' suffix in :func:`tf_variables` (``<var>/<name>``,
+            ``<var>/<name>_1``), kept in the state.
+
     Returns:
         An ``optax.GradientTransformation`` with :class:`AdamState`.
     """
     _check("AdamOptimizer", learning_rate=learning_rate, beta1=beta1, beta2=beta2, epsilon=epsilon)
 
     def init(params: Tree) -> AdamState:
-        return AdamState(_count(), _f32(beta1), _f32(beta2), _full(params, 0.0), _full(params, 0.0))
+        zeros = _full(params, 0.0)
+        return AdamState(_count(), _f32(beta1), _f32(beta2), zeros, _full(params, 0.0), name=name)
 
     def update(grads: Tree, state: AdamState, params: Tree = None) -> tuple:
         del params
@@ -288,12 +329,13 @@ def AdamOptimizer(
             return -((m * alpha) / (jnp.sqrt(v) + eps)), m, v
 
         updates, m, v = _map(leaf, 3, grads, state.m, state.v)
-        new = AdamState(
-            state.step + 1,
-            state.beta1_power * _f32(beta1),
-            state.beta2_power * _f32(beta2),
-            m,
-            v,
+        new = dataclasses.replace(
+            state,
+            step=state.step + 1,
+            beta1_power=state.beta1_power * _f32(beta1),
+            beta2_power=state.beta2_power * _f32(beta2),
+            m=m,
+            v=v,
         )
         return updates, new
 
@@ -305,7 +347,9 @@ def RMSPropOptimizer(
     decay: float = 0.9,
     momentum: float = 0.0,
     epsilon: float = 1e-10,
+    use_locking: bool = False,
     centered: bool = False,
+    name: str = "RMSProp",
 ) -> optax.GradientTransformation:
     """``tf.train.RMSPropOptimizer`` (``ApplyRMSProp`` / ``ApplyCenteredRMSProp``).
 
@@ -321,6 +365,11 @@ def RMSPropOptimizer(
         epsilon: added to the mean square, inside the square root.
         centered: normalize by the estimated variance instead of the second moment.
 
+        use_locking: accepted for TF's signature; no effect (a jitted step has no
+            concurrent writers).
+        name: TF's ``name=``: the slots' suffix in :func:`tf_variables` (``<var>/<name>``,
+            ``<var>/<name>_1``), kept in the state.
+
     Returns:
         An ``optax.GradientTransformation`` with :class:`RMSPropState`.
     """
@@ -334,7 +383,7 @@ def RMSPropOptimizer(
 
     def init(params: Tree) -> RMSPropState:
         mg = _full(params, 0.0) if centered else None
-        return RMSPropState(_count(), _full(params, 1.0), mg, _full(params, 0.0))
+        return RMSPropState(_count(), _full(params, 1.0), mg, _full(params, 0.0), name=name)
 
     def update(grads: Tree, state: RMSPropState, params: Tree = None) -> tuple:
         del params
@@ -356,13 +405,19 @@ def RMSPropOptimizer(
 
         trees = (state.rms, state.momentum) + ((state.mg,) if centered else ())
         updates, ms, mom, mg = _map(leaf, 4, grads, *trees)
-        return updates, RMSPropState(state.step + 1, ms, mg if centered else None, mom)
+        new = dataclasses.replace(
+            state, step=state.step + 1, rms=ms, mg=mg if centered else None, momentum=mom
+        )
+        return updates, new
 
     return optax.GradientTransformation(init, update)  # type: ignore[arg-type]
 
 
 def AdagradOptimizer(
-    learning_rate: LearningRate, initial_accumulator_value: float = 0.1
+    learning_rate: LearningRate,
+    initial_accumulator_value: float = 0.1,
+    use_locking: bool = False,
+    name: str = "Adagrad",
 ) -> optax.GradientTransformation:
     """``tf.train.AdagradOptimizer`` (``ApplyAdagrad``): ``accum += g^2``;
     ``var -= g * lr * rsqrt(accum)``; the accumulator starts at
@@ -371,6 +426,11 @@ def AdagradOptimizer(
     Args:
         learning_rate: a number or a schedule ``step -> lr``.
         initial_accumulator_value: the accumulator's start, > 0.
+
+        use_locking: accepted for TF's signature; no effect (a jitted step has no
+            concurrent writers).
+        name: TF's ``name=``: the slots' suffix in :func:`tf_variables` (``<var>/<name>``,
+            ``<var>/<name>_1``), kept in the state.
 
     Returns:
         An ``optax.GradientTransformation`` with :class:`AdagradState`.
@@ -386,7 +446,7 @@ def AdagradOptimizer(
         )
 
     def init(params: Tree) -> AdagradState:
-        return AdagradState(_count(), _full(params, initial_accumulator_value))
+        return AdagradState(_count(), _full(params, initial_accumulator_value), name=name)
 
     def update(grads: Tree, state: AdagradState, params: Tree = None) -> tuple:
         del params
@@ -397,7 +457,7 @@ def AdagradOptimizer(
             return -(g * lr32.astype(g.dtype) * jax.lax.rsqrt(accum)), accum
 
         updates, accum = _map(leaf, 2, grads, state.accumulator)
-        return updates, AdagradState(state.step + 1, accum)
+        return updates, dataclasses.replace(state, step=state.step + 1, accumulator=accum)
 
     return optax.GradientTransformation(init, update)  # type: ignore[arg-type]
 
@@ -455,8 +515,8 @@ def _the_state(opt_state: Any, who: str) -> Any:
 
 def _slot_suffixes(state: Any, name: str | None) -> list[tuple[str, str]]:
     """``[('m', 'Adam'), ('v', 'Adam_1')]``: each present slot and its TF suffix."""
-    default, slots = _TF_NAMES[type(state)]
-    prefix = name or default
+    _, slots = _TF_NAMES[type(state)]
+    prefix = name or state.name
     present = [s for s in slots if getattr(state, s) is not None]
     return [(slot, prefix if k == 0 else f"{prefix}_{k}") for k, slot in enumerate(present)]
 
@@ -513,7 +573,7 @@ def load_tf_variables(
         updates["beta2_power"] = read("beta2_power", state.beta2_power)
     if step is not None:
         updates["step"] = jnp.asarray(step, state.step.dtype)
-    new = state._replace(**updates)
+    new = dataclasses.replace(state, **updates)
     return jax.tree.map(
         lambda x: new if x is state else x,
         opt_state,
