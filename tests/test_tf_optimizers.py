@@ -16,6 +16,7 @@ holds per step and after 10 steps with a 5x margin.
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 
 import jax
@@ -140,6 +141,18 @@ def test_resumes_tensorflow(path) -> None:
         assert err <= RTOL, f"{path.stem} resumed, {name}: relative error {err:.2e}"
 
 
+def test_signatures_are_tensorflows() -> None:
+    """Each constructor takes TF's parameters, in TF's order, with TF's defaults (as
+    `inspect.signature` read them from TF 2.21: tests/golden/tf_optimizers/signatures.json),
+    so positional TF calls port unchanged."""
+    with open(GOLDEN_DIR / "tf_optimizers" / "signatures.json") as f:
+        expected = json.load(f)
+    for name, parameters in expected.items():
+        ours = inspect.signature(getattr(tfo, name)).parameters.values()
+        got = [[p.name, None if p.default is inspect.Parameter.empty else p.default] for p in ours]
+        assert got == parameters, name
+
+
 def test_tf_adam_is_not_optax_adam() -> None:
     """Why the module exists: DCGAN's Adam (2e-4, beta1=0.5, epsilon=1e-3) with optax's
     epsilon placement ends far from TF's after 10 steps."""
@@ -196,6 +209,10 @@ def _adam_state():
         ),
         (lambda: tfo.exponential_decay(0.1, 0, 0.5), r"decay_steps must be > 0; got 0"),
         (lambda: tfo.GlobalNormClip(0.0), r"GlobalNormClip: global_norm must be > 0; got 0.0"),
+        (
+            lambda: tfo.AdamOptimizer(use_own_namescope_for_non_slot_vars=True),
+            r"AdamOptimizer: use_own_namescope_for_non_slot_vars=True is not supported",
+        ),
         (
             lambda: tfo.ScaleGradient([(".*/b", 2.0), ("layer0/.*", 0.0)]),
             r"ScaleGradient: multiplier 0 for 'layer0/\.\*' makes tensorpack skip",

@@ -220,6 +220,24 @@ def run_case(name: str, optimizer: str, kwargs: dict, schedule: dict | None, see
     return out
 
 
+def signatures(out_dir: str) -> None:
+    """--out/signatures.json: each optimizer's constructor parameters and defaults, as
+    `inspect.signature` reads TF's `__init__` (the compatibility names keep them)."""
+    import inspect
+
+    out = {}
+    for optimizer in SLOTS:
+        parameters = inspect.signature(getattr(tf1.train, optimizer).__init__).parameters
+        out[optimizer] = [
+            [p.name, None if p.default is inspect.Parameter.empty else p.default]
+            for p in parameters.values()
+            if p.name != "self"
+        ]
+    with open(os.path.join(out_dir, "signatures.json"), "w") as f:
+        json.dump(out, f, indent=1)
+        f.write("\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="tests/golden/tf_optimizers")
@@ -230,6 +248,7 @@ def main() -> None:
             os.path.join(args.out, f"{name}.npz"),
             **run_case(name, optimizer, kwargs, schedule, seed),
         )
+    signatures(args.out)
 
 
 if __name__ == "__main__":

@@ -208,7 +208,6 @@ def GradientDescentOptimizer(
 
     Args:
         learning_rate: a number or a schedule ``step -> lr``.
-
         use_locking: accepted for TF's signature; no effect (a jitted step has no
             concurrent writers).
         name: TF's ``name=``: the slots' suffix in :func:`tf_variables` (``<var>/<name>``,
@@ -248,7 +247,6 @@ def MomentumOptimizer(
         learning_rate: a number or a schedule ``step -> lr``.
         momentum: the momentum (no default, as in TF).
         use_nesterov: Nesterov momentum, TF's formulation.
-
         use_locking: accepted for TF's signature; no effect (a jitted step has no
             concurrent writers).
         name: TF's ``name=``: the slots' suffix in :func:`tf_variables` (``<var>/<name>``,
@@ -285,6 +283,7 @@ def AdamOptimizer(
     epsilon: float = 1e-8,
     use_locking: bool = False,
     name: str = "Adam",
+    use_own_namescope_for_non_slot_vars: bool = False,
 ) -> optax.GradientTransformation:
     """``tf.train.AdamOptimizer`` (TF 1.x, ``ApplyAdam``), not optax's Adam.
 
@@ -300,16 +299,25 @@ def AdamOptimizer(
         beta1: decay of the first moment.
         beta2: decay of the second moment.
         epsilon: TF's "epsilon hat".
-
         use_locking: accepted for TF's signature; no effect (a jitted step has no
             concurrent writers).
         name: TF's ``name=``: the slots' suffix in :func:`tf_variables` (``<var>/<name>``,
             ``<var>/<name>_1``), kept in the state.
+        use_own_namescope_for_non_slot_vars: TF 2's flag; only ``False`` (TF 1.x's names).
 
     Returns:
         An ``optax.GradientTransformation`` with :class:`AdamState`.
+
+    Raises:
+        ValueError: ``use_own_namescope_for_non_slot_vars=True``.
     """
     _check("AdamOptimizer", learning_rate=learning_rate, beta1=beta1, beta2=beta2, epsilon=epsilon)
+    if use_own_namescope_for_non_slot_vars:
+        raise ValueError(
+            "tp.train.tf_optimizers.AdamOptimizer: use_own_namescope_for_non_slot_vars=True "
+            "is not supported (tf_variables names beta1_power/beta2_power at the root, as TF "
+            "1.x and tensorpack do); rename those two keys of its dict instead"
+        )
 
     def init(params: Tree) -> AdamState:
         zeros = _full(params, 0.0)
@@ -364,7 +372,6 @@ def RMSPropOptimizer(
         momentum: momentum of the step.
         epsilon: added to the mean square, inside the square root.
         centered: normalize by the estimated variance instead of the second moment.
-
         use_locking: accepted for TF's signature; no effect (a jitted step has no
             concurrent writers).
         name: TF's ``name=``: the slots' suffix in :func:`tf_variables` (``<var>/<name>``,
@@ -426,7 +433,6 @@ def AdagradOptimizer(
     Args:
         learning_rate: a number or a schedule ``step -> lr``.
         initial_accumulator_value: the accumulator's start, > 0.
-
         use_locking: accepted for TF's signature; no effect (a jitted step has no
             concurrent writers).
         name: TF's ``name=``: the slots' suffix in :func:`tf_variables` (``<var>/<name>``,
