@@ -508,6 +508,100 @@ def cases():
             [F(4, 3), F(4, 3), V([[1.0, 0.0, 2.0]])],
         )
     )
+    add(
+        (
+            "losses_absolute_difference",
+            "lambda y, p: tf.losses.absolute_difference(y, p)",
+            [F(4, 3), F(4, 3)],
+        )
+    )
+    add(
+        (
+            "losses_sparse_xent",
+            "lambda y, x: tf.losses.sparse_softmax_cross_entropy(y, x)",
+            [I(0, 4, 5), F(5, 4)],
+        )
+    )
+    add(
+        (
+            "losses_softmax_xent_smoothing",
+            "lambda y, x: tf.losses.softmax_cross_entropy(y, x, label_smoothing=0.1)",
+            [RNG.rand(5, 4).astype("float32"), F(5, 4)],
+        )
+    )
+    add(
+        (
+            "losses_sigmoid_xent_weights",
+            "lambda y, x, w: tf.losses.sigmoid_cross_entropy(y, x, weights=w, label_smoothing=0.2)",
+            [RNG.rand(4, 3).astype("float32"), F(4, 3), V([[1.0], [0.0], [2.0], [1.0]])],
+        )
+    )
+    # control flow, more array and math ops
+    add(
+        (
+            "cond_traced",
+            "lambda x: tf.cond(tf.reduce_sum(x) > 0, lambda: x * 2.0, lambda: x - 1.0)",
+            [F(3, 4)],
+        )
+    )
+    add(
+        (
+            "cond_traced_false",
+            "lambda x: tf.cond(tf.reduce_sum(x) < -100.0, lambda: x * 2.0, lambda: tf.square(x))",
+            [F(3, 4)],
+        )
+    )
+    add(
+        (
+            "while_loop_max_iterations",
+            "lambda x: tf.while_loop(lambda i, v: i < 3, lambda i, v: (i + 1, v * 1.5 + 1.0), "
+            "[tf.constant(0), x], maximum_iterations=5)[1]",
+            [F(3, 4)],
+        )
+    )
+    add(
+        (
+            "while_loop_int",
+            "lambda n: tf.while_loop(lambda i, s: i < 4, lambda i, s: (i + 1, s + i * n), [0, n])",
+            [V([1, 2, 3], "int32")],
+        )
+    )
+    add(("reduce_std", "lambda x: tf.math.reduce_std(x, axis=1)", [F(3, 4)]))
+    add(
+        (
+            "reduce_variance",
+            "lambda x: tf.math.reduce_variance(x, axis=[0, 1], keepdims=True)",
+            [F(3, 4, 2)],
+        )
+    )
+    add(("norm_default", "lambda x: tf.norm(x)", [F(3, 4)]))
+    add(("norm_axis_l1", "lambda x: tf.norm(x, ord=1, axis=1)", [F(3, 4)]))
+    add(("clip_by_norm", "lambda x: tf.clip_by_norm(x, 1.0)", [F(3, 4)]))
+    add(("clip_by_norm_axes", "lambda x: tf.clip_by_norm(x, 0.8, axes=[1])", [F(3, 4)]))
+    add(
+        (
+            "unsorted_segment_sum",
+            "lambda x, i: tf.unsorted_segment_sum(x, i, 4)",
+            [F(6, 2), V([0, 2, 2, 3, 0, 1], "int32")],
+        )
+    )
+    add(("linspace", "lambda: tf.linspace(0.0, 1.0, 7)", []))
+    add(("meshgrid", "lambda x, y: tf.meshgrid(x, y)", [F(3), F(4)]))
+    add(("sequence_mask", "lambda n: tf.sequence_mask(n, 5)", [V([0, 2, 5, 3], "int32")]))
+    add(
+        (
+            "sequence_mask_float",
+            "lambda n: tf.sequence_mask(n, maxlen=4, dtype=tf.float32)",
+            [V([[1, 3]], "int32")],
+        )
+    )
+    add(
+        (
+            "scatter_nd_repeated",
+            "lambda i, u: tf.scatter_nd(i, u, [4, 3])",
+            [V([[0], [2], [0]], "int32"), F(3, 3)],
+        )
+    )
     # tf.math
     add(("math_log", "lambda x: tf.math.log(x)", [P(3, 4)]))
     add(("math_reduce_mean", "lambda x: tf.math.reduce_mean(x, axis=1)", [F(3, 4)]))

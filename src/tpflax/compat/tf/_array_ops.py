@@ -379,6 +379,42 @@ def range(
     return named(np.cumsum(steps, dtype=dt), name)
 
 
+def linspace(start: Any, stop: Any, num: Any, name: str | None = None, axis: int = 0) -> Any:
+    """``tf.linspace`` (float32 for Python numbers)."""
+    a, b = tensor(start), tensor(stop)
+    out = jnp.linspace(a, b, static_int(num, "tf.linspace"), axis=axis, dtype=a.dtype)
+    return named(out, name)
+
+
+def meshgrid(*args: Any, indexing: str = "xy", name: str | None = None) -> Any:
+    """``tf.meshgrid``."""
+    return jnp.meshgrid(*(tensor(a) for a in args), indexing=indexing)
+
+
+def sequence_mask(
+    lengths: Any, maxlen: Any = None, dtype: Any = _dtypes.bool, name: str | None = None
+) -> Any:
+    """``tf.sequence_mask``: ``maxlen`` must be given (TF's default, ``max(lengths)``, is a
+    data-dependent shape)."""
+    if maxlen is None:
+        raise unsupported(
+            "tf.sequence_mask without maxlen",
+            DATA_DEPENDENT,
+            "pass maxlen= (a static int, e.g. the padded length x.shape[1])",
+        )
+    n = tensor(lengths)
+    steps = jnp.arange(static_int(maxlen, "tf.sequence_mask"), dtype=n.dtype)
+    mask = jnp.less(*broadcast(steps, n[..., None]))
+    return named(mask.astype(as_dtype(dtype)), name)
+
+
+def scatter_nd(indices: Any, updates: Any, shape: Any, name: str | None = None) -> Any:
+    """``tf.scatter_nd``: repeated indices add up, as in TF."""
+    i, u = tensor(indices), tensor(updates)
+    out = jnp.zeros(static_ints(shape, "tf.scatter_nd"), u.dtype)
+    return named(out.at[tuple(jnp.moveaxis(i, -1, 0))].add(u), name)
+
+
 def slice(input_: Any, begin: Any, size: Any, name: str | None = None) -> Any:
     """``tf.slice``: ``size`` static (``-1``: to the end); a traced ``begin`` is allowed."""
     x = tensor(input_)
@@ -414,6 +450,8 @@ __all__ = [
     "fill",
     "gather",
     "gather_nd",
+    "linspace",
+    "meshgrid",
     "newaxis",
     "one_hot",
     "ones",
@@ -423,6 +461,8 @@ __all__ = [
     "rank",
     "reshape",
     "reverse",
+    "scatter_nd",
+    "sequence_mask",
     "shape",
     "size",
     "slice",

@@ -10,6 +10,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from tpflax.compat.tf import _dtypes
@@ -56,6 +57,19 @@ reduce_prod = _reduce(jnp.prod, "tf.reduce_prod")
 reduce_all = _reduce(jnp.all, "tf.reduce_all")
 reduce_any = _reduce(jnp.any, "tf.reduce_any")
 reduce_logsumexp = _reduce(jax.nn.logsumexp, "tf.reduce_logsumexp")
+
+
+def _variance(x: jax.Array, axis: Any, keepdims: bool) -> jax.Array:
+    mean = jnp.mean(x, axis=axis, keepdims=True)
+    return jnp.mean(jnp.square(x - mean), axis=axis, keepdims=keepdims)
+
+
+def _std(x: jax.Array, axis: Any, keepdims: bool) -> jax.Array:
+    return jnp.sqrt(_variance(x, axis, keepdims))
+
+
+reduce_variance = _reduce(_variance, "tf.reduce_variance")
+reduce_std = _reduce(_std, "tf.reduce_std")
 
 
 def count_nonzero(
@@ -250,6 +264,51 @@ def divide_no_nan(x: Any, y: Any, name: str | None = None) -> Any:
 div_no_nan = divide_no_nan
 
 
+def norm(
+    tensor_: Any,
+    ord: Any = "euclidean",
+    axis: Any = None,
+    keepdims: Any = None,
+    name: str | None = None,
+    keep_dims: Any = None,
+) -> Any:
+    """``tf.norm``: the euclidean (``2``), ``1`` or ``inf`` norm of vectors (a matrix norm
+    over two axes is only the Frobenius one, ``'euclidean'``/``'fro'``)."""
+    x = tensor(tensor_)
+    kd = _keep(keepdims, keep_dims, "tf.norm")
+    ax = reduction_axes(axis, None, "tf.norm")
+    if ord in ("euclidean", "fro", 2, 2.0):
+        out = jnp.sqrt(jnp.sum(jnp.square(x), axis=ax, keepdims=kd))
+    elif ord in (1, 1.0):
+        out = jnp.sum(_tf_abs(x), axis=ax, keepdims=kd)
+    elif ord == np.inf:
+        out = jnp.max(_tf_abs(x), axis=ax, keepdims=kd)
+    else:
+        raise ValueError(f"tf.norm: ord must be 'euclidean', 'fro', 1, 2 or np.inf; got {ord!r}")
+    return named(out, name)
+
+
+def clip_by_norm(t: Any, clip_norm: Any, axes: Any = None, name: str | None = None) -> Any:
+    """``tf.clip_by_norm``: ``t * clip_norm / max(l2norm(t), clip_norm)``."""
+    x = tensor(t)
+    ax = reduction_axes(axes, None, "tf.clip_by_norm")
+    l2sum = jnp.sum(jnp.square(x), axis=ax, keepdims=True)
+    pred = l2sum > 0
+    l2sum_safe = jnp.where(pred, l2sum, jnp.ones_like(l2sum))
+    l2norm = jnp.where(pred, jnp.sqrt(l2sum_safe), l2sum)
+    c = tensor(clip_norm).astype(x.dtype)
+    return named(x * c / _tf_maximum(l2norm, c), name)
+
+
+def unsorted_segment_sum(
+    data: Any, segment_ids: Any, num_segments: Any, name: str | None = None
+) -> Any:
+    """``tf.unsorted_segment_sum`` (``num_segments`` static; ids out of range are dropped)."""
+    n = int(np.asarray(num_segments))
+    out = jax.ops.segment_sum(tensor(data), tensor(segment_ids), num_segments=n)
+    return named(out, name)
+
+
 def cumsum(
     x: Any, axis: int = 0, exclusive: bool = False, reverse: bool = False, name: str | None = None
 ) -> Any:
@@ -272,6 +331,7 @@ __all__ = [
     "argmax",
     "argmin",
     "ceil",
+    "clip_by_norm",
     "clip_by_value",
     "cos",
     "count_nonzero",
@@ -304,6 +364,7 @@ __all__ = [
     "mod",
     "multiply",
     "negative",
+    "norm",
     "not_equal",
     "pow",
     "reciprocal",
@@ -314,7 +375,9 @@ __all__ = [
     "reduce_mean",
     "reduce_min",
     "reduce_prod",
+    "reduce_std",
     "reduce_sum",
+    "reduce_variance",
     "round",
     "rsqrt",
     "sigmoid",
@@ -326,4 +389,5 @@ __all__ = [
     "subtract",
     "tanh",
     "truediv",
+    "unsorted_segment_sum",
 ]

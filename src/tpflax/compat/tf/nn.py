@@ -80,8 +80,30 @@ def sparse_softmax_cross_entropy_with_logits(
     return named(out, name)
 
 
+@jax.custom_vjp
+def _xent_last(labels: jax.Array, logits: jax.Array) -> jax.Array:
+    return -jnp.sum(labels * jax.nn.log_softmax(logits, axis=-1), axis=-1)
+
+
+def _xent_fwd(labels: jax.Array, logits: jax.Array) -> tuple[jax.Array, Any]:
+    logp = jax.nn.log_softmax(logits, axis=-1)
+    return -jnp.sum(labels * logp, axis=-1), (labels, logp)
+
+
+def _xent_bwd(res: Any, g: jax.Array) -> tuple[jax.Array, jax.Array]:
+    labels, logp = res
+    g = g[..., None]
+    return -g * logp, g * (jnp.exp(logp) - labels)
+
+
+_xent_last.defvjp(_xent_fwd, _xent_bwd)
+
+
 def _softmax_xent(labels: Any, logits: Any, axis: int) -> jax.Array:
-    return -jnp.sum(labels * jax.nn.log_softmax(logits, axis=axis), axis=axis)
+    """TF's kernel: the logits' gradient is ``softmax - labels`` (right for labels summing to
+    1; TF uses it for any labels), the labels' ``-log_softmax``."""
+    lb, lg = broadcast(labels, logits)
+    return _xent_last(jnp.moveaxis(lb, axis, -1), jnp.moveaxis(lg, axis, -1))
 
 
 def softmax_cross_entropy_with_logits(
