@@ -54,7 +54,14 @@ def to_int32(x: Any, name: str = "ToInt32") -> Any:
 
 def shape(input: Any, name: str | None = None, out_type: Any = _dtypes.int32) -> Any:
     """``tf.shape``: the static shape as a NumPy int32 array, concrete under ``jit`` (XLA's
-    shapes are static), so its entries can build other shapes."""
+    shapes are static), so its entries can build other shapes.
+
+    >>> import jax, jax.numpy as jnp
+    >>> from tpflax.compat import tf
+    >>> flat = jax.jit(lambda x: tf.reshape(x, [tf.shape(x)[0], -1]))
+    >>> flat(jnp.ones((2, 3, 4))).shape
+    (2, 12)
+    """
     return named(np.asarray(np.shape(input), as_dtype(out_type)), name)
 
 

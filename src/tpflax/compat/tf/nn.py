@@ -30,7 +30,12 @@ def relu6(features: Any, name: str | None = None) -> Any:
 
 
 def leaky_relu(features: Any, alpha: float = 0.2, name: str | None = None) -> Any:
-    """``tf.nn.leaky_relu``: alpha defaults to 0.2 (JAX's to 0.01)."""
+    """``tf.nn.leaky_relu``: alpha defaults to 0.2 (JAX's to 0.01).
+
+    >>> from tpflax.compat import tf
+    >>> tf.nn.leaky_relu([-1.0, 2.0, -5.0]).tolist()
+    [-0.20000000298023224, 2.0, -1.0]
+    """
     x = tensor(features)
     return named(jnp.where(x > 0, x, x * jnp.asarray(alpha, x.dtype)), name)
 
