@@ -718,6 +718,26 @@ INITIALIZERS = [
         [3, 3, 64, 32],
         "bounded",
     ),
+    ("init_he_normal", "lambda: tf.initializers.he_normal()", [3, 3, 64, 32], "bounded"),
+    ("init_lecun_uniform", "lambda: tf.initializers.lecun_uniform()", [200, 100], "bounded"),
+    (
+        "init_keras_random_normal",
+        "lambda: tf.keras.initializers.RandomNormal()",
+        [200, 100],
+        "unbounded",
+    ),
+    (
+        "init_keras_random_uniform",
+        "lambda: tf.keras.initializers.RandomUniform()",
+        [200, 100],
+        "bounded",
+    ),
+    (
+        "init_keras_truncated_normal",
+        "lambda: tf.keras.initializers.TruncatedNormal(stddev=0.2)",
+        [200, 100],
+        "bounded",
+    ),
     (
         "init_keras_glorot_uniform",
         "lambda: tf.keras.initializers.glorot_uniform()",

@@ -175,13 +175,52 @@ def glorot_normal_initializer(seed: Any = None, dtype: Any = _dtypes.float32) ->
     return variance_scaling_initializer(1.0, "fan_avg", "truncated_normal", seed, dtype)
 
 
-def _keras_scaling(scale: float, mode: str, distribution: str) -> Any:
-    def make(seed: Any = None) -> variance_scaling_initializer:
-        return variance_scaling_initializer(scale, mode, distribution, seed)
+def _scaling(scale: float, mode: str, distribution: str, name: str) -> Any:
+    def make(seed: Any = None, dtype: Any = _dtypes.float32) -> variance_scaling_initializer:
+        return variance_scaling_initializer(scale, mode, distribution, seed, dtype)
 
+    make.__name__ = name
+    make.__doc__ = f"``tf.initializers.{name}``: variance scaling {scale}, {mode}, {distribution}."
     return make
 
 
+he_normal = _scaling(2.0, "fan_in", "truncated_normal", "he_normal")
+he_uniform = _scaling(2.0, "fan_in", "uniform", "he_uniform")
+lecun_normal = _scaling(1.0, "fan_in", "truncated_normal", "lecun_normal")
+lecun_uniform = _scaling(1.0, "fan_in", "uniform", "lecun_uniform")
+
+
+def _keras_random_normal(mean: float = 0.0, stddev: float = 0.05, seed: Any = None) -> Any:
+    """``tf.keras.initializers.RandomNormal``: stddev 0.05 by default."""
+    return random_normal_initializer(mean, stddev, seed)
+
+
+def _keras_random_uniform(minval: float = -0.05, maxval: float = 0.05, seed: Any = None) -> Any:
+    """``tf.keras.initializers.RandomUniform``: within [-0.05, 0.05) by default."""
+    return random_uniform_initializer(minval, maxval, seed)
+
+
+def _keras_truncated_normal(mean: float = 0.0, stddev: float = 0.05, seed: Any = None) -> Any:
+    """``tf.keras.initializers.TruncatedNormal``: stddev 0.05 by default."""
+    return truncated_normal_initializer(mean, stddev, seed)
+
+
+# tf.initializers (TF1)
+initializers = types.SimpleNamespace(
+    constant=constant_initializer,
+    zeros=zeros_initializer,
+    ones=ones_initializer,
+    random_normal=random_normal_initializer,
+    random_uniform=random_uniform_initializer,
+    truncated_normal=truncated_normal_initializer,
+    variance_scaling=variance_scaling_initializer,
+    glorot_uniform=glorot_uniform_initializer,
+    glorot_normal=glorot_normal_initializer,
+    he_normal=he_normal,
+    he_uniform=he_uniform,
+    lecun_normal=lecun_normal,
+    lecun_uniform=lecun_uniform,
+)
 # tf.keras.initializers (the TF1 ones): Keras's defaults (stddev 0.05, ...) where they differ.
 keras = types.SimpleNamespace(
     initializers=types.SimpleNamespace(
@@ -189,23 +228,27 @@ keras = types.SimpleNamespace(
         Zeros=zeros_initializer,
         Ones=ones_initializer,
         VarianceScaling=variance_scaling_initializer,
-        glorot_uniform=_keras_scaling(1.0, "fan_avg", "uniform"),
-        glorot_normal=_keras_scaling(1.0, "fan_avg", "truncated_normal"),
-        he_normal=_keras_scaling(2.0, "fan_in", "truncated_normal"),
-        he_uniform=_keras_scaling(2.0, "fan_in", "uniform"),
-        lecun_normal=_keras_scaling(1.0, "fan_in", "truncated_normal"),
-        lecun_uniform=_keras_scaling(1.0, "fan_in", "uniform"),
+        RandomNormal=_keras_random_normal,
+        RandomUniform=_keras_random_uniform,
+        TruncatedNormal=_keras_truncated_normal,
+        glorot_uniform=glorot_uniform_initializer,
+        glorot_normal=glorot_normal_initializer,
+        GlorotUniform=glorot_uniform_initializer,
+        GlorotNormal=glorot_normal_initializer,
+        he_normal=he_normal,
+        he_uniform=he_uniform,
+        HeNormal=he_normal,
+        HeUniform=he_uniform,
+        lecun_normal=lecun_normal,
+        lecun_uniform=lecun_uniform,
     )
 )
-keras.initializers.GlorotUniform = keras.initializers.glorot_uniform
-keras.initializers.GlorotNormal = keras.initializers.glorot_normal
-keras.initializers.HeNormal = keras.initializers.he_normal
-keras.initializers.HeUniform = keras.initializers.he_uniform
 
 __all__ = [
     "constant_initializer",
     "glorot_normal_initializer",
     "glorot_uniform_initializer",
+    "initializers",
     "keras",
     "ones_initializer",
     "random_normal_initializer",
