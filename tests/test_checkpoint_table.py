@@ -175,3 +175,17 @@ def test_restore_warns_from_its_lists_not_from_its_words(caplog) -> None:
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert warnings == ["Variable b/W in the graph not found in checkpoint!"]
     assert "Ignored variable not found/W in checkpoint (ignore=)." in str(report)
+
+
+def test_optimizer_slots_are_training_names() -> None:
+    """TF's slot names, as tests/golden/tf_optimizers recorded them from TF (centered RMSProp
+    with momentum: RMSProp, RMSProp_1, RMSProp_2), are never model variables."""
+    import numpy as np
+    from conftest import GOLDEN_DIR
+
+    with np.load(GOLDEN_DIR / "tf_optimizers" / "rmsprop_centered.npz") as z:
+        names = {n.split("/", 2)[2] for n in z.files if n.startswith("after/0/")}
+    slots = sorted(n for n in names if "/RMSProp" in n)
+    assert "dense/W/RMSProp_2" in slots
+    assert all(tp.checkpoint.is_training_name(n) for n in slots)
+    assert not tp.checkpoint.is_training_name("dense/W")

@@ -102,3 +102,16 @@ def test_model_desc_inputs_and_training_flag() -> None:
         tp.transform(desc.build_graph).init(jax.random.key(0), x)
     with pytest.raises(TypeError, match="from_model_desc: object has no build_graph"):
         tp.train.Trainer.from_model_desc(object())
+
+
+def test_exponential_decay_takes_tensorflows_arguments() -> None:
+    """tf.train.exponential_decay(lr, global_step, decay_steps, decay_rate): the decay is
+    tp.train.tf_optimizers.exponential_decay (pinned by TF's fixtures); here the arguments
+    bind as TensorFlow's do."""
+    from tpflax.train import tf_optimizers
+
+    step = tf.train.get_or_create_global_step()  # outside a model: the optimizer's step
+    schedule = tf.train.exponential_decay(0.1, step, 3, 0.5, staircase=True)
+    reference = tf_optimizers.exponential_decay(0.1, 3, 0.5, staircase=True)
+    assert [float(schedule(s)) for s in range(7)] == [float(reference(s)) for s in range(7)]
+    assert float(tf.train.exponential_decay(0.1, 6, 3, 0.5, True)) == float(reference(6))

@@ -20,9 +20,11 @@ _STATE_PATTERN = re.compile(
 
 # Names a training checkpoint holds that are not model variables: tensorpack's
 # `varmanip.is_training_name` (optimizer slots, moving-average summaries, gradient
-# accumulators), plus the step counter and Adam's power accumulators.
+# accumulators), plus the step counter, Adam's power accumulators and centered RMSProp's
+# momentum slot `RMSProp_2` (which tensorpack's list misses, so it would take it for a model
+# variable).
 _TRAINING_PATTERN = re.compile(
-    r"/(Adam|Adam_1|Momentum|Adadelta|Adadelta_1|RMSProp|RMSProp_1|Adagrad|AccumGrad)$"
+    r"/(Adam|Adam_1|Momentum|Adadelta|Adadelta_1|RMSProp|RMSProp_1|RMSProp_2|Adagrad|AccumGrad)$"
     r"|^EMA/|/EMA/|^AccumGrad|^apply_gradients"
     r"|^global_step$|^learning_rate$|(^|/)(beta1_power|beta2_power)$"
 )
