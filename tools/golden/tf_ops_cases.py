@@ -602,6 +602,20 @@ def cases():
             [V([[0], [2], [0]], "int32"), F(3, 3)],
         )
     )
+    special = V([[1.0, np.nan, np.inf], [-np.inf, 0.0, -2.0]])
+    add(("is_nan", "lambda x: tf.is_nan(x)", [special]))
+    add(("math_is_finite", "lambda x: tf.math.is_finite(x)", [special]))
+    add(("where_v2_broadcast", "lambda c, x, y: tf.where_v2(c, x, y)", [B(3, 1), F(4), F(3, 4)]))
+    add(("newaxis", "lambda x: x[:, tf.newaxis] * 2.0", [F(3, 4)]))
+    add(("nn_max_pool2d", "lambda x: tf.nn.max_pool2d(x, 2, 2, 'VALID')", [F(1, 4, 4, 2)]))
+    add(("nn_avg_pool2d", "lambda x: tf.nn.avg_pool2d(x, 3, 2, 'SAME')", [F(1, 5, 5, 2)]))
+    add(
+        (
+            "nn_local_response_normalization",
+            "lambda x: tf.nn.local_response_normalization(x, 1, 2.0, 0.5, 0.6)",
+            [F(1, 2, 2, 5)],
+        )
+    )
     # tf.math
     add(("math_log", "lambda x: tf.math.log(x)", [P(3, 4)]))
     add(("math_reduce_mean", "lambda x: tf.math.reduce_mean(x, axis=1)", [F(3, 4)]))
