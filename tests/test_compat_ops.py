@@ -125,6 +125,7 @@ def test_named_ops_are_captured_under_their_tensorflow_names() -> None:
             lambda x: tf.image.non_max_suppression(x, x[:, 0], 3),
             r"tf.image.non_max_suppression.*static shapes",
         ),
+        (lambda x: tf.sequence_mask(x[0]), r"tf.sequence_mask without maxlen.*maxlen="),
     ],
 )
 def test_data_dependent_ops_raise_naming_the_op_and_the_alternative(call: Any, match: str) -> None:

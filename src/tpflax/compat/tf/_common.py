@@ -1,6 +1,6 @@
-"""Helpers shared by the ``tpflax.compat.tf`` op modules: TensorFlow's dtypes, the axis
-arguments TensorFlow spells several ways, static values for shapes, and the error raised by
-ops XLA cannot compile."""
+"""Helpers shared by the ``tpflax.compat.tf`` op modules: dtype narrowing, the axis arguments
+TensorFlow spells several ways, static values for shapes, TensorFlow's broadcasting, and the
+error raised by ops XLA cannot compile."""
 
 from __future__ import annotations
 
