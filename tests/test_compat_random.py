@@ -30,7 +30,7 @@ from tpflax.compat import tf
 
 RANDOM = load("random.npz")
 # independent draws, where a noise shape shares one draw across a row
-N_EFF = {"nn_dropout_noise_shape": 400}
+N_EFF = {"nn_dropout_noise_shape": 400, "nn_dropout_noise_shape_none": 400}
 
 
 def in_model(src: str, env: dict[str, Any] | None = None) -> Any:

@@ -616,6 +616,35 @@ def cases():
             [F(1, 2, 2, 5)],
         )
     )
+    nchw = F(2, 3, 5, 5)
+    add(
+        (
+            "nn_conv2d_nchw",
+            "lambda x, w: tf.nn.conv2d(x, w, [1, 1, 2, 2], 'SAME', data_format='NCHW')",
+            [nchw, F(3, 3, 3, 4)],
+        )
+    )
+    add(
+        (
+            "nn_bias_add_nchw",
+            "lambda x, b: tf.nn.bias_add(x, b, data_format='NCHW')",
+            [nchw, F(3)],
+        )
+    )
+    add(
+        (
+            "nn_max_pool_nchw",
+            "lambda x: tf.nn.max_pool(x, [1, 1, 3, 3], [1, 1, 2, 2], 'SAME', data_format='NCHW')",
+            [nchw],
+        )
+    )
+    add(
+        (
+            "nn_avg_pool_nchw",
+            "lambda x: tf.nn.avg_pool(x, [1, 1, 3, 3], [1, 1, 2, 2], 'SAME', data_format='NCHW')",
+            [nchw],
+        )
+    )
     # tf.math
     add(("math_log", "lambda x: tf.math.log(x)", [P(3, 4)]))
     add(("math_reduce_mean", "lambda x: tf.math.reduce_mean(x, axis=1)", [F(3, 4)]))
@@ -648,6 +677,11 @@ RANDOM = [
     (
         "nn_dropout_noise_shape",
         "lambda: tf.nn.dropout(tf.ones([400, 50]), rate=0.5, noise_shape=[400, 1])",
+        True,
+    ),
+    (
+        "nn_dropout_noise_shape_none",
+        "lambda: tf.nn.dropout(tf.ones([400, 50]), rate=0.25, noise_shape=[None, 1])",
         True,
     ),
 ]

@@ -453,7 +453,10 @@ def dropout(
         raise ValueError("tf.nn.dropout: give exactly one of keep_prob and rate")
     keep = 1.0 - float(rate) if rate is not None else float(keep_prob)
     v = tensor(x)
-    shape = v.shape if noise_shape is None else tuple(static_ints(noise_shape, "tf.nn.dropout"))
+    shape = v.shape
+    if noise_shape is not None:  # None entries: x's size there, as in TF
+        dims = [d if d is not None else v.shape[k] for k, d in enumerate(noise_shape)]
+        shape = tuple(static_ints(dims, "tf.nn.dropout"))
     mask = jax.random.uniform(next_rng_key("tf.nn.dropout"), shape) < keep
     return named(jnp.where(mask, v * (1.0 / keep), jnp.zeros((), v.dtype)), name)
 
