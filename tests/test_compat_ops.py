@@ -183,3 +183,11 @@ def test_static_values_for_shapes_under_jit() -> None:
     y, idx = f(jnp.arange(6.0).reshape(2, 3))
     np.testing.assert_array_equal(y, [[0.0, 3.0], [12.0, 0.0]])
     np.testing.assert_array_equal(idx, [[2, 1], [2, 1]])
+
+
+def test_control_flow_forms_tensorflow_fixtures_do_not_cover() -> None:
+    # a bare tensor as loop_vars comes back bare (TF1 needs a list with maximum_iterations)
+    assert int(tf.while_loop(lambda v: v < 10, lambda v: v * 2, jnp.asarray(1))) == 16
+    ran = []
+    out = tf.cond(False, lambda: ran.append("true") or 1.0, lambda: ran.append("false") or 2.0)
+    assert (out, ran) == (2.0, ["false"])  # a static predicate runs one branch

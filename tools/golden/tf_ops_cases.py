@@ -566,6 +566,22 @@ def cases():
             [V([1, 2, 3], "int32")],
         )
     )
+    add(
+        (
+            "while_loop_one_var",
+            "lambda x: tf.while_loop(lambda v: tf.reduce_sum(v) < 100.0, lambda v: v * 2.0, [x], "
+            "maximum_iterations=8)",
+            [P(2, 3)],
+        )
+    )
+    add(
+        (
+            "custom_gradient_two_outputs",
+            "lambda x: tf.custom_gradient(lambda a: ((a * 2.0, a * a), "
+            "lambda d1, d2: d1 * 0.5 + d2))(x)",
+            [F(3, 4)],
+        )
+    )
     add(("reduce_std", "lambda x: tf.math.reduce_std(x, axis=1)", [F(3, 4)]))
     add(
         (

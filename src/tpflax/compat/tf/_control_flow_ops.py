@@ -56,7 +56,10 @@ def while_loop(
     stops updating once ``cond`` fails (differentiable, as TF's loop); without, a
     ``lax.while_loop`` (no reverse-mode gradient). ``cond`` and ``body`` must not create
     variables or draw random numbers (their tracing is separate from the model's)."""
-    single = isinstance(loop_vars, list | tuple) and len(loop_vars) == 1
+    bare = not isinstance(loop_vars, list | tuple)  # one tensor, given as itself
+    if bare:
+        loop_vars = [loop_vars]
+    single = len(loop_vars) == 1
     init = tuple(jax.tree.map(tensor, list(loop_vars)))
 
     def step_body(v: tuple) -> tuple:
@@ -75,7 +78,7 @@ def while_loop(
             return jax.tree.map(lambda a, b: jnp.where(go, a, b), new, v), None
 
         result, _ = lax.scan(scan_step, init, None, length=n)
-    if single and not return_same_structure:
+    if bare or (single and not return_same_structure):
         return result[0]
     return list(result)
 

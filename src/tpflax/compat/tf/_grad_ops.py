@@ -27,7 +27,8 @@ def custom_gradient(f: Callable[..., Any] | None = None) -> Any:
         return f(*xs)[0], xs
 
     def backward(xs: Any, dy: Any) -> Any:
-        grads = f(*xs)[1](dy)
+        grad_fn = f(*xs)[1]
+        grads = grad_fn(*dy) if isinstance(dy, tuple | list) else grad_fn(dy)  # one per y
         grads = tuple(grads) if isinstance(grads, list | tuple) else (grads,)
         if len(grads) != len(xs):
             raise ValueError(
