@@ -9,11 +9,14 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
+
 # One test, so the 4-device subprocess runs once (xdist_group is not honoured by
 # pytest-xdist 3.8 under pytest 9: parametrized cases would each start it).
 CHECKS = ["shard_map layer", "pmap layer", "data-parallel gradients"]
 
 
+@pytest.mark.slow  # make test-slow: the 5-minute budget of make test (2 cores)
 def test_sync_bn() -> None:
     script = pathlib.Path(__file__).with_name("sync_bn_script.py")
     result = subprocess.run(

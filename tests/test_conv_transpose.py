@@ -14,6 +14,7 @@ import tpflax as tp
 from tpflax._src.conv import conv2d, conv2d_transpose, transpose_output_size
 
 
+@pytest.mark.slow  # make test-slow: the 5-minute budget of make test (2 cores)
 @settings(max_examples=25, deadline=None)
 @given(
     size=st.tuples(st.integers(1, 5), st.integers(1, 5)),

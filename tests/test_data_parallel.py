@@ -7,12 +7,15 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
+
 CHECKS = [
     "2 step(s): 8 devices == 1 device",
     "8 devices == plain single-device training",
 ]
 
 
+@pytest.mark.slow  # make test-slow: the 5-minute budget of make test (2 cores)
 def test_data_parallel() -> None:
     """One test, so the 8-device subprocess runs once."""
     script = pathlib.Path(__file__).with_name("data_parallel_script.py")

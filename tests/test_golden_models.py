@@ -291,12 +291,12 @@ def test_model_matches_tensorpack_under_jit(fx) -> None:
         assert_close("jit output", got, want, OUT_RTOL)
 
 
-def test_regularize_cost_is_captured_by_tensorpack_name() -> None:
-    """tensorpack names regularize_cost's result `regularize_cost` (its `name=`): the fixture's
-    second output name, fetched by capture=."""
+def test_regularization_is_captured_by_tensorpack_name() -> None:
+    """tensorpack names regularize_cost_from_collection's result `regularize_cost` (its
+    `name=`, as regularize_cost's): the fixture's second output name, fetched by capture=."""
     from golden_replay import OUT_RTOL, assert_close
 
-    (fx,) = [f for f in MODEL_FIXTURES if f.id == "model_resnet_nhwc_train"]
+    (fx,) = [f for f in MODEL_FIXTURES if f.id == "model_regularizers_train"]
     name = fx.output_names()[1]
     model = tp.transform(MODELS[fx.id])
     x = jnp.asarray(fx.data["input"])

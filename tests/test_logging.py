@@ -7,6 +7,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 SCRIPT = """
 import logging, jax, jax.numpy as jnp, tpflax as tp
 def build(name):
@@ -54,6 +56,7 @@ assert len(outs) == 48 and len({float(o) for o in outs}) == 1
 """
 
 
+@pytest.mark.slow  # make test-slow: the 5-minute budget of make test (2 cores)
 def test_sixteen_threads_sharing_one_model_log_each_layer_once_whole() -> None:
     result = subprocess.run(
         [sys.executable, "-c", THREADS], capture_output=True, text=True, timeout=120

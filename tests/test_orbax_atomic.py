@@ -40,6 +40,7 @@ def test_overwrite_switches_atomically_and_cleans_up(tmp_path) -> None:
     assert _whole(path) == 0.0
 
 
+@pytest.mark.slow  # make test-slow: the 5-minute budget of make test (2 cores)
 def test_sigkill_during_overwrites_never_loses_the_checkpoint(tmp_path) -> None:
     """One test, not several: each kill must land at a different moment of a save."""
     path = str(tmp_path / "ckpt")

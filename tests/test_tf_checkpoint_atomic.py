@@ -47,6 +47,7 @@ def test_repeated_saves_alternate_shards_and_clean_up(tmp_path, monkeypatch) -> 
     assert not any(f.endswith(".tmp") for f in os.listdir(tmp_path))
 
 
+@pytest.mark.slow  # make test-slow: the 5-minute budget of make test (2 cores)
 def test_sigkill_during_saves_never_loses_the_checkpoint(tmp_path) -> None:
     prefix = str(tmp_path / "model-7")
     save_tf_checkpoint(prefix, {n: np.full((1000, 1000), 1.0, np.float32) for n in NAMES})

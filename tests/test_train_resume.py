@@ -32,6 +32,7 @@ def _lines(log: pathlib.Path) -> list[str]:
     return log.read_text().splitlines()
 
 
+@pytest.mark.slow  # make test-slow: the 5-minute budget of make test (2 cores)
 def test_killed_run_resumes_bit_for_bit(tmp_path: pathlib.Path, monkeypatch) -> None:
     # the uninterrupted reference runs in this process (the same script, the same XLA)
     import train_resume_script

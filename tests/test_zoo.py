@@ -49,7 +49,13 @@ def test_image_preprocess_is_tensorpacks() -> None:
             marks=pytest.mark.slow,  # the VGG16-NHWC golden covers this in make test
             id="vgg16",
         ),
-        pytest.param(lambda f: tp.zoo.alexnet(data_format=f), "NHWC", "NCHW", id="alexnet"),
+        pytest.param(
+            lambda f: tp.zoo.alexnet(data_format=f),
+            "NHWC",
+            "NCHW",
+            marks=pytest.mark.slow,  # make test-slow (time budget); docs/zoo.md's block converts
+            id="alexnet",
+        ),
     ],
 )
 def test_convert_layout_gives_the_same_logits(builder, src, dst) -> None:
@@ -77,7 +83,8 @@ def test_convert_layout_gives_the_same_logits(builder, src, dst) -> None:
         pytest.param("ResNet18", marks=pytest.mark.slow),
         pytest.param("ShuffleNetV2-0.5x", marks=pytest.mark.slow),
         pytest.param("VGG16-BN", marks=pytest.mark.slow),
-        "ResNet18-preact",
+        # make test-slow too (time budget): test_fold_batchnorm_on_a_small_model is fast
+        pytest.param("ResNet18-preact", marks=pytest.mark.slow),
     ],
 )
 def test_fold_batchnorm_same_logits(arch) -> None:
@@ -113,6 +120,7 @@ def test_load_image_resizes_crops_and_makes_bgr(tmp_path) -> None:
         load_image(str(tmp_path / "bad.png"))
 
 
+@pytest.mark.slow  # make test-slow: the 5-minute budget of make test (2 cores)
 def test_classify_command(tmp_path, capsys) -> None:
     arch = "ShuffleNetV2-0.5x"
     model_fn = tp.zoo.get(arch, data_format="NHWC")
@@ -162,3 +170,26 @@ def test_count_macs_takes_a_function_or_a_transformed_model() -> None:
     fn = tp.zoo.get("ShuffleNetV2-0.5x", data_format="NHWC")
     by_fn = tp.zoo.count_macs(fn, (1, 224, 224, 3))
     assert tp.zoo.count_macs(tp.transform(fn), (1, 224, 224, 3)) == by_fn > 0
+
+
+def test_fold_batchnorm_on_a_small_model() -> None:
+    """The folded-BatchNorm interceptor on every foldable kind (Conv2D with BNReLU,
+    FullyConnected + BatchNorm, ShuffleNet's DepthConv + BatchNorm) and an unfoldable
+    pre-activation BatchNorm: the same outputs as the unfolded model."""
+
+    def net(x):
+        l = tp.Conv2D("conv0", x, 4, 3, use_bias=False, activation=tp.BNReLU)
+        l = tp.zoo.DepthConv("dconv", l, 8, 3, data_format="NHWC")
+        l = tp.BatchNorm("dconv_bn", l)
+        l = tp.BatchNorm("preact", jax.nn.relu(l))
+        l = tp.FullyConnected("fc", l, 5, use_bias=False)
+        return tp.BatchNorm("fc_bn", l)
+
+    model = tp.transform(net)
+    x = jax.random.normal(jax.random.key(1), (2, 6, 6, 3))
+    params, state = model.init(jax.random.key(0), x)
+    state = jax.tree.map(lambda v: v + 0.3, state)  # non-trivial statistics
+    want, _ = model.apply(params, state, x)
+    folded = tp.zoo.fold_batchnorm(net, params, state)
+    assert folded.folded == ["conv0/bn", "dconv_bn", "fc_bn"]
+    np.testing.assert_allclose(folded(x), want, rtol=1e-5, atol=1e-5)

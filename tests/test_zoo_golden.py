@@ -40,8 +40,7 @@ FAST = {
     ("AlexNet", "NCHW"),
     ("ShuffleNetV1-0.5x-g=8", "NHWC"),
     ("ShuffleNetV2-0.5x", "NCHW"),
-    ("Inception-BN", "NCHW"),
-}
+}  # Inception-BN (NCHW) runs in make test-slow (time budget)
 
 
 NO_ONEDNN = pytest.mark.skipif(

@@ -68,14 +68,15 @@ def _sum_float32(losses: list[Any]) -> jax.Array:
     return total
 
 
-def regularize_cost_from_collection() -> jax.Array:
+def regularize_cost_from_collection(name: str = "regularize_cost") -> jax.Array:
     """Tensorpack's ``regularize_cost_from_collection``: the float32 sum of the losses made by
     layers' ``kernel_regularizer`` / ``bias_regularizer`` / ``activity_regularizer`` in the
-    running model; 0 when not training, as in tensorpack."""
+    running model; 0 when not training, as in tensorpack. Capturable as ``name``
+    (tensorpack's tensor name), like :func:`regularize_cost`'s result."""
     frame = current_frame("tp.regularize_cost_from_collection()")
     if not frame.is_training:
         return jnp.zeros((), jnp.float32)
-    return _sum_float32(frame.reg_losses)
+    return _named(_sum_float32(frame.reg_losses), name)
 
 
 def regularize_cost(
