@@ -12,33 +12,12 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
-from typing import Any
 
-import google_crc32c
-
+from tpflax._src.wire import crc32c, mask, unmask, varint
 from tpflax.checkpoint.errors import FormatError
 
 MAGIC = 0xDB4775248B80FB57
 FOOTER_SIZE = 48
-_MASK_DELTA = 0xA282EAD8
-
-
-# ----------------------------------------------------------------------------- checksums
-def crc32c(data: Any) -> int:
-    """CRC-32C (Castagnoli) of ``data``: bytes, or a read-only buffer such as a NumPy array
-    with ``writeable=False`` (read in place, no copy)."""
-    return int(google_crc32c.value(data))
-
-
-def mask(crc: int) -> int:
-    """LevelDB/TensorFlow's masked CRC (stored CRCs are masked so a CRC of data holding
-    CRCs stays meaningful)."""
-    return ((((crc >> 15) | (crc << 17)) & 0xFFFFFFFF) + _MASK_DELTA) & 0xFFFFFFFF
-
-
-def unmask(masked: int) -> int:
-    rot = (masked - _MASK_DELTA) & 0xFFFFFFFF
-    return ((rot >> 17) | (rot << 15)) & 0xFFFFFFFF
 
 
 # ----------------------------------------------------------------------------- varints
@@ -54,20 +33,6 @@ def read_varint(buf: bytes, pos: int) -> tuple[int, int]:
         if not byte & 0x80:
             return result, pos
         shift += 7
-
-
-def varint(value: int) -> bytes:
-    if value < 0:
-        value &= (1 << 64) - 1  # protobuf encodes negative int64 as 10-byte two's complement
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
 
 
 # ----------------------------------------------------------------------------- protobuf

@@ -3,8 +3,9 @@
 An event file is TensorFlow's record format (each record: its length, the length's masked
 CRC-32C, the bytes, their masked CRC-32C) holding ``Event`` protocol buffers: a version
 record, then one per step with the summaries (scalars, PNG images, histograms). The few
-fields used are encoded here by hand (``google-crc32c`` is already a dependency; Pillow
-encodes the PNGs), so TensorBoard reads training logs with no new dependency.
+fields used are encoded here by hand (with the checkpoint writer's CRC-32C and varints,
+``tpflax/_src/wire.py``; Pillow encodes the PNGs), so TensorBoard reads training logs with
+no new dependency.
 ``stats.json`` is tensorpack's ``JSONWriter`` file: a list of ``{name: value,
 'global_step': step}``, rewritten atomically at each log.
 """
@@ -21,30 +22,19 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-import google_crc32c
 import numpy as np
+
+from tpflax._src.wire import crc32c, mask, varint
 
 __all__ = ["EventWriter", "StatsWriter"]
 
 
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
 def _key(field: int, wire: int) -> bytes:
-    return _varint(field << 3 | wire)
+    return varint(field << 3 | wire)
 
 
 def _bytes(field: int, data: bytes) -> bytes:
-    return _key(field, 2) + _varint(len(data)) + data
+    return _key(field, 2) + varint(len(data)) + data
 
 
 def _double(field: int, value: float) -> bytes:
@@ -56,7 +46,7 @@ def _float(field: int, value: float) -> bytes:
 
 
 def _int(field: int, value: int) -> bytes:
-    return _key(field, 0) + _varint(value)
+    return _key(field, 0) + varint(value)
 
 
 def _packed_doubles(field: int, values: np.ndarray) -> bytes:
@@ -64,9 +54,7 @@ def _packed_doubles(field: int, values: np.ndarray) -> bytes:
 
 
 def _masked_crc(data: bytes) -> bytes:
-    crc = google_crc32c.value(data)
-    masked = (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
-    return struct.pack("<I", masked)
+    return struct.pack("<I", mask(crc32c(data)))
 
 
 def _record(data: bytes) -> bytes:
