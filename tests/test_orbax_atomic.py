@@ -53,6 +53,7 @@ def test_sigkill_during_overwrites_never_loses_the_checkpoint(tmp_path) -> None:
 # A read that the exchange interrupts is started again; orbax's abandoned background reads
 # then report "Event loop is closed" as unraisable exceptions, which are noise here.
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.slow  # make test-slow: the 5-minute budget of make test (2 cores)
 def test_a_reader_beside_a_writer_sees_whole_checkpoints(tmp_path) -> None:
     path = str(tmp_path / "ckpt")
     save_orbax(path, params(1.0), {})

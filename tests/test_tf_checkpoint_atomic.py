@@ -54,6 +54,7 @@ def test_sigkill_during_saves_never_loses_the_checkpoint(tmp_path) -> None:
     kill_mid_save(SCRIPT, prefix, lambda: _whole(prefix) in (0.0, 1.0), rounds=4, max_delay=0.25)
 
 
+@pytest.mark.slow  # make test-slow: the 5-minute budget of make test (2 cores)
 def test_a_reader_beside_a_writer_sees_whole_checkpoints(tmp_path) -> None:
     prefix = str(tmp_path / "model-3")
     save_tf_checkpoint(prefix, {n: np.full((1000, 1000), 1.0, np.float32) for n in NAMES})
