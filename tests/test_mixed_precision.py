@@ -17,6 +17,9 @@ import pytest
 import tpflax as tp
 
 HALF = [jnp.float16, jnp.bfloat16]
+# The two whole-model checks run float16 in make test-slow (the 5-minute budget of make
+# test); bfloat16 in make test, and every layer's float16 golden in test_golden_layers.
+HALF_FAST = [pytest.param(jnp.float16, marks=pytest.mark.slow, id="float16"), jnp.bfloat16]
 
 
 def net(x):
@@ -34,7 +37,7 @@ def _dtypes(tree):
     return {k: v.dtype for k, v in tp.checkpoint.flatten(tree).items()}
 
 
-@pytest.mark.parametrize("dtype", HALF)
+@pytest.mark.parametrize("dtype", HALF_FAST)
 def test_half_input_with_float32_weights(dtype) -> None:
     model = tp.transform(net)
     x32 = jnp.asarray(np.random.RandomState(0).randn(4, 8, 8, 3), jnp.float32)
@@ -59,7 +62,7 @@ def test_half_input_with_float32_weights(dtype) -> None:
     assert float(jnp.max(jnp.abs(y.astype(jnp.float32) - y32))) < tol * scale
 
 
-@pytest.mark.parametrize("dtype", HALF)
+@pytest.mark.parametrize("dtype", HALF_FAST)
 def test_init_with_half_input_follows_tensorpack(dtype) -> None:
     params, state = tp.transform(net).init(jax.random.key(0), jnp.ones((2, 8, 8, 3), dtype))
     dtypes = _dtypes(params)
