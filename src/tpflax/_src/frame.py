@@ -103,6 +103,17 @@ class Frame:
         return f"{base}_{count}"
 
     @contextlib.contextmanager
+    def absolute_scope(self, name: str) -> Iterator[None]:
+        """Makes ``name`` (``'EMA'``, ``'a/b'``; ``''`` is the root) the variable scope inside
+        the block, whatever scope is open, and restores it after."""
+        saved = list(self.scope)
+        self.scope[:] = name.split("/") if name else []
+        try:
+            yield
+        finally:
+            self.scope[:] = saved
+
+    @contextlib.contextmanager
     def opened_name_scope(self, name: str, *, exact: bool = False) -> Iterator[str]:
         """Opens the name scope ``unique_name(name)`` (what ``tf.variable_scope(name)`` and a
         layer's scope do besides naming variables) and yields it; ``exact=True`` re-enters

@@ -234,14 +234,8 @@ def add_moving_summary(*args: Any, **kwargs: Any) -> list[jax.Array]:
         if jnp.ndim(x) != 0:
             raise ValueError(f"add_moving_summary: only scalars; {name!r} has shape {jnp.shape(x)}")
         named.append((re.sub(r"tower[0-9]+/", "", name), jnp.asarray(x, jnp.float32)))
-    saved = list(frame.scope)
-    frame.scope[:] = ["EMA"]
-    averages = []
-    try:
-        for name, value in named:
-            averages.append(_moving_average(frame, name, value, float(decay)))
-    finally:
-        frame.scope[:] = saved
+    with frame.absolute_scope("EMA"):
+        averages = [_moving_average(frame, name, value, float(decay)) for name, value in named]
     if not frame.is_training:
         return []
     with frame.opened_name_scope("", exact=True):

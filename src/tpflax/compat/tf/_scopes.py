@@ -172,10 +172,9 @@ def variable_scope(
         )
     inherited = frame.reuse[-1]
     new_reuse = inherited if inherited else reuse_value
-    saved = list(frame.scope)
-    frame.scope[:] = var_name.split("/") if var_name else []
-    frame.reuse.append(new_reuse)
     stack = contextlib.ExitStack()
+    stack.enter_context(frame.absolute_scope(var_name))
+    frame.reuse.append(new_reuse)
     try:
         opened = frame.name_scope[-1]
         if auxiliary_name_scope and name_scope:
@@ -198,9 +197,8 @@ def variable_scope(
         finally:
             state.scopes.pop()
     finally:
-        stack.close()
-        frame.scope[:] = saved
         frame.reuse.pop()
+        stack.close()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -386,12 +384,9 @@ def _assign(ref: Any, value: Any, who: str, name: str | None) -> jax.Array:
     full = _state_variable(ref, who)
     frame = current_frame(who)
     new = jnp.asarray(value, ref.dtype).reshape(ref.shape)
-    saved = list(frame.scope)
-    frame.scope[:] = full.split("/")[:-1]
-    try:
-        assign_state(full.split("/")[-1], new, who=who)
-    finally:
-        frame.scope[:] = saved
+    scope, _, leaf = full.rpartition("/")
+    with frame.absolute_scope(scope):
+        assign_state(leaf, new, who=who)
     return named(new, name)
 
 
