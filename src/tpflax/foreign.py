@@ -3,19 +3,24 @@
 The seed tutorial promises that a tensorpack model may be built "using whatever library you
 feel comfortable with", as long as three things are right: regularization, BatchNorm updates
 that run automatically, and the training flag. ``tp.module`` does the three for a
-``flax.linen`` module and a flax NNX module:
+``flax.linen`` module, a flax NNX module, an equinox module (with its ``eqx.nn.State``) and a
+haiku ``transform_with_state`` / ``transform`` pair:
 
 * its parameters go into ``params`` and its batch statistics into ``state``, under
-  ``name/`` and the library's own path (``head/kernel``, ``blk/BatchNorm_0/mean``), so
-  ``regularize_cost`` regexes see them and every checkpoint format saves and restores them;
+  ``name/`` and the library's own path (``head/kernel``, ``blk/BatchNorm_0/mean``,
+  ``enc/layers/0/weight``, ``net/linear/w``), so ``regularize_cost`` regexes see them and
+  every checkpoint format saves and restores them;
 * in training (``tp.is_training()``) its batch statistics are updated into ``new_state``;
 * the training flag reaches it: a ``train``/``training``/``is_training`` argument of the
-  module's ``__call__`` gets ``tp.is_training()`` and ``deterministic`` /
-  ``use_running_average`` get its negation, unless the call passes them; an NNX module is
-  switched with ``.train()`` / ``.eval()``;
-* Dropout in a linen module draws from the model's rng (``rngs={'dropout': ...}``).
+  module's ``__call__`` (or of the haiku function) gets ``tp.is_training()`` and
+  ``deterministic`` / ``use_running_average`` / ``inference`` get its negation, unless the
+  call passes them; an NNX module is switched with ``.train()`` / ``.eval()``, an equinox
+  one with ``eqx.nn.inference_mode``;
+* its random numbers come from the model's rng: linen's ``'dropout'`` stream, equinox's
+  ``key=`` (one key per example), haiku's ``rng``.
 
 Values, gradients and statistics are the library's own ``apply`` on the same variables.
+equinox and haiku are optional: they are imported only when such a module is passed.
 """
 
 from __future__ import annotations
@@ -49,22 +54,59 @@ _FLAGS = {
     "is_training": False,
     "deterministic": True,
     "use_running_average": True,
+    "inference": True,
 }
 
 
-def module(name: str, m: Any) -> Callable[..., Any]:
+class _Unset:
+    """``axis_name`` not given (its default depends on the library)."""
+
+    def __repr__(self) -> str:
+        return "<unset>"
+
+
+_UNSET: Any = _Unset()
+
+
+def module(name: str, m: Any, state: Any = None, *, axis_name: Any = _UNSET) -> Callable[..., Any]:
     """A library module as a function of its inputs, its variables under ``name/``.
+
+    Each library's module is called as that library calls it, with the variables coming from
+    the model's ``params`` and ``state``:
+
+    * ``flax.linen``: ``m.apply(variables, *args, **kwargs)``; ``'params'`` are the params,
+      ``'batch_stats'`` the state (``head/kernel``, ``blk/BatchNorm_0/mean``).
+    * flax NNX: ``m(*args, **kwargs)`` on a copy holding the model's ``nnx.Param`` and
+      ``nnx.BatchStat`` values.
+    * equinox: ``m(x, state=..., key=...)`` per example, under ``jax.vmap`` over the leading
+      axis of every positional input with ``axis_name`` (what ``eqx.nn.BatchNorm(...,
+      axis_name='batch')`` names); the inexact arrays of ``eqx.partition`` are the params
+      (``enc/layers/0/weight``), the ``eqx.nn.State`` values the state, named by their
+      ``StateIndex``'s path (``enc/layers/1/ema_state_index/0``). ``key`` is passed (split
+      per example) when ``__call__`` takes one, in training; ``eqx.nn.inference_mode`` is
+      set from ``tp.is_training()``.
+    * haiku: ``apply(params, state, rng, *args, **kwargs)`` of ``hk.transform_with_state``
+      (or ``hk.transform``, ``hk.without_apply_rng``); haiku's ``'module/~/sub'`` names
+      become ``name/module/sub/param``. The training flag is the function's own argument,
+      as in haiku code: ``def f(x, is_training)`` gets ``tp.is_training()`` unless the call
+      passes it. ``rng`` is a key from the model's rng in training (``None`` otherwise).
 
     Args:
         name: the variable scope (``'head'``: ``head/kernel`` for an ``nn.Dense``).
-        m: a ``flax.linen.Module`` (its ``'params'`` and ``'batch_stats'`` collections) or a
-            ``flax.nnx.Module`` (its ``nnx.Param`` and ``nnx.BatchStat`` variables).
+        m: a ``flax.linen.Module``, a ``flax.nnx.Module``, an ``equinox.Module`` or a
+            haiku ``Transformed`` / ``TransformedWithState``.
+        state: equinox only: the ``eqx.nn.State`` of ``eqx.nn.make_with_state`` (its values
+            are the initial state); ``None`` builds it from ``m`` (``eqx.nn.State(m)``).
+        axis_name: equinox only: the ``jax.vmap`` axis name (default ``'batch'``), or
+            ``None`` to call the module once on the whole inputs.
 
     Returns:
         ``f(*args, **kwargs)``: calls the module inside the running model.
 
     Raises:
-        TypeError: ``m`` is neither.
+        TypeError: ``m`` is none of these (equinox and haiku need their package installed:
+            ``pip install equinox`` / ``pip install dm-haiku``), or ``state``/``axis_name``
+            are given for a library that does not take them.
 
     Example:
         >>> import jax, jax.numpy as jnp, flax.linen as nn, tpflax as tp
@@ -77,26 +119,48 @@ def module(name: str, m: Any) -> Callable[..., Any]:
     """
     if not isinstance(name, str) or not name:
         raise TypeError(f"tp.module: name must be a non-empty string; got {name!r}")
+    from tpflax import _foreign_optional
+
+    if _foreign_optional.is_equinox(m):
+        return _foreign_optional.equinox_call(
+            name, m, state, "batch" if axis_name is _UNSET else axis_name
+        )
+    for arg, value in (("state", state), ("axis_name", axis_name)):
+        if value is not None and value is not _UNSET:
+            raise TypeError(
+                f"tp.module({name!r}): {arg}= is for equinox modules; got a {type(m).__name__}"
+            )
+    if _foreign_optional.is_haiku(m):
+        return _foreign_optional.haiku_call(name, m)
     if isinstance(m, nn.Module):
         return functools.partial(_call_linen, name, m)
     if isinstance(m, nnx.Module):
         return functools.partial(_call_nnx, name, m)
+    hint = ""
+    if callable(m) and not isinstance(m, type):
+        hint = (
+            "; a haiku function must be transformed first (hk.transform_with_state(f)), "
+            "a flax or equinox module class instantiated"
+        )
     raise TypeError(
-        f"tp.module({name!r}): expected a flax.linen or flax.nnx module; got "
-        f"{type(m).__name__} (equinox and haiku are not supported yet)"
+        f"tp.module({name!r}): expected a flax.linen or flax.nnx module, an equinox Module "
+        "(pip install equinox) or a haiku hk.transform_with_state / hk.transform pair "
+        f"(pip install dm-haiku); got {type(m).__name__}{hint}"
     )
 
 
-def _with_training_flag(fn: Callable[..., Any], kwargs: dict, training: bool) -> dict:
+def _with_training_flag(
+    fn: Callable[..., Any], kwargs: dict, training: bool, skip: tuple[str, ...] = ()
+) -> dict:
     """``kwargs`` with the training flag for every flag argument ``fn`` takes and the call
-    does not pass."""
+    does not pass (but those in ``skip``)."""
     try:
         params = inspect.signature(fn).parameters
     except (TypeError, ValueError):
         return kwargs
     out = dict(kwargs)
     for flag, negated in _FLAGS.items():
-        if flag in params and flag not in out:
+        if flag in params and flag not in out and flag not in skip:
             out[flag] = (not training) if negated else training
     return out
 
