@@ -69,7 +69,9 @@ golden: $(GOLDEN_STAMP) $(STAMP)
 	$(TF_ENV) $(GOLDEN_VENV)/bin/python tools/golden/zoo.py --out tests/golden/zoo
 	$(TF_ENV) $(GOLDEN_VENV)/bin/python tools/golden/tf_optimizers.py --out tests/golden/tf_optimizers
 	$(TF_ENV) $(GOLDEN_VENV)/bin/python tools/golden/tf_training.py --out tests/golden/tf_training
+	$(TF_ENV) $(GOLDEN_VENV)/bin/python tools/golden/tf_gradproc.py --out tests/golden/gradproc
 	$(TF_ENV) $(GOLDEN_VENV)/bin/python tools/golden/tf_layers.py --out tests/golden
+	$(TF_ENV) $(GOLDEN_VENV)/bin/python tools/golden/tf_compat_models.py --out tests/golden
 	$(MAKE) golden-digits
 	$(MAKE) golden-tf-ops
 

@@ -5,14 +5,20 @@ tensorpack on TF 2.21).
 
 Gradients are named by their pytree path (``'conv0/W'``), as tensorpack names them by
 ``var.op.name``; a regex matches the whole name (``'$'`` appended as tensorpack does).
+
+``SummaryGradient`` records summaries while the optimizer's update is traced; the trainer
+collects them with :func:`gradient_summaries` around ``tx.update`` and adds them to the step's
+metrics, which ``tp.train.fit`` writes to TensorBoard and ``stats.json``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import inspect
 import re
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -177,6 +183,107 @@ def ScaleGradient(
     return _stateless(update)
 
 
+_RECORDED: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
+    "tpflax_gradient_summaries", default=None
+)
+
+
+@contextlib.contextmanager
+def gradient_summaries() -> Iterator[dict[str, Any]]:
+    """Collects the summaries the gradient processors record inside the block.
+
+    The trainer opens it around ``tx.update(...)`` (in the traced step) and merges the dict
+    into the step's metrics: scalars by their tag (``'SummaryGradient/fc0/W/rms'``),
+    histograms as ``'summary:histogram/<tag>'`` with the gradient as value, as
+    ``tp.train.fit`` logs the model's own summaries. Outside such a block nothing is
+    recorded (the processors' state still updates).
+
+    Yields:
+        The dict the summaries are written to.
+    """
+    recorded: dict[str, Any] = {}
+    token = _RECORDED.set(recorded)
+    try:
+        yield recorded
+    finally:
+        _RECORDED.reset(token)
+
+
+def _record(key: str, value: Any) -> None:
+    recorded = _RECORDED.get()
+    if recorded is not None:
+        recorded[key] = value
+
+
+class SummaryGradientState(NamedTuple):
+    """``SummaryGradient``'s moving averages of the gradients' RMS, by variable name: TF's
+    zero-debiased ``assign_moving_average`` (tensorpack's ``EMA/<scope>/<var>/rms/biased``
+    and ``.../local_step``, local variables it does not checkpoint)."""
+
+    biased: dict[str, jax.Array]
+    local_step: dict[str, jax.Array]
+
+
+def SummaryGradient(regex: str = ".*", collections: Any = None) -> optax.GradientTransformation:
+    """Tensorpack's ``SummaryGradient``: for each gradient whose variable name matches
+    ``regex`` (whole name), a histogram summary of the gradient and a moving summary of its
+    RMS; the gradients pass unchanged.
+
+    Tensorpack creates them in the processor's name scope, and its monitors drop
+    ``add_moving_summary``'s ``-summary`` suffix, so TensorBoard and ``stats.json`` show
+    (measured with tensorpack 0.11, ``tests/golden/gradproc``):
+
+    * ``SummaryGradient/<var>-grad``: the histogram of the gradient;
+    * ``SummaryGradient/<var>/rms``: ``sqrt(mean(grad ** 2))`` averaged as
+      ``add_moving_summary`` does (decay 0.95, zero-debiased: the first step's value is the
+      RMS itself).
+
+    They reach ``tp.train``'s metrics through :func:`gradient_summaries`. Tensorpack skips
+    the ``towerN/`` copies of replicated training; here every gradient is one variable's.
+
+    Args:
+        regex: matched against the variable's name, ``'$'`` appended.
+        collections: accepted for tensorpack's signature (its summary collections).
+
+    Returns:
+        An ``optax.GradientTransformation`` whose state is a :class:`SummaryGradientState`.
+    """
+    del collections
+    pattern = re.compile(_whole(regex))
+    one_minus_decay = np.float32(1.0 - 0.95)  # add_moving_summary's decay, as TF takes it
+
+    def names(tree: Tree) -> list[str]:
+        paths = jax.tree_util.tree_leaves_with_path(tree)
+        return [_path_name(p) for p, _ in paths if pattern.match(_path_name(p))]
+
+    def init(params: Tree) -> SummaryGradientState:
+        # one buffer each: the trainer donates the optimizer state
+        matched = names(params)
+        return SummaryGradientState(
+            {n: jnp.zeros((), jnp.float32) for n in matched},
+            {n: jnp.zeros((), jnp.float32) for n in matched},
+        )
+
+    def update(
+        grads: Tree, state: SummaryGradientState, params: Tree = None
+    ) -> tuple[Tree, SummaryGradientState]:
+        del params
+        biased, local_step = dict(state.biased), dict(state.local_step)
+        for path, grad in jax.tree_util.tree_leaves_with_path(grads):
+            name = _path_name(path)
+            if name not in biased:
+                continue
+            value = jnp.sqrt(jnp.mean(jnp.square(grad))).astype(jnp.float32)
+            biased[name] = biased[name] - (biased[name] - value) * one_minus_decay
+            local_step[name] = local_step[name] + 1.0
+            average = biased[name] / (1.0 - (1.0 - one_minus_decay) ** local_step[name])
+            _record(f"summary:histogram/SummaryGradient/{name}-grad", grad)
+            _record(f"SummaryGradient/{name}/rms", average)
+        return grads, SummaryGradientState(biased, local_step)
+
+    return optax.GradientTransformation(init, update)  # type: ignore[arg-type]
+
+
 def apply_grad_processors(
     opt: optax.GradientTransformation, gradprocs: Sequence[optax.GradientTransformation]
 ) -> optax.GradientTransformation:
@@ -186,8 +293,8 @@ def apply_grad_processors(
 
     Args:
         opt: the optimizer.
-        gradprocs: :func:`GlobalNormClip`, :func:`MapGradient`, :func:`ScaleGradient` or any
-            optax transformation.
+        gradprocs: :func:`GlobalNormClip`, :func:`MapGradient`, :func:`ScaleGradient`,
+            :func:`SummaryGradient` or any optax transformation.
 
     Returns:
         The chained transformation.
