@@ -1,0 +1,202 @@
+"""Writes the ``compat_<model>_*`` golden fixtures: model functions in the style of
+tensorpack's examples (CAM, CycleGAN, similarity learning, DQN), written for TensorFlow 1.x
+and tensorpack, run by TensorFlow 2.21 (graph mode) through generate.py's runner.
+
+tests/test_compat_ports.py runs the same functions through ``tpflax.compat``: the bodies are
+identical, only the module's imports differ (``python tools/portdiff.py --compat``). Run in
+``.venv-golden``:
+
+    python tools/golden/tf_compat_models.py --out tests/golden
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+import generate  # sets TF's environment and graph mode first
+import tensorflow.compat.v1 as tf
+from tensorpack import (
+    BatchNorm,
+    BNReLU,
+    Conv2D,
+    FullyConnected,
+    GlobalAvgPooling,
+    InstanceNorm,
+    l2_regularizer,
+    regularize_cost,
+)
+from tensorpack.tfutils.argscope import argscope
+from tensorpack.tfutils.scope_utils import auto_reuse_variable_scope
+from tensorpack.tfutils.summary import add_moving_summary
+from tensorpack.tfutils.varreplace import freeze_variables
+
+
+# ------------------------------------------------- the models (same bodies in the tests)
+def model_cam(image):
+    """examples/Saliency/CAM-resnet.py at a small size: a classifier that ends in global
+    average pooling, trained with sparse softmax cross entropy and weight decay; the top-1
+    error (tf.nn.in_top_k) and the costs are moving summaries, and the class activation map
+    of each image's label, from the linear layer's weights, is named 'cam'."""
+    label = tf.constant([1, 0, 3, 2], dtype=tf.int32)
+    image = image * 0.5 + 0.1
+    with (
+        argscope(Conv2D, use_bias=False, kernel_size=3),
+        argscope([Conv2D, BatchNorm, GlobalAvgPooling], data_format="NHWC"),
+    ):
+        l = Conv2D("conv0", image, 8, strides=2, activation=BNReLU)
+        l = Conv2D("conv1", l, 8, activation=BNReLU)
+        convmaps = Conv2D("conv2", l, 6, activation=BNReLU)
+    l = GlobalAvgPooling("gap", convmaps)
+    logits = FullyConnected("linear", l, 4)
+
+    cost = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=label, logits=logits)
+    cost = tf.reduce_mean(cost, name="xentropy-loss")
+    wrong = tf.cast(tf.logical_not(tf.nn.in_top_k(logits, label, 1)), tf.float32, name="wrong-top1")
+    add_moving_summary(tf.reduce_mean(wrong, name="train-error-top1"))
+    wd_cost = regularize_cost(".*/W", l2_regularizer(1e-2), name="wd_cost")
+    total_cost = tf.add_n([cost, wd_cost], name="cost")
+    add_moving_summary(cost, wd_cost, total_cost)
+
+    with tf.variable_scope("linear", reuse=True):
+        w = tf.get_variable("W")
+    weights = tf.gather(tf.transpose(w), label)
+    cam = tf.reduce_sum(convmaps * tf.reshape(weights, [-1, 1, 1, 6]), 3, name="cam")
+    return [total_cost, wrong, cam]
+
+
+def model_image2image(image):
+    """examples/GAN/CycleGAN.py's generator at a small size: reflect-padded VALID
+    convolutions with InstanceNorm, a residual block, upsampling by
+    tf.layers.conv2d_transpose and by nearest-neighbour resizing, merged with tf.concat,
+    and the input and output side by side as 'viz' (tf.concat's positional name)."""
+
+    def conv_in_relu(name, x, ch, kernel=3, stride=1):
+        pad = kernel // 2
+        x = tf.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode="REFLECT")
+        x = Conv2D(name, x, ch, kernel, strides=stride, padding="VALID")
+        return tf.nn.relu(InstanceNorm(name + "_in", x))
+
+    with tf.variable_scope("gen"):
+        l = conv_in_relu("conv0", image, 4)
+        l = Conv2D("down", l, 8, 3, strides=2, padding="SAME", activation=tf.nn.relu)
+        with tf.variable_scope("res"):
+            shortcut = l
+            r = tf.pad(l, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="SYMMETRIC")
+            r = InstanceNorm("inorm", Conv2D("conv", r, 8, 3, padding="VALID"))
+            l = tf.nn.relu(shortcut + r, name="out")
+        up = tf.layers.conv2d_transpose(
+            l, 4, 3, strides=2, padding="same", activation=tf.nn.relu, name="deconv"
+        )
+        near = tf.image.resize_nearest_neighbor(l, [8, 8])
+        l = tf.concat([up, near], 3, name="merged")
+        l = tf.pad(l, [[0, 0], [1, 1], [1, 1], [0, 0]], mode="REFLECT")
+        fake = tf.tanh(Conv2D("out", l, 3, 3, padding="VALID"), name="fake")
+    viz = tf.concat([image, fake], 2, "viz")
+    recon = tf.reduce_mean(tf.abs(fake - image), name="recon_loss")
+    return [fake, recon, viz]
+
+
+@auto_reuse_variable_scope
+def embed(x, nfeatures=4):
+    l = FullyConnected("fc1", x, 16, activation=tf.nn.relu)
+    l = FullyConnected("fc2", l, nfeatures)
+    return tf.nn.l2_normalize(l, 1, name="emb")
+
+
+def model_embedding(x):
+    """examples/SimilarityLearning at a small size: an auto-reused embedding network (L2
+    normalized) on two views of a batch, a triplet loss on rows picked by tf.gather, a
+    contrastive loss, and the similarity matrix of the two views."""
+    emb = embed(x)
+    other = embed(x * 0.5 + 0.2)
+    anchor = tf.gather(emb, [0, 1])
+    positive = tf.gather(emb, [2, 3])
+    negative = tf.gather(other, [4, 5])
+    pos_dist = tf.reduce_sum(tf.square(anchor - positive), 1, keep_dims=True)
+    neg_dist = tf.reduce_sum(tf.square(anchor - negative), 1, keep_dims=True)
+    triplet = tf.reduce_mean(tf.maximum(0.0, pos_dist - neg_dist + 0.5), name="triplet_loss")
+
+    same = tf.constant([1.0, 0.0])
+    dist = tf.sqrt(tf.reduce_sum(tf.squared_difference(anchor, negative), 1) + 1e-10)
+    margin_dist = tf.maximum(0.8 - dist, 0.0)
+    contrastive = tf.reduce_mean(
+        same * tf.square(dist) + (1.0 - same) * tf.square(margin_dist), name="contrastive_loss"
+    )
+    add_moving_summary(triplet, contrastive)
+    similarity = tf.matmul(emb, other, transpose_b=True, name="similarity")
+    return [triplet, contrastive, similarity]
+
+
+def model_dqn(state):
+    """examples/DeepQNetwork at a small size (Double DQN): the Q network on the state, the
+    same network reused on the next state to choose the action, a frozen target network in its
+    own scope (freeze_variables: not trainable, gradients stopped), tf.one_hot, tf.argmax,
+    tf.stop_gradient and TF1's Huber loss."""
+    num_actions = 3
+    action = tf.constant([0, 2, 1, 2])
+    reward = tf.constant([1.0, 0.0, -1.0, 0.5])
+    is_over = tf.constant([False, False, True, False])
+    next_state = tf.clip_by_value(state * 0.9 + 0.1, -1.0, 1.0)
+
+    def get_dqn_prediction(image):
+        image = image / 2.0
+        with argscope(Conv2D, activation=tf.nn.relu, kernel_size=3):
+            l = Conv2D("conv0", image, 4, strides=2)
+            l = Conv2D("conv1", l, 8)
+        l = FullyConnected("fc0", l, 16, activation=tf.nn.relu)
+        q = FullyConnected("fct", l, num_actions)
+        return tf.identity(q, name="Qvalue")
+
+    predict_value = get_dqn_prediction(state)
+    action_onehot = tf.one_hot(action, num_actions, 1.0, 0.0)
+    pred_action_value = tf.reduce_sum(predict_value * action_onehot, 1)
+    max_pred_reward = tf.reduce_mean(tf.reduce_max(predict_value, 1), name="predict_reward")
+    add_moving_summary(max_pred_reward)
+
+    with tf.variable_scope("target"), freeze_variables(skip_collection=True):
+        target_q = get_dqn_prediction(next_state)
+    with tf.variable_scope(tf.get_variable_scope(), reuse=True):
+        next_predict_value = get_dqn_prediction(next_state)
+    greedy_choice = tf.argmax(next_predict_value, 1)
+    predict_onehot = tf.one_hot(greedy_choice, num_actions, 1.0, 0.0)
+    best_v = tf.reduce_sum(target_q * predict_onehot, 1)
+    target = reward + (1.0 - tf.cast(is_over, tf.float32)) * 0.99 * tf.stop_gradient(best_v)
+    cost = tf.losses.huber_loss(target, pred_action_value)
+    return [tf.identity(cost, name="cost"), predict_value]
+
+
+MODELS = {
+    "compat_cam_train": (model_cam, [4, 8, 8, 3], True),
+    "compat_image2image_train": (model_image2image, [2, 8, 8, 3], True),
+    "compat_embedding_train": (model_embedding, [6, 10], True),
+    "compat_dqn_train": (model_dqn, [4, 6, 6, 2], True),
+}
+CAPTURE = {
+    "compat_cam_train": ["xentropy-loss", "wd_cost", "train-error-top1"],
+    "compat_image2image_train": ["gen/res/out", "gen/merged", "gen/fake"],
+    "compat_embedding_train": ["emb", "emb_1"],
+    "compat_dqn_train": ["Qvalue", "Qvalue_1", "target/Qvalue", "predict_reward"],
+}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="tests/golden")
+    parser.add_argument("--only", default=None, help="substrings of model ids to run, a,b,...")
+    args = parser.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    for mid, (fn, shape, training) in MODELS.items():
+        if args.only and not any(part in mid for part in args.only.split(",")):
+            continue
+        spec = {"id": mid, "model": mid, "input_shape": shape, "training": training, "seed": 1}
+        if mid in CAPTURE:
+            spec["capture"] = CAPTURE[mid]
+        generate.run(spec, fn, args.out)
+        print(f"wrote {mid}")
+
+
+if __name__ == "__main__":
+    main()
