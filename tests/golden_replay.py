@@ -148,6 +148,9 @@ def check_fixture(
     names = [n for n in fx.output_names() if n.endswith("/output")]
     by_name = fx.prefixed("capture/")  # tensors the reference fetched by their TF name
     names += [n for n in by_name if n not in names]
+    summaries = fx.prefixed("summary/")  # tf.summary values, by kind/tag (spec "summaries")
+    if summaries:
+        names.append("summary:*")
 
     def loss(x: jax.Array, params: dict) -> tuple[jax.Array, tuple]:
         outs, new_state, captured = model.apply(
@@ -187,3 +190,19 @@ def check_fixture(
             assert_close(f"capture {name}", captured[name], fx.outputs()[i], out_rtol)
     for name, want in by_name.items():
         assert_close(f"capture {name}", captured[name], want, out_rtol)
+    if summaries:
+        check_summaries(summaries, captured, out_rtol)
+
+
+def check_summaries(reference: dict[str, np.ndarray], captured: dict, rtol: float) -> None:
+    """The model's ``summary:<kind>/<tag>`` values against TensorFlow's parsed summaries:
+    the same tags; scalars within ``rtol``; histograms by TensorFlow's statistics (min,
+    max, count, sum, sum of squares)."""
+    ours = {k.removeprefix("summary:"): v for k, v in captured.items() if k.startswith("summary:")}
+    assert sorted(ours) == sorted(reference), "summary tags differ from TensorFlow's"
+    for tag, want in reference.items():
+        got = np.asarray(ours[tag], np.float64)
+        if tag.startswith("histogram/"):
+            stats = [got.min(), got.max(), got.size, got.sum(), np.square(got).sum()]
+            got = np.asarray(stats)
+        assert_close(f"summary {tag}", got, want, rtol)

@@ -107,8 +107,11 @@ def test_scope_errors_name_the_call() -> None:
         tp.transform(trainable_assign).init(jax.random.key(0), jnp.ones(2))
     with pytest.raises(TypeError, match=r"tf.assign: ref must be a variable"):
         tp.transform(lambda x: tf.assign(x * 2, x)).init(jax.random.key(0), jnp.ones(2))
-    with pytest.raises(NotImplementedError, match=r"tf.variable_scope: regularizer="):
-        with_reg = tp.transform(lambda x: tf.variable_scope("s", regularizer=abs).__enter__())
+    with pytest.raises(NotImplementedError, match=r"tf.variable_scope: partitioner="):
+        with_part = tp.transform(lambda x: tf.variable_scope("s", partitioner=abs).__enter__())
+        with_part.init(jax.random.key(0), jnp.ones(2))
+    with pytest.raises(TypeError, match=r"tf.variable_scope: regularizer must be a function"):
+        with_reg = tp.transform(lambda x: tf.variable_scope("s", regularizer=0.1).__enter__())
         with_reg.init(jax.random.key(0), jnp.ones(2))
     with pytest.raises(ValueError, match=r"tf.get_variable\('v'\): needs shape="):
         tp.transform(lambda x: tf.get_variable("v")).init(jax.random.key(0), jnp.ones(2))
@@ -227,3 +230,56 @@ def test_summaries_are_captured_together() -> None:
     assert none == {}  # inference: tensorpack's moving summaries exist in training only
     with pytest.raises(TypeError, match="add_moving_summary: each tensor needs a TensorFlow name"):
         tp.transform(lambda x: add_moving_summary(x.sum())).init(jax.random.key(0), x=jnp.ones(2))
+
+
+def model_compat_extras(x):
+    from tpflax.compat.tensorpack import (
+        BatchNorm,
+        Conv2D,
+        FullyConnected,
+        add_activation_summary,
+        add_param_summary,
+        l2_regularizer,
+        remap_variables,
+    )
+
+    def binarize(v):
+        name = v.op.name
+        if "conv0" in name or not name.endswith("W"):
+            return v
+        return tf.sign(v) * tf.reduce_mean(tf.abs(v))
+
+    with remap_variables(binarize):
+        h = Conv2D("conv0", x, 4, 3, activation=tf.nn.relu)
+        h = Conv2D("conv1", h, 4, 3)
+    h = BatchNorm("bn", h)
+    shape = h.get_shape().as_list()
+    h = tf.reshape(h, [-1, shape[1] * shape[2] * shape[3]])
+    with tf1.variable_scope("head", regularizer=l2_regularizer(1e-2)):
+        h = FullyConnected("fc", h, 5, activation=tf.nn.relu)
+        w = tf1.get_variable("w", [5, 3])
+        b = tf1.get_variable(
+            "b", [3], initializer=tf1.zeros_initializer(), regularizer=lambda v: tf.reduce_sum(v)
+        )
+        logits = tf.identity(tf.matmul(h, w) + b, name="logits")
+    add_activation_summary(logits)
+    add_param_summary((".*/W", ["histogram", "rms"]), ("bn/.*", ["mean", "sparsity"]))
+    conv_l2 = tf.add_n([tf.nn.l2_loss(v) for v in tf1.trainable_variables("conv")])
+    reg = tf1.losses.get_regularization_loss()
+    with tf.control_dependencies(tf1.get_collection(tf1.GraphKeys.UPDATE_OPS)):
+        cost = tf.reduce_mean(tf.square(logits), name="cost")
+    (clipped, _), norm = tf.clip_by_global_norm([logits, h], 1.0)
+    rows = tf.map_fn(lambda r: tf.reduce_sum(r * r), tf1.check_numerics(clipped, "clipped"))
+    return [cost + 1e-3 * conv_l2 + reg, logits, rows * norm]
+
+
+(EXTRAS,) = fixtures("compat_extras_train.npz")
+
+
+def test_tfutils_helpers_collections_and_summaries_match_tensorflow() -> None:
+    """remap_variables (DoReFa's v.op.name test), a regularizer scope over tensorpack layers
+    and get_variable (with its own regularizer), tf.trainable_variables(scope),
+    get_regularization_loss, get_shape().as_list(), and add_param_summary /
+    add_activation_summary: outputs, gradients, BatchNorm's EMA, and every summary's tag and
+    value against tensorpack's."""
+    check_fixture(EXTRAS, model_compat_extras)

@@ -339,6 +339,45 @@ def model_compat_summaries(x):
     return [cost, wrong]
 
 
+def model_compat_extras(x):
+    """Tensorpack's tfutils helpers and TF's collections as model code uses them: DoReFa's
+    remap_variables reading v.op.name, a regularizer scope over tensorpack layers and
+    get_variable, tf.trainable_variables(scope), tf.losses.get_regularization_loss,
+    add_param_summary and add_activation_summary, static shapes through get_shape()."""
+    from tensorpack import BatchNorm, Conv2D, FullyConnected, l2_regularizer
+    from tensorpack.tfutils.summary import add_activation_summary, add_param_summary
+    from tensorpack.tfutils.varreplace import remap_variables
+
+    def binarize(v):
+        name = v.op.name
+        if "conv0" in name or not name.endswith("W"):
+            return v
+        return tf.sign(v) * tf.reduce_mean(tf.abs(v))
+
+    with remap_variables(binarize):
+        h = Conv2D("conv0", x, 4, 3, activation=tf.nn.relu)
+        h = Conv2D("conv1", h, 4, 3)
+    h = BatchNorm("bn", h)
+    shape = h.get_shape().as_list()
+    h = tf.reshape(h, [-1, shape[1] * shape[2] * shape[3]])
+    with tf1.variable_scope("head", regularizer=l2_regularizer(1e-2)):
+        h = FullyConnected("fc", h, 5, activation=tf.nn.relu)
+        w = tf1.get_variable("w", [5, 3])
+        b = tf1.get_variable(
+            "b", [3], initializer=tf1.zeros_initializer(), regularizer=lambda v: tf.reduce_sum(v)
+        )
+        logits = tf.identity(tf.matmul(h, w) + b, name="logits")
+    add_activation_summary(logits)
+    add_param_summary((".*/W", ["histogram", "rms"]), ("bn/.*", ["mean", "sparsity"]))
+    conv_l2 = tf.add_n([tf.nn.l2_loss(v) for v in tf1.trainable_variables("conv")])
+    reg = tf1.losses.get_regularization_loss()
+    with tf.control_dependencies(tf1.get_collection(tf1.GraphKeys.UPDATE_OPS)):
+        cost = tf.reduce_mean(tf.square(logits), name="cost")
+    (clipped, _), norm = tf.clip_by_global_norm([logits, h], 1.0)
+    rows = tf.map_fn(lambda r: tf.reduce_sum(r * r), tf1.check_numerics(clipped, "clipped"))
+    return [cost + 1e-3 * conv_l2 + reg, logits, rows * norm]
+
+
 # ---------------------------------------------------- reused BatchNorm (GANs call D twice)
 def _reused_bn(x, calls, ema_update="default", skip_last=False):
     """One BatchNorm called `calls` times under reuse=True on different inputs."""
@@ -461,6 +500,7 @@ MODELS = {
     "model_discrim_twice": (model_discrim_twice, [2, 8, 8, 1], False),
     "compat_scopes_train": (model_compat_scopes, [2, 3], True),
     "compat_summaries_train": (model_compat_summaries, [4, 5], True),
+    "compat_extras_train": (model_compat_extras, [2, 6, 6, 3], True),
 }
 # Models that call a BatchNorm more than once in a training step (see reused_bn_updates).
 # Layer outputs fetched by TensorFlow's name: a reused layer's calls are named x, x_1, ...
@@ -490,6 +530,8 @@ CAPTURE = {
         "discrim_1/fct/output",
     ],
 }
+# Models whose tf.summary values (tags and values, parsed from merge_all) are stored too.
+SUMMARIES = {"compat_extras_train"}
 REUSED_BN = {m for m in MODELS if "bn_reuse" in m} | {"model_dcgan_train", "model_pix2pix_train"}
 RACE_RUNS = 10
 
@@ -578,6 +620,24 @@ def reused_bn_updates(sess, variables, start, feed, step):
     return result, same
 
 
+def parse_summaries(serialized):
+    """``summary/scalar/<tag>`` and ``summary/histogram/<tag>`` (min, max, num, sum,
+    sum_squares) from a serialized ``Summary``."""
+    from tensorflow.core.framework import summary_pb2
+
+    proto = summary_pb2.Summary()
+    proto.ParseFromString(serialized)
+    out = {}
+    for value in proto.value:
+        if value.HasField("histo"):
+            h = value.histo
+            stats = [h.min, h.max, h.num, h.sum, h.sum_squares]
+            out[f"summary/histogram/{value.tag}"] = np.asarray(stats, np.float64)
+        else:
+            out[f"summary/scalar/{value.tag}"] = np.asarray(value.simple_value, np.float32)
+    return out
+
+
 def run(spec, builder, out_dir):
     tf1.reset_default_graph()
     rng = np.random.RandomState(spec.get("seed", 0))
@@ -619,8 +679,11 @@ def run(spec, builder, out_dir):
             record[f"dtype/{v.op.name}"] = np.array(v.dtype.base_dtype.name)
         graph = tf1.get_default_graph()
         captures = [graph.get_tensor_by_name(f"{n}:0") for n in spec.get("capture", [])]
-        fetched = sess.run([outputs, grads, update_ops, captures], {x: x_val})
-        out_vals, grad_vals, _, capture_vals = fetched
+        summaries = tf1.summary.merge_all() if spec.get("summaries") else tf.constant(b"")
+        fetched = sess.run([outputs, grads, update_ops, captures, summaries], {x: x_val})
+        out_vals, grad_vals, _, capture_vals, summary_proto = fetched
+        if spec.get("summaries"):
+            record.update(parse_summaries(summary_proto))
         for name, value in zip(spec.get("capture", []), capture_vals, strict=True):
             record[f"capture/{name}"] = as_f32(value)
         after = {v.op.name: sess.run(v) for v in all_vars}
@@ -659,6 +722,8 @@ def main():
             spec["reused_bn"] = True
         if mid in CAPTURE:
             spec["capture"] = CAPTURE[mid]
+        if mid in SUMMARIES:
+            spec["summaries"] = True
         todo.append((spec, fn))
     for spec, builder in todo:
         if args.only and not any(part in spec["id"] for part in args.only.split(",")):

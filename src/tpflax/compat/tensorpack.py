@@ -4,7 +4,9 @@ that runs on ``tpflax.compat.tf``.
 The layers, ``argscope``, ``LinearWrap``, ``layer_register``, ``auto_reuse_variable_scope``,
 ``freeze_variables``, ``regularize_cost`` (with ``name=``) and the regularizers are tpflax's
 own (tensorpack's semantics, pinned by tensorpack's fixtures). Added here: ``under_name_scope``,
-``get_current_tower_context`` and ``tfv1`` (tensorpack's alias of ``tf.compat.v1``).
+``get_current_tower_context``, ``tfv1`` (tensorpack's alias of ``tf.compat.v1``),
+``ModelDesc``, ``add_moving_summary``, ``add_param_summary`` / ``add_activation_summary`` /
+``add_tensor_summary``, ``remap_variables`` and ``custom_getter_scope``.
 """
 
 from __future__ import annotations
@@ -53,6 +55,13 @@ from tpflax import (
 from tpflax._src import initializers
 from tpflax._src.frame import assign_state, current_frame, get_variable
 from tpflax.compat import tf as _tf
+from tpflax.compat._tensorpack_utils import (
+    add_activation_summary,
+    add_param_summary,
+    add_tensor_summary,
+    custom_getter_scope,
+    remap_variables,
+)
 from tpflax.compat.tf._naming import name_of
 from tpflax.compat.tf._scopes import name_scope as _name_scope
 
@@ -81,9 +90,13 @@ __all__ = [
     "ModelDesc",
     "PReLU",
     "TowerContextInfo",
+    "add_activation_summary",
     "add_moving_summary",
+    "add_param_summary",
+    "add_tensor_summary",
     "argscope",
     "auto_reuse_variable_scope",
+    "custom_getter_scope",
     "enable_argscope_for_function",
     "enable_argscope_for_module",
     "freeze_variables",
@@ -94,6 +107,7 @@ __all__ = [
     "layer_register",
     "regularize_cost",
     "regularize_cost_from_collection",
+    "remap_variables",
     "tfv1",
     "under_name_scope",
 ]

@@ -27,6 +27,15 @@ def named(value: Any, name: str | None) -> Any:
     return value
 
 
+def remember(value: Any, full: str) -> Any:
+    """Records that ``value`` is the tensor (or variable) ``full`` in the running model, for
+    :func:`name_of`, without making it capturable; returns ``value``."""
+    frame = maybe_frame()
+    if frame is not None:
+        frame.extensions.setdefault(_NAMES, {})[id(value)] = full
+    return value
+
+
 def name_of(value: Any) -> str | None:
     """The full name ``value`` was given with ``name=`` in the running model, else ``None``."""
     frame = maybe_frame()

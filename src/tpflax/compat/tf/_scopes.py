@@ -25,7 +25,7 @@ from tpflax._src import intercept
 from tpflax._src.frame import Frame, assign_state, current_frame
 from tpflax._src.frame import get_variable as core_get_variable
 from tpflax._src.tree import lookup
-from tpflax.compat.tf._naming import named
+from tpflax.compat.tf._naming import named, remember
 
 __all__ = [
     "AUTO_REUSE",
@@ -72,6 +72,7 @@ class _State:
     scopes: list[VariableScope] = dataclasses.field(default_factory=list)
     variables: dict[int, str] = dataclasses.field(default_factory=dict)  # id(value) -> name
     scope_uses: dict[str, int] = dataclasses.field(default_factory=dict)  # default_name
+    own_regularizer: set[str] = dataclasses.field(default_factory=set)  # get_variable(regularizer=)
 
 
 def _state(frame: Frame) -> _State:
@@ -124,15 +125,18 @@ def variable_scope(
     existing variables, ``tf.AUTO_REUSE`` creates missing ones and shares the others; reuse
     is inherited and cannot be switched off inside. ``initializer`` is the default of
     ``tf.get_variable`` inside; ``custom_getter(getter, name, *args, **kwargs)`` wraps every
-    variable created or read inside, tensorpack layers' included.
+    variable created or read inside, tensorpack layers' included. ``regularizer(v)`` is added
+    to the regularization losses (``tf.losses.get_regularization_loss()``, tensorpack's
+    ``regularize_cost_from_collection()``) for every variable created inside, trainable or
+    not, tensorpack's and ``tf.layers``' included, once (not when reused), as TensorFlow
+    does.
 
     Raises:
-        NotImplementedError: ``regularizer``, ``partitioner``, ``caching_device``,
-            ``constraint`` or ``dtype`` is given (no tpflax counterpart yet).
+        NotImplementedError: ``partitioner``, ``caching_device``, ``constraint`` or ``dtype``
+            is given (no tpflax counterpart yet).
     """
     who = "tf.variable_scope"
     for arg, value in (
-        ("regularizer", regularizer),
         ("partitioner", partitioner),
         ("caching_device", caching_device),
         ("constraint", constraint),
@@ -187,6 +191,8 @@ def variable_scope(
             new_reuse,
             initializer if initializer is not None else parent.initializer,
         )
+        if regularizer is not None:
+            stack.enter_context(intercept.intercept(_regularizing(regularizer, who)))
         if custom_getter is not None:
             if not callable(custom_getter):
                 raise TypeError(f"{who}: custom_getter must be callable; got {custom_getter!r}")
@@ -222,7 +228,8 @@ class _CustomGetter(intercept.Interceptor):
             }
             if "shape" in changes:
                 changes["shape"] = tuple(int(d) for d in changes["shape"])
-            return next(request.replace(name=name, **changes))
+            value = next(request.replace(name=name, **changes))
+            return remember(value, name)
 
         return self.fn(
             getter,
@@ -232,6 +239,37 @@ class _CustomGetter(intercept.Interceptor):
             initializer=request.initializer,
             trainable=request.trainable,
         )
+
+
+@dataclasses.dataclass(frozen=True)
+class _Regularizer(intercept.Interceptor):
+    """A scope's regularizer: adds ``fn(v)`` to the model's regularization losses for each
+    variable created (not reused) while it is active, but for those given their own
+    (``tf.get_variable(regularizer=)`` replaces the scope's, as in TensorFlow)."""
+
+    fn: Callable[[Any], Any]
+
+    def variable(
+        self,
+        request: intercept.VariableRequest,
+        next: Callable[[intercept.VariableRequest], Any],
+    ) -> Any:
+        frame = current_frame(request.who)
+        new = request.name not in frame.created
+        value = next(request)
+        if new and request.name not in _state(frame).own_regularizer:
+            frame.reg_losses.append(self.fn(value))
+        return value
+
+
+def _regularizing(fn: Any, who: str) -> _Regularizer:
+    _check_regularizer(fn, who)
+    return _Regularizer(fn)
+
+
+def _check_regularizer(fn: Any, who: str) -> None:
+    if not callable(fn):
+        raise TypeError(f"{who}: regularizer must be a function of a variable; got {fn!r}")
 
 
 def _glorot_uniform(key: jax.Array, shape: tuple[int, ...], dtype: Any) -> jax.Array:
@@ -273,8 +311,10 @@ def get_variable(
 
     ``initializer`` is a JAX/TF initializer ``(key, shape, dtype)`` or a value (then
     ``shape`` comes from it); without one, the scope's, else TensorFlow's default: glorot
-    uniform for floats, zeros for integers and booleans. ``trainable=False`` puts it in
-    ``state`` (``tf.assign`` writes its new value there). ``dtype`` defaults to float32.
+    uniform for floats, zeros for integers and booleans. ``regularizer(v)`` joins the
+    regularization losses when the variable is created (see ``tf.variable_scope``).
+    ``trainable=False`` puts it in ``state`` (``tf.assign`` writes its new value there).
+    ``dtype`` defaults to float32.
 
     Returns:
         The variable's value (an array: ``tf.assign(v, ...)`` works on it, ``v.assign`` does
@@ -283,12 +323,11 @@ def get_variable(
     Raises:
         ValueError: no shape and no value initializer; a value initializer with a different
             ``shape``.
-        NotImplementedError: ``regularizer``, ``partitioner``, ``custom_getter``,
-            ``constraint`` or ``collections``.
+        NotImplementedError: ``partitioner``, ``custom_getter``, ``constraint`` or
+            ``collections``.
     """
     who = f"tf.get_variable({name!r})"
     for arg, value in (
-        ("regularizer", regularizer),
         ("partitioner", partitioner),
         ("custom_getter", custom_getter),
         ("constraint", constraint),
@@ -319,11 +358,18 @@ def get_variable(
     if shape is None:
         raise ValueError(f"{who}: needs shape= (or an initial value as initializer=)")
     shape = tuple(int(d) for d in shape)
+    full = frame.full_name(name)
+    new = full not in frame.created
+    if regularizer is not None:
+        _check_regularizer(regularizer, who)
+        _state(frame).own_regularizer.add(full)
     value = core_get_variable(
         name, shape, init, dtype=dtype, trainable=trainable is not False, who=who
     )
-    _state(frame).variables[id(value)] = frame.full_name(name)
-    return value
+    if regularizer is not None and new:
+        frame.reg_losses.append(regularizer(value))
+    _state(frame).variables[id(value)] = full
+    return remember(value, full)
 
 
 def _existing_shape(frame: Frame, name: str) -> tuple[int, ...] | None:

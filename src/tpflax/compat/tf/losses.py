@@ -12,6 +12,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from tpflax.compat.tf import nn
+from tpflax.compat.tf._collections import get_regularization_loss, get_regularization_losses
 from tpflax.compat.tf._common import broadcast, tensor
 from tpflax.compat.tf._math_ops import _tf_abs
 
@@ -143,6 +144,8 @@ class Reduction:
 __all__ = [
     "Reduction",
     "absolute_difference",
+    "get_regularization_loss",
+    "get_regularization_losses",
     "huber_loss",
     "mean_squared_error",
     "sigmoid_cross_entropy",

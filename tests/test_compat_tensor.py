@@ -1,0 +1,150 @@
+"""TensorFlow's tensor methods on JAX arrays (tpflax.compat.tf._tensor), the graph-level names
+(control_dependencies, Print, Variable, Session, ...), collections, and the error for a name
+tpflax.compat lacks. Numbers through these paths are pinned by the golden
+compat_extras_train (tests/test_compat_scopes.py); here: semantics and messages."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import tpflax as tp
+from tpflax.compat import tf
+from tpflax.compat.tensorpack import FullyConnected
+
+
+@pytest.fixture(autouse=True)
+def tensorflow_broadcasting():
+    """TF-style code broadcasts ranks implicitly; the suite's conftest makes JAX raise."""
+    with jax.numpy_rank_promotion("allow"):
+        yield
+
+
+def test_static_shape_idioms_work_under_jit() -> None:
+    seen = {}
+
+    def net(x):
+        shape = x.get_shape().as_list()
+        seen["list"] = shape
+        seen["ndims"] = (x.shape.ndims, x.get_shape().rank, x.shape[1:].as_list())
+        seen["elements"] = (x.shape.num_elements(), x.shape.is_fully_defined())
+        x.set_shape([None, 3, None])
+        return tf.reshape(x, [-1, shape[1] * shape[2]])
+
+    model = tp.transform(net)
+    params, state = model.init(jax.random.key(0), jnp.ones((2, 3, 4)))
+    y, _ = jax.jit(model.apply)(params, state, jnp.ones((2, 3, 4)))
+    assert y.shape == (2, 12)
+    assert seen == {"list": [2, 3, 4], "ndims": (3, 3, [3, 4]), "elements": (24, True)}
+
+
+def test_shapes_stay_tuples_for_jax() -> None:
+    x = jnp.zeros((2, 3))
+    assert x.shape == (2, 3) and isinstance(x.shape, tuple) and repr(x.shape) == "(2, 3)"
+    assert jax.tree.leaves(x.shape) == [2, 3]
+    assert isinstance(x.shape[1:], tf.TensorShape) and x.shape[0] == 2
+    assert jnp.zeros(x.shape).shape == (2, 3)
+    assert tf.TensorShape([2, None]).is_compatible_with(x.shape)
+    assert tf.TensorShape([2, None]).num_elements() is None
+    with pytest.raises(ValueError, match=r"Shapes \[2, 3\] and \[3\] are incompatible"):
+        x.shape.assert_is_compatible_with([3])
+
+
+def test_set_shape_checks_and_cannot_change() -> None:
+    with pytest.raises(ValueError, match=r"set_shape\(\[2, 4\]\): the tensor's shape is \[2, 3\]"):
+        jnp.zeros((2, 3)).set_shape([2, 4])
+
+
+def test_names_of_named_tensors_and_variables() -> None:
+    seen = {}
+
+    def net(x):
+        with tf.variable_scope("blk"):
+            w = tf.get_variable("w", [3])
+            c = tf.get_variable("c", [3], trainable=False, initializer=tf.zeros_initializer())
+        y = tf.identity(x * w, name="y")
+        seen["names"] = (w.op.name, w.name, c.op.name, y.name, y.op.name)
+        seen["unnamed"] = hasattr(x * 2.0, "name")
+        seen["vars"] = [v.op.name for v in tf.trainable_variables()]
+        seen["all"] = [v.op.name for v in tf.global_variables("blk/c")]
+        c.assign_add(x[0])
+        return y
+
+    model = tp.transform(net)
+    params, state = model.init(jax.random.key(0), jnp.ones((2, 3)))
+    _, new_state = jax.jit(model.apply)(params, state, jnp.full((2, 3), 2.0))
+    assert seen["names"] == ("blk/w", "blk/w:0", "blk/c", "y:0", "y")
+    assert seen["unnamed"] is False
+    assert seen["vars"] == ["blk/w"] and seen["all"] == ["blk/c"]
+    np.testing.assert_array_equal(new_state["blk"]["c"], [2.0, 2.0, 2.0])
+
+
+def test_unnamed_tensor_name_says_why() -> None:
+    def net(x):
+        return (x * 2.0).op.name
+
+    with pytest.raises(AttributeError, match=r"tensor.op: this tensor has no TensorFlow name"):
+        tp.transform(net).init(jax.random.key(0), jnp.ones(2))
+
+
+def test_custom_getter_sees_variable_names() -> None:
+    seen = []
+
+    def getter(next_getter, *args, **kwargs):
+        v = next_getter(*args, **kwargs)
+        seen.append(v.op.name)
+        return v
+
+    def net(x):
+        with tf.variable_scope("g", custom_getter=getter):
+            return FullyConnected("fc", x, 2)
+
+    tp.transform(net).init(jax.random.key(0), jnp.ones((1, 3)))
+    assert seen == ["g/fc/W", "g/fc/b"]
+
+
+def test_graph_level_names() -> None:
+    def net(x):
+        with tf.control_dependencies([tf.no_op(), tf.group(x)]):
+            y = tf.identity(x, name="y")
+        return tf.Print(y, [y], "y = ")
+
+    model = tp.transform(net)
+    params, state = model.init(jax.random.key(0), jnp.ones(2))
+    out, _ = jax.jit(model.apply)(params, state, jnp.ones(2))
+    np.testing.assert_array_equal(out, [1.0, 1.0])
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: tf.Variable(1.0), r"tf.Variable is not supported.*tf.get_variable"),
+        (lambda: tf.Session(), r"tf.Session is not supported.*tp.transform"),
+        (lambda: tf.get_default_graph(), r"tf.get_default_graph is not supported.*capture"),
+        (lambda: tf.py_func(abs, [], tf.float32), r"tf.py_func.*jax.pure_callback"),
+        (lambda: tf.add_to_collection("x", 1), r"tf.add_to_collection\('x'\) is not supported"),
+    ],
+)
+def test_graph_only_names_raise_with_the_alternative(call, message) -> None:
+    with pytest.raises(NotImplementedError, match=message):
+        call()
+
+
+def test_unknown_collection_raises() -> None:
+    def net(x):
+        return tf.get_collection("my_losses")
+
+    with pytest.raises(NotImplementedError, match=r"tf.get_collection\('my_losses'\)"):
+        tp.transform(net).init(jax.random.key(0), jnp.ones(2))
+
+
+def test_missing_names_say_so() -> None:
+    with pytest.raises(AttributeError, match=r"tf.contrib is not in tpflax.compat: tf.contrib"):
+        _ = tf.contrib
+    with pytest.raises(AttributeError, match=r"tf.nn.no_such_op is not in tpflax.compat \(the"):
+        _ = tf.nn.no_such_op
+    with pytest.raises(AttributeError, match=r"tf.nn.rnn_cell is not in tpflax.compat: recurrent"):
+        _ = tf.nn.rnn_cell
+    assert not hasattr(tf, "__wrapped__")
