@@ -673,6 +673,31 @@ def cases():
             [F(3, 4), F(3, 4)],
         )
     )
+    # tf.nn.weighted_cross_entropy_with_logits (HED's class-balanced loss): the kinks at 0,
+    # labels not only 0/1, pos_weight a scalar tensor, a per-class vector, a Python float
+    add(
+        (
+            "nn_weighted_xent",
+            "lambda x, z, q: tf.nn.weighted_cross_entropy_with_logits(labels=z, logits=x, "
+            "pos_weight=q)",
+            [KINKS, RNG.rand(2, 6).astype("float32"), V(1.7)],
+        )
+    )
+    add(
+        (
+            "nn_weighted_xent_targets_per_class",
+            "lambda x, z, q: tf.nn.weighted_cross_entropy_with_logits(targets=z, logits=x, "
+            "pos_weight=q, name='wxent')",
+            [F(4, 3) * 3, V(RNG.rand(4, 3) < 0.5), P(3)],
+        )
+    )
+    add(
+        (
+            "nn_weighted_xent_python_weight",
+            "lambda x, z: tf.nn.weighted_cross_entropy_with_logits(z, x, 0.25)",
+            [F(3, 5), RNG.rand(3, 5).astype("float32")],
+        )
+    )
     return c
 
 

@@ -15,7 +15,7 @@ from jax import lax
 from tpflax._src.frame import next_rng_key
 from tpflax.compat.tf._common import broadcast, static_ints, tensor
 from tpflax.compat.tf._common import keep_dims as _keep_dims
-from tpflax.compat.tf._math_ops import sigmoid, tanh
+from tpflax.compat.tf._math_ops import _tf_abs, sigmoid, tanh
 from tpflax.compat.tf._naming import named
 
 
@@ -152,6 +152,34 @@ def sigmoid_cross_entropy_with_logits(
     neg_abs = jnp.where(cond, -x, x)
     out = relu_x - x * z + jnp.log1p(jnp.exp(neg_abs))
     return named(out, name)
+
+
+def weighted_cross_entropy_with_logits(
+    labels: Any = None,
+    logits: Any = None,
+    pos_weight: Any = None,
+    name: str | None = None,
+    targets: Any = None,
+) -> Any:
+    """``tf.nn.weighted_cross_entropy_with_logits`` (TF1's signature; ``targets`` is the old
+    name of ``labels``): the sigmoid cross entropy with the positive term weighted by
+    ``pos_weight``, TF's formula ``(1 - z) * x + (1 + (q - 1) * z) * (log(1 + exp(-|x|)) +
+    max(-x, 0))``, so also TF's gradient at ``x = 0`` (``1 - z``)."""
+    who = "tf.nn.weighted_cross_entropy_with_logits"
+    if labels is not None and targets is not None:
+        raise ValueError(f"{who}: give labels or targets (its old name), not both")
+    z = labels if labels is not None else targets
+    if z is None or logits is None or pos_weight is None:
+        raise ValueError(f"{who}: labels (or targets), logits and pos_weight are required")
+    x, z = tensor(logits), tensor(z)
+    if x.shape != z.shape:
+        raise ValueError(
+            f"{who}: logits and labels must have the same shape, got {x.shape} and {z.shape}"
+        )
+    x, z, q = broadcast(x, z, pos_weight)
+    log_weight = 1 + (q - 1) * z
+    softplus_neg = jnp.log1p(jnp.exp(-_tf_abs(x))) + jax.nn.relu(-x)
+    return named((1 - z) * x + log_weight * softplus_neg, name)
 
 
 def l2_loss(t: Any, name: str | None = None) -> Any:
@@ -496,5 +524,6 @@ __all__ = [
     "sparse_softmax_cross_entropy_with_logits",
     "tanh",
     "top_k",
+    "weighted_cross_entropy_with_logits",
     "xw_plus_b",
 ]
