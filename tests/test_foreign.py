@@ -172,8 +172,8 @@ def test_equinox_module_values_gradients_and_statistics_are_equinoxs() -> None:
         out, new_st = _eqx_apply(_eqx_with(model, p["enc"]), st, X, True)
         return (out**2).sum(), new_st
 
-    (v1, s1), g1 = jax.value_and_grad(ours, has_aux=True)(params)
-    (v2, s2), g2 = jax.value_and_grad(equinoxs, has_aux=True)(params)
+    (v1, s1), g1 = jax.jit(jax.value_and_grad(ours, has_aux=True))(params)
+    (v2, s2), g2 = jax.jit(jax.value_and_grad(equinoxs, has_aux=True))(params)
     np.testing.assert_allclose(v1, v2, rtol=1e-6)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7), g1, g2)
     mean, var = s2.get(index)
@@ -255,8 +255,8 @@ def test_haiku_transform_values_gradients_and_statistics_are_haikus() -> None:
         out, new_state = t.apply(_hk_params(p["net"]), _hk_state(state["net"]), None, X, True)
         return (out**2).sum(), new_state
 
-    (v1, s1), g1 = jax.value_and_grad(ours, has_aux=True)(params)
-    (v2, s2), g2 = jax.value_and_grad(haikus, has_aux=True)(params)
+    (v1, s1), g1 = jax.jit(jax.value_and_grad(ours, has_aux=True))(params)
+    (v2, s2), g2 = jax.jit(jax.value_and_grad(haikus, has_aux=True))(params)
     np.testing.assert_allclose(v1, v2, rtol=1e-6)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7), g1, g2)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6), _hk_state(s1["net"]), s2)
@@ -306,14 +306,18 @@ def test_equinox_and_haiku_variables_regularize_jit_save_and_restore(tmp_path) -
     h = _hk_params(params["net"])
     weights += [h["mlp/~/linear_0"]["w"], h["linear"]["w"]]
     np.testing.assert_allclose(wd, sum(0.5 * float(jnp.sum(w**2)) for w in weights), rtol=1e-6)
-    path = tmp_path / "w.npz"
-    tp.checkpoint.save_npz(path, params, new_state)
-    zeros = jax.tree.map(jnp.zeros_like, (params, new_state))
-    restored, restored_state, _ = tp.checkpoint.restore(str(path), *zeros)
-    jax.tree.map(np.testing.assert_array_equal, (restored, restored_state), (params, new_state))
-    y1, _ = m.apply(params, new_state, X)
-    y2, _ = m.apply(restored, restored_state, X)
-    np.testing.assert_array_equal(y1[0], y2[0])
+    # tensorpack's npz and a TF checkpoint (equinox's bool and haiku's int32 state included)
+    tp.checkpoint.save_npz(tmp_path / "w.npz", params, new_state)
+    tp.checkpoint.save_tf_checkpoint(
+        str(tmp_path / "model-1"), tp.checkpoint.flatten(params, new_state)
+    )
+    for path in (tmp_path / "w.npz", tmp_path / "model-1"):
+        zeros = jax.tree.map(jnp.zeros_like, (params, new_state))
+        restored, restored_state, _ = tp.checkpoint.restore(str(path), *zeros)
+        jax.tree.map(np.testing.assert_array_equal, (restored, restored_state), (params, new_state))
+        y1, _ = m.apply(params, new_state, X)
+        y2, _ = m.apply(restored, restored_state, X)
+        np.testing.assert_array_equal(y1[0], y2[0])
 
 
 def test_module_errors_for_equinox_and_haiku() -> None:
@@ -366,3 +370,21 @@ def test_equinox_module_trains_with_tp_train() -> None:
     cost, new_state = net.apply(params, state, X, y, is_training=True)
     np.testing.assert_allclose(metrics["cost"], cost, rtol=1e-6)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6), ts.state, new_state)
+
+
+def test_a_training_flag_the_call_passes_positionally_wins() -> None:
+    hk = pytest.importorskip("haiku")
+    t = hk.transform_with_state(_hk_forward)
+    # is_training=False passed by the model in training: haiku's inference; init still
+    # creates the moving averages (haiku initializes in training)
+    net = tp.transform(lambda x: tp.module("net", t)(x, False))
+    params, state = net.init(jax.random.key(0), X)
+    y, new_state = net.apply(params, state, X, is_training=True)
+    want, _ = t.apply(_hk_params(params["net"]), _hk_state(state["net"]), None, X, False)
+    np.testing.assert_allclose(y, want, rtol=1e-6)
+    jax.tree.map(np.testing.assert_array_equal, new_state, state)  # nothing updated
+    blk = tp.transform(lambda x: tp.module("blk", Block())(x, False))
+    params, state = blk.init(jax.random.key(0), X)
+    variables = {"params": params["blk"], "batch_stats": state["blk"]}
+    y, _ = blk.apply(params, state, X, is_training=True)
+    np.testing.assert_allclose(y, Block().apply(variables, X, train=False), rtol=1e-6)

@@ -16,7 +16,7 @@ from typing import Any
 import jax
 
 from tpflax._src.frame import assign_state, next_rng_key, param_key, variable_scope
-from tpflax.foreign import _frame, _variables, _with_training_flag
+from tpflax.foreign import _FLAGS, _frame, _variables, _with_training_flag
 
 __all__ = ["equinox_call", "haiku_call", "is_equinox", "is_haiku"]
 
@@ -127,7 +127,7 @@ def _call_equinox(
         module = eqx.nn.inference_mode(module, value=not training)
         # equinox's own flag is inference (set above; deterministic= is its deprecated alias)
         call_kwargs = _with_training_flag(
-            module.__call__, kwargs, training, skip=("deterministic",)
+            module.__call__, kwargs, training, skip=("deterministic",), positional=len(args)
         )
         signature = inspect.signature(module.__call__).parameters
         stateful = bool(indices)
@@ -225,21 +225,37 @@ def _haiku_tree(names: dict[str, tuple[str, str]], values: dict[str, Any]) -> di
     return tree
 
 
+def _in_training(
+    apply: Callable[..., Any], n_lead: int, args: tuple, kwargs: dict
+) -> tuple[tuple, dict]:
+    """``args`` and ``kwargs`` with every training flag of ``apply`` set to training, passed
+    or not: haiku code initializes in training (``hk.BatchNorm`` creates its moving averages
+    only then), as ``tp.transform``'s init creates every variable whatever the flag."""
+    try:
+        bound = inspect.signature(apply).bind_partial(*([None] * n_lead), *args, **kwargs)
+    except (TypeError, ValueError):
+        return args, _with_training_flag(apply, kwargs, True, positional=n_lead + len(args))
+    for flag, negated in _FLAGS.items():
+        if flag in bound.arguments:
+            bound.arguments[flag] = not negated
+    kwargs = _with_training_flag(apply, bound.kwargs, True, positional=len(bound.args))
+    return bound.args[n_lead:], kwargs
+
+
 def _call_haiku(
     name: str, t: Any, with_state: bool, takes_rng: bool, *args: Any, **kwargs: Any
 ) -> Any:
     who = f"tp.module({name!r})"
     frame = _frame(name)
-    # haiku code initializes in training (hk.BatchNorm creates its moving averages only
-    # then), as tp.transform's init creates every variable whatever the flag
-    init_kwargs = _with_training_flag(t.apply, kwargs, True)
-    kwargs = _with_training_flag(t.apply, kwargs, frame.is_training)
+    n_lead = 1 + with_state + takes_rng  # apply(params[, state][, rng], *args)
+    init_args, init_kwargs = _in_training(t.apply, n_lead, args, kwargs)
+    kwargs = _with_training_flag(t.apply, kwargs, frame.is_training, positional=n_lead + len(args))
     with variable_scope(name):
         if frame.mode == "init":
             assert frame.rng is not None
-            created = t.init(param_key(frame.rng, frame.scope_name), *args, **init_kwargs)
+            created = t.init(param_key(frame.rng, frame.scope_name), *init_args, **init_kwargs)
         else:  # only the structure: the values come from params and state
-            created = jax.eval_shape(lambda: t.init(jax.random.key(0), *args, **init_kwargs))
+            created = jax.eval_shape(lambda: t.init(jax.random.key(0), *init_args, **init_kwargs))
         hk_params, hk_state = created if with_state else (created, {})
         param_names = _haiku_names(hk_params, who)
         state_names = _haiku_names(hk_state, who)

@@ -150,17 +150,24 @@ def module(name: str, m: Any, state: Any = None, *, axis_name: Any = _UNSET) -> 
 
 
 def _with_training_flag(
-    fn: Callable[..., Any], kwargs: dict, training: bool, skip: tuple[str, ...] = ()
+    fn: Callable[..., Any],
+    kwargs: dict,
+    training: bool,
+    skip: tuple[str, ...] = (),
+    positional: int = 0,
 ) -> dict:
-    """``kwargs`` with the training flag for every flag argument ``fn`` takes and the call
-    does not pass (but those in ``skip``)."""
+    """``kwargs`` with the training flag for every flag argument ``fn`` takes that the call
+    does not pass, by keyword or among its first ``positional`` arguments (nor in
+    ``skip``)."""
     try:
         params = inspect.signature(fn).parameters
     except (TypeError, ValueError):
         return kwargs
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    given = [n for n, p in params.items() if p.kind in kinds][:positional]
     out = dict(kwargs)
     for flag, negated in _FLAGS.items():
-        if flag in params and flag not in out and flag not in skip:
+        if flag in params and flag not in out and flag not in skip and flag not in given:
             out[flag] = (not training) if negated else training
     return out
 
@@ -194,7 +201,7 @@ def _value_initializer(value: Any, key: jax.Array, shape: tuple[int, ...], dtype
 def _call_linen(name: str, m: nn.Module, *args: Any, **kwargs: Any) -> Any:
     who = f"tp.module({name!r})"
     frame = _frame(name)
-    kwargs = _with_training_flag(m.__call__, kwargs, frame.is_training)
+    kwargs = _with_training_flag(m.__call__, kwargs, frame.is_training, positional=len(args))
     with variable_scope(name):
         if frame.mode == "init":
             assert frame.rng is not None
