@@ -1,5 +1,5 @@
 """Writes the ``compat_<model>_*`` golden fixtures: model functions in the style of
-tensorpack's examples (CAM, CycleGAN, similarity learning, DQN), written for TensorFlow 1.x
+tensorpack's examples (CAM, CycleGAN, similarity learning, DQN, HED), written for TensorFlow 1.x
 and tensorpack, run by TensorFlow 2.21 (graph mode) through generate.py's runner.
 
 tests/test_compat_ports.py runs the same functions through ``tpflax.compat``: the bodies are
@@ -25,6 +25,7 @@ from tensorpack import (
     FullyConnected,
     GlobalAvgPooling,
     InstanceNorm,
+    MaxPooling,
     l2_regularizer,
     regularize_cost,
 )
@@ -168,17 +169,82 @@ def model_dqn(state):
     return [tf.identity(cost, name="cost"), predict_value]
 
 
+def class_balanced_sigmoid_cross_entropy(logits, label, name="cross_entropy_loss"):
+    """HED's loss: each pixel's sigmoid cross entropy, the edge pixels weighted up by the
+    share of non-edge pixels; 0 when the map has no edge."""
+    with tf.name_scope("class_balanced_sigmoid_cross_entropy"):
+        y = tf.cast(label, tf.float32)
+        count_neg = tf.reduce_sum(1.0 - y)
+        count_pos = tf.reduce_sum(y)
+        beta = count_neg / (count_neg + count_pos)
+        pos_weight = beta / (1 - beta)
+        cost = tf.nn.weighted_cross_entropy_with_logits(
+            logits=logits, targets=y, pos_weight=pos_weight
+        )
+        cost = tf.reduce_mean(cost * (1 - beta))
+        zero = tf.equal(count_pos, 0.0)
+    return tf.where(zero, 0.0, cost, name=name)
+
+
+def model_hed(image):
+    """examples/HED at a small size: side outputs of three stages, upsampled to the input's
+    size by tf.image.resize_bilinear (sizes from tf.shape), fused by a 1x1 convolution; each
+    trained with a class-balanced sigmoid cross entropy against an edge map; the fused map's
+    pixel error and the costs are moving summaries."""
+    edgemap = tf.cast(tf.greater(tf.reduce_mean(image, 3, keep_dims=True), 0.25), tf.int32)
+
+    def side_branch(name, l, up):
+        with tf.variable_scope(name):
+            l = Conv2D("convfc", l, 1, kernel_size=1, activation=tf.identity)
+            if up > 1:
+                shape = tf.shape(l)
+                l = tf.image.resize_bilinear(l, [shape[1] * up, shape[2] * up], align_corners=True)
+            return l
+
+    with argscope(Conv2D, kernel_size=3, activation=tf.nn.relu):
+        l = Conv2D("conv1_1", image, 4)
+        b1 = side_branch("branch1", l, 1)
+        l = MaxPooling("pool1", l, 2)
+        l = Conv2D("conv2_1", l, 6)
+        b2 = side_branch("branch2", l, 2)
+        l = MaxPooling("pool2", l, 2)
+        l = Conv2D("conv3_1", l, 8)
+        b3 = side_branch("branch3", l, 4)
+    fused = Conv2D(
+        "convfcweight",
+        tf.concat([b1, b2, b3], 3),
+        1,
+        kernel_size=1,
+        use_bias=False,
+        kernel_initializer=tf.constant_initializer(0.2),
+        activation=tf.identity,
+    )
+    costs = []
+    for idx, b in enumerate([b1, b2, b3, fused]):
+        tf.nn.sigmoid(b, name=f"output{idx + 1}")
+        costs.append(class_balanced_sigmoid_cross_entropy(b, edgemap, name=f"xentropy{idx + 1}"))
+    output = tf.nn.sigmoid(fused, name="output")
+    prediction = tf.cast(tf.greater(output, 0.5), tf.int32, name="prediction")
+    wrong = tf.cast(tf.not_equal(prediction, edgemap), tf.float32)
+    wrong = tf.reduce_mean(wrong, name="train_error")
+    total_cost = tf.add_n(costs, name="cost")
+    add_moving_summary(wrong, total_cost, *costs)
+    return [total_cost, output]
+
+
 MODELS = {
     "compat_cam_train": (model_cam, [4, 8, 8, 3], True),
     "compat_image2image_train": (model_image2image, [2, 8, 8, 3], True),
     "compat_embedding_train": (model_embedding, [6, 10], True),
     "compat_dqn_train": (model_dqn, [4, 6, 6, 2], True),
+    "compat_hed_train": (model_hed, [2, 8, 8, 3], True),
 }
 CAPTURE = {
     "compat_cam_train": ["xentropy-loss", "wd_cost", "train-error-top1"],
     "compat_image2image_train": ["gen/res/out", "gen/merged", "gen/fake"],
     "compat_embedding_train": ["emb", "emb_1"],
     "compat_dqn_train": ["Qvalue", "Qvalue_1", "target/Qvalue", "predict_reward"],
+    "compat_hed_train": ["output1", "output4", "xentropy2", "prediction", "train_error"],
 }
 
 
