@@ -108,6 +108,32 @@ def model_layers_naming(x):
     return [real, fake, tf.identity(h2 + h3, name="sum")]
 
 
+def model_layers_scopes(x):
+    """Every variable scope counts for tf.layers' numbering, as TensorFlow counts it: one
+    opened and left empty, a default_name scope, a tensorpack layer's; counts inside a
+    scope start afresh when it is opened again, and a scope object re-entered restores
+    them on exit."""
+    with tf.variable_scope("dense"):
+        pass
+    h = tf.layers.dense(x, 4)
+    with tf.variable_scope(None, default_name="dense"):
+        h = tf.layers.dense(h, 4)
+    h = FullyConnected("dense_3", h, 4)
+    h = tf.layers.dense(h, 4)
+    with tf.variable_scope("block") as block:
+        h = tf.layers.dense(h, 4)
+        with tf.variable_scope(None, default_name="sub"):
+            h = tf.layers.dense(h, 4)
+    with tf.variable_scope(block, reuse=True):
+        shared = tf.layers.dense(h, 4)
+        with tf.variable_scope(None, default_name="sub"):
+            shared = tf.layers.dense(shared, 4)
+    with tf.variable_scope("block", reuse=tf.AUTO_REUSE):
+        again = tf.layers.dense(shared, 4)
+        more = tf.layers.dense(again, 4, name="extra")
+    return [h, shared, tf.identity(again + more, name="last")]
+
+
 def model_layers_nchw(image):
     """tf.layers in channels_first under one argscope, as tensorpack's GPU examples write
     them: a dilated convolution, BatchNorm on axis 1, SAME pooling, a transposed
@@ -132,6 +158,7 @@ MODELS = {
     "compat_layers_mnist_infer": model_layers_mnist,
     "compat_layers_bn_train": model_layers_bn,
     "compat_layers_bn_infer": model_layers_bn,
+    "compat_layers_scopes_train": model_layers_scopes,
     "compat_layers_generator_train": model_layers_generator,
     "compat_layers_naming_train": model_layers_naming,
 }

@@ -65,6 +65,9 @@ class Frame:
     # variables: the stack of full name-scope names, and how often each name was taken.
     name_scope: list[str] = dataclasses.field(default_factory=lambda: [""])
     names_in_use: dict[str, int] = dataclasses.field(default_factory=dict)
+    # TensorFlow's count of variable-scope openings per full scope name (its
+    # _VariableScopeStore), which default names and tf.layers' unique scopes read.
+    scope_counts: dict[str, int] = dataclasses.field(default_factory=dict)
     used: set[str] = dataclasses.field(default_factory=set)
     outputs: dict[str, Any] = dataclasses.field(default_factory=dict)
     reg_losses: list[Any] = dataclasses.field(default_factory=list)
@@ -112,6 +115,38 @@ class Frame:
             yield
         finally:
             self.scope[:] = saved
+
+    @contextlib.contextmanager
+    def opened_variable_scope(self, full: str, *, reentered: bool = False) -> Iterator[None]:
+        """``full`` as the variable scope inside the block, counted as TensorFlow counts a
+        ``tf.variable_scope`` (or a layer's scope) being opened. On exit, the scopes opened
+        inside start counting afresh (so a discriminator of unnamed ``tf.layers`` called
+        again with ``reuse=True`` finds its ``dense``, not ``dense_1``); a scope object
+        re-entered (``reentered=True``) instead restores every count it found on entry."""
+        self.scope_counts[full] = self.scope_counts.get(full, 0) + 1
+        saved = dict(self.scope_counts) if reentered else None
+        try:
+            with self.absolute_scope(full):
+                yield
+        finally:
+            if saved is not None:
+                self.scope_counts = saved
+            else:
+                prefix = f"{full}/"
+                for key in self.scope_counts:
+                    if key.startswith(prefix):
+                        self.scope_counts[key] = 0
+
+    def unique_variable_scope(self, prefix: str) -> str:
+        """TensorFlow's ``_get_unique_variable_scope``: ``prefix``, else the first of
+        ``prefix_1``, ``prefix_2``, ... not opened in the current variable scope."""
+        base = self.full_name(prefix)
+        if not self.scope_counts.get(base):
+            return prefix
+        index = 1
+        while self.scope_counts.get(f"{base}_{index}"):
+            index += 1
+        return f"{prefix}_{index}"
 
     @contextlib.contextmanager
     def opened_name_scope(self, name: str, *, exact: bool = False) -> Iterator[str]:
@@ -201,14 +236,11 @@ def variable_scope(name: str, reuse: bool | None = None) -> Iterator[str]:
     if not isinstance(name, str) or not name or name.startswith("/") or name.endswith("/"):
         raise TypeError(f"tp.variable_scope: name must be a non-empty string; got {name!r}")
     frame = current_frame(f"tp.variable_scope({name!r})")
-    parts = name.split("/")
-    frame.scope.extend(parts)
     frame.reuse.append(bool(reuse) or frame.reuse[-1])
     try:
-        with frame.opened_name_scope(name):
+        with frame.opened_variable_scope(frame.full_name(name)), frame.opened_name_scope(name):
             yield frame.scope_name
     finally:
-        del frame.scope[len(frame.scope) - len(parts) :]
         frame.reuse.pop()
 
 

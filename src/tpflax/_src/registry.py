@@ -254,18 +254,15 @@ class Layer:
         frame.layer_names.setdefault(full, self)
         logger = frame.shape_logger
         do_log = self.log_shape and logger.first_time(full)
-        parts = name.split("/")
-        frame.scope.extend(parts)
         frame.reuse.append(reuse)
         try:
-            with frame.opened_name_scope(name) as name_scope:
+            with frame.opened_variable_scope(full), frame.opened_name_scope(name) as name_scope:
                 if do_log:
                     logger.push_inputs(full, utils.shape_str(inputs))
                 outputs = self._body(call)
                 if do_log:
                     logger.push_outputs(full, utils.shape_str(outputs))
         finally:
-            del frame.scope[len(frame.scope) - len(parts) :]
             frame.reuse.pop()
         # TensorFlow's tensor name: a layer called again is `name_1/output`, and so on.
         frame.outputs[f"{name_scope}/output"] = outputs

@@ -14,9 +14,8 @@ TensorFlow 1.x's rules (measured with TF 2.21's ``tf.compat.v1.layers`` in graph
   unnamed call does (a ``name=`` is the base of the default name, so two objects named
   ``'c'`` are ``c`` and ``c_1``); every later call reuses it, in the same name scope.
 
-Scopes opened in the enclosing scope by ``tf.variable_scope`` or by tensorpack's layers
-count when they created a variable or a layer (a scope opened and left empty does not,
-where TensorFlow counts it too).
+Every scope opened in the enclosing scope counts, as in TensorFlow: ``tf.variable_scope``
+(even left empty), tensorpack's layers, other ``tf.layers`` (``Frame.scope_counts``).
 """
 
 from __future__ import annotations
@@ -26,20 +25,10 @@ import dataclasses
 from collections.abc import Iterator
 from typing import Any
 
-from tpflax._src.frame import Frame, current_frame
+from tpflax._src.frame import current_frame
 from tpflax.compat.tf import _scopes
 
-_COUNTS = "tpflax.compat.tf.layers/counts"
 _LAYERS = "tpflax.compat.tf.layers/objects"
-
-
-@dataclasses.dataclass
-class _Parent:
-    """One entry of an enclosing variable scope, and the layer scopes opened in it."""
-
-    scope: Any  # the VariableScope entered (kept alive, so its id stays unique)
-    before: frozenset[str]  # variables and layers that existed when it was first seen
-    counts: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -49,50 +38,6 @@ class _Opened:
     layer: Any  # kept alive, so its id stays unique in this call
     scope: _scopes.VariableScope
     name_scope: str
-
-
-def _parent(frame: Frame) -> _Parent:
-    scopes = _scopes._state(frame).scopes
-    top = scopes[-1] if scopes and scopes[-1].name == frame.scope_name else None
-    table: dict[tuple[int, str], _Parent] = frame.extensions.setdefault(_COUNTS, {})
-    key = (id(top), frame.scope_name)
-    parent = table.get(key)
-    if parent is None:
-        names = [*frame.created, *frame.layer_names]
-        if frame.reuse[-1]:  # entered again to share: what exists was made before
-            before = frozenset(names)
-        else:  # entered to create: what exists under it was made in it (at the root: all)
-            prefix = f"{frame.scope_name}/" if frame.scope_name else ""
-            before = frozenset(n for n in names if not n.startswith(prefix))
-        parent = table[key] = _Parent(top, before)
-    return parent
-
-
-def _taken(frame: Frame, parent: _Parent, name: str) -> bool:
-    """Whether the scope ``name`` was opened in the enclosing scope's current entry."""
-    if parent.counts.get(name, 0):
-        return True
-    full = frame.full_name(name)
-    for other in (*frame.created, *frame.layer_names):
-        if other not in parent.before and (other == full or other.startswith(f"{full}/")):
-            return True
-    return False
-
-
-def unique_scope(frame: Frame, base: str) -> str:
-    """TensorFlow's ``_get_unique_variable_scope(base)`` in the current variable scope."""
-    parent = _parent(frame)
-    if not _taken(frame, parent, base):
-        return base
-    index = 1
-    while _taken(frame, parent, f"{base}_{index}"):
-        index += 1
-    return f"{base}_{index}"
-
-
-def _count(frame: Frame, name: str) -> None:
-    parent = _parent(frame)
-    parent.counts[name] = parent.counts.get(name, 0) + 1
 
 
 @contextlib.contextmanager
@@ -118,14 +63,12 @@ def layer_scope(layer: Any, base: str, scope: str | None, reuse: Any) -> Iterato
         return
     if scope is not None or reuse:
         name = scope if scope is not None else base
-        _count(frame, name)
         with _scopes.variable_scope(name, reuse=reuse) as entered:
             opened[id(layer)] = _Opened(layer, entered, frame.name_scope[-1])
             yield
         return
     with frame.opened_name_scope(base) as name_scope:
-        name = unique_scope(frame, base)
-        _count(frame, name)
+        name = frame.unique_variable_scope(base)
         with _scopes.variable_scope(name, auxiliary_name_scope=False) as entered:
             opened[id(layer)] = _Opened(layer, entered, name_scope)
             yield

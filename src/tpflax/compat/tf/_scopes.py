@@ -71,7 +71,6 @@ class _State:
 
     scopes: list[VariableScope] = dataclasses.field(default_factory=list)
     variables: dict[int, str] = dataclasses.field(default_factory=dict)  # id(value) -> name
-    scope_uses: dict[str, int] = dataclasses.field(default_factory=dict)  # default_name
     own_regularizer: set[str] = dataclasses.field(default_factory=set)  # get_variable(regularizer=)
 
 
@@ -164,10 +163,7 @@ def variable_scope(
         var_name = "/".join(p for p in (frame.scope_name, name_or_scope) if p)
         name_scope = name_or_scope
     elif name_or_scope is None and isinstance(default_name, str) and default_name:
-        base = "/".join(p for p in (frame.scope_name, default_name) if p)
-        count = state.scope_uses.get(base, 0)
-        state.scope_uses[base] = count + 1
-        var_name = base if count == 0 else f"{base}_{count}"
+        var_name = frame.full_name(frame.unique_variable_scope(default_name))
         name_scope = default_name
     else:
         raise TypeError(
@@ -177,7 +173,8 @@ def variable_scope(
     inherited = frame.reuse[-1]
     new_reuse = inherited if inherited else reuse_value
     stack = contextlib.ExitStack()
-    stack.enter_context(frame.absolute_scope(var_name))
+    reentered = isinstance(name_or_scope, VariableScope)
+    stack.enter_context(frame.opened_variable_scope(var_name, reentered=reentered))
     frame.reuse.append(new_reuse)
     try:
         opened = frame.name_scope[-1]
