@@ -519,6 +519,75 @@ def model_hed(image):
     return [total_cost, output]
 
 
+def bilinear_sample(img, coords):
+    """``img`` [N, H, W, C] sampled bilinearly at ``coords`` [N, h, w, 2] (y, x in pixels),
+    clamped to the image."""
+    shape = tf.shape(img)
+    max_coor = tf.cast(tf.stack([shape[1] - 1, shape[2] - 1]), tf.float32)
+    coords = tf.clip_by_value(coords, 0.0, max_coor)
+    lower = tf.floor(coords)
+    upper = tf.minimum(lower + 1.0, max_coor)
+    frac = coords - lower
+    ly, lx = tf.split(tf.cast(lower, tf.int32), 2, 3)
+    uy, ux = tf.split(tf.cast(upper, tf.int32), 2, 3)
+    fy, fx = tf.split(frac, 2, 3)
+
+    out = tf.shape(coords)
+    batch_index = tf.reshape(tf.range(shape[0]), [-1, 1, 1, 1])
+    batch_index = tf.tile(batch_index, [1, out[1], out[2], 1])
+
+    def pixel(y, x):
+        return tf.gather_nd(img, tf.concat([batch_index, y, x], 3))
+
+    return tf.add_n(
+        [
+            pixel(ly, lx) * (1.0 - fy) * (1.0 - fx),
+            pixel(ly, ux) * (1.0 - fy) * fx,
+            pixel(uy, lx) * fy * (1.0 - fx),
+            pixel(uy, ux) * fy * fx,
+        ],
+        name="sampled",
+    )
+
+
+def model_spatial_transformer(image):
+    """examples/SpatialTransformer at a small size: a localization net predicts an affine
+    transform (initialized to the identity), a sampling grid from tf.meshgrid and tf.linspace
+    is mapped through it (tf.matmul), the image is sampled bilinearly (tf.gather_nd) and the
+    result classified; cost and accuracy are moving summaries."""
+    out_h, out_w = 6, 6
+    with tf.variable_scope("loc"):
+        l = Conv2D("conv0", image, 4, 3, strides=2, activation=tf.nn.relu)
+        l = FullyConnected("fc0", l, 16, activation=tf.nn.relu)
+        theta = FullyConnected(
+            "fc_affine",
+            l,
+            6,
+            kernel_initializer=tf.zeros_initializer(),
+            bias_initializer=tf.constant_initializer([1, 0, 0, 0, 1, 0]),
+        )
+    theta = tf.reshape(theta, [-1, 2, 3], name="affine")
+    ys, xs = tf.meshgrid(
+        tf.linspace(-1.0, 1.0, out_h), tf.linspace(-1.0, 1.0, out_w), indexing="ij"
+    )
+    grid = tf.stack([ys, xs, tf.ones_like(xs)], axis=2)
+    grid = tf.tile(tf.reshape(grid, [1, out_h * out_w, 3]), [tf.shape(image)[0], 1, 1])
+    coords = tf.reshape(tf.matmul(grid, theta, transpose_b=True), [-1, out_h, out_w, 2])
+    shape = tf.shape(image)
+    half_size = tf.cast(tf.stack([shape[1] - 1, shape[2] - 1]), tf.float32) / 2.0
+    sampled = bilinear_sample(image, (coords + 1.0) * half_size)
+
+    l = Conv2D("conv1", sampled, 6, 3, activation=tf.nn.relu)
+    logits = FullyConnected("fct", l, 3)
+    label = tf.constant([2, 0])
+    cost = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=label, logits=logits)
+    cost = tf.reduce_mean(cost, name="cost")
+    correct = tf.equal(tf.argmax(logits, 1, output_type=tf.int32), label)
+    accuracy = tf.reduce_mean(tf.cast(correct, tf.float32), name="accuracy")
+    add_moving_summary(cost, accuracy)
+    return [cost, sampled]
+
+
 # ------------------------------------------------------------------------------- the checks
 # Ports that fail on a tensorpack idiom tpflax.compat lacks (in modules the lead owns) are
 # expected to fail with that AttributeError only (raises=) while a probe shows the idiom is
@@ -585,6 +654,7 @@ NEW_PORTS = {
     "compat_embedding_train": model_embedding,
     "compat_dqn_train": model_dqn,
     "compat_hed_train": model_hed,
+    "compat_spatial_transformer_train": model_spatial_transformer,
 }
 NEW_FIXTURES = {fx.id: fx for fx in fixtures("compat_*.npz") if fx.id in NEW_PORTS}
 
@@ -663,5 +733,6 @@ def test_every_moving_summary_is_compared() -> None:
         "compat_embedding_train": 2,
         "compat_dqn_train": 1,
         "compat_hed_train": 6,
+        "compat_spatial_transformer_train": 2,
     }
     assert "capture/summary:scalar/train-error-top1-summary" in summaries["compat_cam_train"]
