@@ -32,6 +32,7 @@ from tpflax.compat.tensorpack import (
     freeze_variables,
     l2_regularizer,
     regularize_cost,
+    remap_variables,
 )
 
 tf1 = tf.compat.v1
@@ -588,6 +589,57 @@ def model_spatial_transformer(image):
     return [cost, sampled]
 
 
+def get_quantizers(bit_w, bit_a):
+    """DoReFa-Net's weight and activation quantizers: rounding to ``2 ** k - 1`` levels with a
+    straight-through gradient (tf.custom_gradient)."""
+
+    def quantize(x, k):
+        levels = float(2**k - 1)
+
+        @tf.custom_gradient
+        def _quantize(x):
+            return tf.round(x * levels) / levels, lambda dy: dy
+
+        return _quantize(x)
+
+    def fw(x):
+        x = tf.tanh(x)
+        x = x / tf.reduce_max(tf.abs(x)) * 0.5 + 0.5
+        return 2 * quantize(x, bit_w) - 1
+
+    def fa(x):
+        return quantize(x, bit_a)
+
+    return fw, fa
+
+
+def model_dorefa(image):
+    """examples/DoReFa-Net at a small size: the weights of every layer but the first and the
+    last quantized through remap_variables (chosen by v.op.name), activations clipped to [0, 1]
+    and quantized, BatchNorm between."""
+    fw, fa = get_quantizers(2, 3)
+
+    def quantized_weights(v):
+        name = v.op.name
+        if not name.endswith("/W") or "conv0" in name or "fct" in name:
+            return v
+        return fw(v)
+
+    def activate(x):
+        return fa(tf.clip_by_value(x, 0.0, 1.0))
+
+    with remap_variables(quantized_weights), argscope(Conv2D, kernel_size=3, use_bias=False):
+        l = Conv2D("conv0", image, 4)
+        l = activate(BatchNorm("bn0", l))
+        l = Conv2D("conv1", l, 6)
+        l = MaxPooling("pool1", l, 2)
+        l = activate(BatchNorm("bn1", l))
+        l = Conv2D("conv2", l, 8, padding="VALID")
+        l = activate(BatchNorm("bn2", l))
+        logits = FullyConnected("fct", l, 4)
+    return [tf.identity(logits, name="logits")]
+
+
 # ------------------------------------------------------------------------------- the checks
 # Ports that fail on a tensorpack idiom tpflax.compat lacks (in modules the lead owns) are
 # expected to fail with that AttributeError only (raises=) while a probe shows the idiom is
@@ -655,6 +707,7 @@ NEW_PORTS = {
     "compat_dqn_train": model_dqn,
     "compat_hed_train": model_hed,
     "compat_spatial_transformer_train": model_spatial_transformer,
+    "compat_dorefa_train": model_dorefa,
 }
 NEW_FIXTURES = {fx.id: fx for fx in fixtures("compat_*.npz") if fx.id in NEW_PORTS}
 
@@ -734,5 +787,6 @@ def test_every_moving_summary_is_compared() -> None:
         "compat_dqn_train": 1,
         "compat_hed_train": 6,
         "compat_spatial_transformer_train": 2,
+        "compat_dorefa_train": 0,
     }
     assert "capture/summary:scalar/train-error-top1-summary" in summaries["compat_cam_train"]

@@ -1,7 +1,7 @@
 """Writes the ``compat_<model>_*`` golden fixtures: model functions in the style of
-tensorpack's examples (CAM, CycleGAN, similarity learning, DQN, HED, spatial transformer),
-written for TensorFlow 1.x and tensorpack, run by TensorFlow 2.21 (graph mode) through
-generate.py's runner.
+tensorpack's examples (CAM, CycleGAN, similarity learning, DQN, HED, spatial transformer,
+DoReFa-Net), written for TensorFlow 1.x and tensorpack, run by TensorFlow 2.21 (graph mode)
+through generate.py's runner.
 
 tests/test_compat_ports.py runs the same functions through ``tpflax.compat``: the bodies are
 identical, only the module's imports differ (``python tools/portdiff.py --compat``). Run in
@@ -33,7 +33,7 @@ from tensorpack import (
 from tensorpack.tfutils.argscope import argscope
 from tensorpack.tfutils.scope_utils import auto_reuse_variable_scope
 from tensorpack.tfutils.summary import add_moving_summary
-from tensorpack.tfutils.varreplace import freeze_variables
+from tensorpack.tfutils.varreplace import freeze_variables, remap_variables
 
 
 # ------------------------------------------------- the models (same bodies in the tests)
@@ -302,6 +302,57 @@ def model_spatial_transformer(image):
     return [cost, sampled]
 
 
+def get_quantizers(bit_w, bit_a):
+    """DoReFa-Net's weight and activation quantizers: rounding to ``2 ** k - 1`` levels with a
+    straight-through gradient (tf.custom_gradient)."""
+
+    def quantize(x, k):
+        levels = float(2**k - 1)
+
+        @tf.custom_gradient
+        def _quantize(x):
+            return tf.round(x * levels) / levels, lambda dy: dy
+
+        return _quantize(x)
+
+    def fw(x):
+        x = tf.tanh(x)
+        x = x / tf.reduce_max(tf.abs(x)) * 0.5 + 0.5
+        return 2 * quantize(x, bit_w) - 1
+
+    def fa(x):
+        return quantize(x, bit_a)
+
+    return fw, fa
+
+
+def model_dorefa(image):
+    """examples/DoReFa-Net at a small size: the weights of every layer but the first and the
+    last quantized through remap_variables (chosen by v.op.name), activations clipped to [0, 1]
+    and quantized, BatchNorm between."""
+    fw, fa = get_quantizers(2, 3)
+
+    def quantized_weights(v):
+        name = v.op.name
+        if not name.endswith("/W") or "conv0" in name or "fct" in name:
+            return v
+        return fw(v)
+
+    def activate(x):
+        return fa(tf.clip_by_value(x, 0.0, 1.0))
+
+    with remap_variables(quantized_weights), argscope(Conv2D, kernel_size=3, use_bias=False):
+        l = Conv2D("conv0", image, 4)
+        l = activate(BatchNorm("bn0", l))
+        l = Conv2D("conv1", l, 6)
+        l = MaxPooling("pool1", l, 2)
+        l = activate(BatchNorm("bn1", l))
+        l = Conv2D("conv2", l, 8, padding="VALID")
+        l = activate(BatchNorm("bn2", l))
+        logits = FullyConnected("fct", l, 4)
+    return [tf.identity(logits, name="logits")]
+
+
 MODELS = {
     "compat_cam_train": (model_cam, [4, 8, 8, 3], True),
     "compat_image2image_train": (model_image2image, [2, 8, 8, 3], True),
@@ -309,6 +360,7 @@ MODELS = {
     "compat_dqn_train": (model_dqn, [4, 6, 6, 2], True),
     "compat_hed_train": (model_hed, [2, 8, 8, 3], True),
     "compat_spatial_transformer_train": (model_spatial_transformer, [2, 8, 8, 1], True),
+    "compat_dorefa_train": (model_dorefa, [3, 8, 8, 2], True),
 }
 CAPTURE = {
     "compat_cam_train": ["xentropy-loss", "wd_cost", "train-error-top1"],
@@ -317,6 +369,7 @@ CAPTURE = {
     "compat_dqn_train": ["Qvalue", "Qvalue_1", "target/Qvalue", "predict_reward"],
     "compat_hed_train": ["output1", "output4", "xentropy2", "prediction", "train_error"],
     "compat_spatial_transformer_train": ["affine", "sampled", "accuracy"],
+    "compat_dorefa_train": ["conv1/output", "bn2/output"],
 }
 
 
