@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import types
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -19,10 +19,11 @@ class _ModuleFunc:
     """``LinearWrap(x).jnp.multiply(0.5)``: calls a module function with the wrapped array first
     (the JAX counterpart of tensorpack's ``.tf`` escape)."""
 
-    def __init__(self, module: types.ModuleType, tensor: Any, path: str) -> None:
+    def __init__(self, module: types.ModuleType, tensor: Any, path: str, wrap: type) -> None:
         self._mod = module
         self._t = tensor
         self._path = path
+        self._wrap = wrap
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__"):
@@ -32,12 +33,12 @@ class _ModuleFunc:
         except AttributeError:
             raise AttributeError(f"LinearWrap.{self._path}: has no attribute {name!r}") from None
         if isinstance(target, types.ModuleType):
-            return _ModuleFunc(target, self._t, f"{self._path}.{name}")
+            return _ModuleFunc(target, self._t, f"{self._path}.{name}", self._wrap)
         if not callable(target):
             raise AttributeError(f"LinearWrap.{self._path}.{name} is not a function")
 
         def call(*args: Any, **kwargs: Any) -> LinearWrap:
-            return LinearWrap(target(self._t, *args, **kwargs))
+            return self._wrap(target(self._t, *args, **kwargs))
 
         return call
 
@@ -55,6 +56,10 @@ class LinearWrap:
         Array([2., 2., 2.], dtype=float32)
     """
 
+    # The modules whose functions chain as `.<module>.<fn>(...)`; a subclass may add its own
+    # (tpflax.compat.tensorpack's LinearWrap adds tensorpack's `.tf`).
+    modules: ClassVar[dict[str, types.ModuleType]] = _MODULES
+
     def __init__(self, tensor: Any) -> None:
         self._t = tensor
 
@@ -68,32 +73,34 @@ class LinearWrap:
                 if layer.use_scope is True or (args and isinstance(args[0], str)):
                     if not args:
                         raise TypeError(f"LinearWrap.{name}: the layer's name is missing")
-                    return LinearWrap(layer(args[0], self._t, *args[1:], **kwargs))
-                return LinearWrap(layer(self._t, *args, **kwargs))
+                    return type(self)(layer(args[0], self._t, *args[1:], **kwargs))
+                return type(self)(layer(self._t, *args, **kwargs))
 
             return call
-        if name in _MODULES:
-            return _ModuleFunc(_MODULES[name], self._t, name)
+        if name in self.modules:
+            return _ModuleFunc(self.modules[name], self._t, name, type(self))
         if name == "tf":
             raise AttributeError(
                 "LinearWrap.tf: there is no TensorFlow here; use .jnp.<fn>, .jax.nn.<fn>, "
-                ".lax.<fn> or .apply(fn, ...) instead"
+                ".lax.<fn> or .apply(fn, ...) instead (or tpflax.compat.tensorpack's "
+                "LinearWrap, whose .tf is tpflax.compat.tf)"
             )
+        known = ", ".join(repr(m) for m in self.modules)
         raise AttributeError(
-            f"LinearWrap.{name}: neither a registered layer nor one of 'jnp', 'jax', 'lax'. "
+            f"LinearWrap.{name}: neither a registered layer nor one of {known}. "
             "Did you forget to extract the array with () ?"
         )
 
     def apply(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> LinearWrap:
         """``LinearWrap(func(x, *args, **kwargs))``."""
-        return LinearWrap(func(self._t, *args, **kwargs))
+        return type(self)(func(self._t, *args, **kwargs))
 
     def apply2(self, func: Callable[..., Any], *args: Any, **kwargs: Any) -> LinearWrap:
         """``LinearWrap(func(args[0], x, *args[1:], **kwargs))``: for functions that take a
         name first, such as layers."""
         if not args:
             raise TypeError("LinearWrap.apply2: needs at least one argument (e.g. a name)")
-        return LinearWrap(func(args[0], self._t, *args[1:], **kwargs))
+        return type(self)(func(args[0], self._t, *args[1:], **kwargs))
 
     def __call__(self) -> Any:
         """Returns the wrapped array."""

@@ -1,25 +1,36 @@
 """Tensorpack's ``tfutils`` helpers that model code calls, on ``tpflax.compat.tf``:
-``remap_variables`` / ``custom_getter_scope`` (tensorpack's ``varreplace``), and
+``remap_variables`` / ``custom_getter_scope`` (tensorpack's ``varreplace``),
 ``add_param_summary`` / ``add_activation_summary`` / ``add_tensor_summary`` (its
-``summary``)."""
+``summary``), and ``LinearWrap`` with its ``.tf`` escape."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 import re
+import types
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
 
 from tpflax._src.frame import current_frame
+from tpflax._src.linear_wrap import LinearWrap as _LinearWrap
 from tpflax.compat import tf as _tf
 
 log = logging.getLogger("tpflax")
 
 _TYPES = ("scalar", "histogram", "sparsity", "mean", "rms")
+
+
+class LinearWrap(_LinearWrap):
+    """Tensorpack's ``LinearWrap``, with its ``.tf`` escape on ``tpflax.compat.tf``:
+    ``LinearWrap(x).Conv2D('c0', 32, 3).tf.nn.relu().tf.multiply(0.5)()`` calls each function
+    with the wrapped tensor first, as tensorpack does (``.jnp``, ``.jax`` and ``.lax`` work
+    too)."""
+
+    modules: ClassVar[dict[str, types.ModuleType]] = {**_LinearWrap.modules, "tf": _tf}
 
 
 @contextlib.contextmanager

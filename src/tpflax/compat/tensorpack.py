@@ -36,7 +36,6 @@ from tpflax import (
     GlobalAvgPooling,
     InstanceNorm,
     LayerNorm,
-    LinearWrap,
     Maxout,
     MaxPooling,
     PReLU,
@@ -56,6 +55,7 @@ from tpflax._src import initializers
 from tpflax._src.frame import assign_state, current_frame, get_variable
 from tpflax.compat import tf as _tf
 from tpflax.compat._tensorpack_utils import (
+    LinearWrap,
     add_activation_summary,
     add_param_summary,
     add_tensor_summary,

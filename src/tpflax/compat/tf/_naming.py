@@ -37,8 +37,16 @@ def remember(value: Any, full: str) -> Any:
 
 
 def name_of(value: Any) -> str | None:
-    """The full name ``value`` was given with ``name=`` in the running model, else ``None``."""
+    """The TensorFlow name of ``value`` in the running model, else ``None``: given with
+    ``name=`` (or a variable's), or one tpflax's core recorded (a tensorpack layer's
+    ``conv0/output``, ``regularize_cost``'s ``regularize_cost``)."""
     frame = maybe_frame()
     if frame is None:
         return None
-    return frame.extensions.get(_NAMES, {}).get(id(value))
+    name = frame.extensions.get(_NAMES, {}).get(id(value))
+    if name is not None:
+        return name
+    for key, output in frame.outputs.items():
+        if output is value and not key.startswith("summary:"):
+            return key
+    return None
