@@ -13,6 +13,7 @@ import numpy as np
 from tpflax._src.progress import make_bar
 from tpflax.train._checkpoints import Checkpoints
 from tpflax.train._events import EventWriter, StatsWriter
+from tpflax.train._gan import GANTrainer
 from tpflax.train._trainer import Trainer, TrainState
 
 Batch = tuple[Any, ...]
@@ -59,7 +60,7 @@ class _Logs:
 
 
 def fit(
-    trainer: Trainer,
+    trainer: Trainer | GANTrainer,
     ts: TrainState,
     data: Callable[[int], Batch],
     steps: int,
@@ -76,7 +77,8 @@ def fit(
     later step than ``ts`` (logged once: "resumed from step N").
 
     Args:
-        trainer: the compiled steps.
+        trainer: the compiled steps (a :class:`Trainer` or a :class:`GANTrainer`, whose
+            steps are TF's ``global_step``: one per update with ``separate=True``).
         ts: the starting state (from ``trainer.init``); also the template to restore into.
         data: ``data(step) -> batch``, e.g. :func:`tp.train.epoch_batches`. A function of
             the step, so a resumed run gets the same batches.
@@ -84,7 +86,8 @@ def fit(
         checkpoints: save every ``save_every`` steps and at the end; resume from the latest.
         save_every: steps between checkpoints.
         evaluate: ``evaluate(ts) -> metrics`` at each checkpoint (the best is kept by one).
-        progress: show a bar (tqdm): cost, accuracy when the metrics have it, images/s.
+        progress: show a bar (tqdm): cost (a GAN's ``d_loss`` and ``g_loss``), accuracy when
+            the metrics have it, images/s.
             ``None``: only on a terminal.
         on_step: called as ``on_step(step, metrics)`` after every step.
         logdir: write the metrics every ``log_every`` steps (and at the end) as TensorBoard
@@ -116,7 +119,11 @@ def fit(
             speed.add(int(jax.tree.leaves(batch)[0].shape[0]))
             if on_step is not None:
                 on_step(step, values)
-            postfix = {"cost": f"{values['cost']:.4f}"}
+            postfix: dict[str, str] = {
+                name: f"{values[name]:.4f}"
+                for name in ("cost", "d_loss", "g_loss")
+                if name in values
+            }
             for name in ("accuracy", "acc"):
                 if name in values:
                     postfix[name] = f"{values[name]:.3f}"

@@ -478,7 +478,13 @@ def _named_leaves(tree: Tree) -> dict[str, jax.Array]:
     return {_path_name(p): leaf for p, leaf in jax.tree_util.tree_leaves_with_path(tree)}
 
 
-def tf_variables(opt_state: Any, name: str | None = None) -> dict[str, jax.Array]:
+def tf_variables(
+    opt_state: Any,
+    name: str | None = None,
+    *,
+    non_slot_scope: str = "",
+    non_slot_index: int = 0,
+) -> dict[str, jax.Array]:
     """The optimizer's variables under the names a TF checkpoint gives them.
 
     Finds the states of this module's optimizers anywhere in ``opt_state`` (a ``TrainState``'s
@@ -487,9 +493,17 @@ def tf_variables(opt_state: Any, name: str | None = None) -> dict[str, jax.Array
     ``k == 0``, else ``conv0/W/<name>_<k>``; Adam's ``beta1_power`` and ``beta2_power`` keep
     their names. ``step`` is TF's ``global_step``, not the optimizer's: it is not listed.
 
+    TF creates Adam's ``beta1_power``/``beta2_power`` in the name scope ``minimize`` is called
+    in (tensorpack's ``SimpleTrainer``: none; its GAN trainers: ``optimize``), and a second
+    Adam in the same graph gets TF's uniquified ``beta1_power_1`` (measured with TF 2.21):
+    ``non_slot_scope`` and ``non_slot_index`` say which (``'optimize'`` and 1 give
+    ``optimize/beta1_power_1``).
+
     Args:
         opt_state: an optax state holding one of this module's states.
         name: the optimizer's ``name=`` in TF; its default (``'Adam'``, ...) when ``None``.
+        non_slot_scope: the name scope of Adam's ``beta1_power``/``beta2_power``.
+        non_slot_index: how many Adam optimizers the graph created before this one.
 
     Returns:
         ``{'conv0/W/Adam': array, 'beta1_power': array, ...}``.
@@ -503,9 +517,19 @@ def tf_variables(opt_state: Any, name: str | None = None) -> dict[str, jax.Array
         for var, value in _named_leaves(getattr(state, slot)).items():
             out[f"{var}/{suffix}"] = value
     if isinstance(state, AdamState):
-        out["beta1_power"] = state.beta1_power
-        out["beta2_power"] = state.beta2_power
+        for power in ("beta1_power", "beta2_power"):
+            out[_non_slot_name(power, non_slot_scope, non_slot_index)] = getattr(state, power)
     return out
+
+
+def _non_slot_name(base: str, scope: str, index: int) -> str:
+    """``optimize/beta1_power_1`` from ``('beta1_power', 'optimize', 1)``."""
+    if not isinstance(index, int) or index < 0:
+        raise ValueError(
+            f"tp.train.tf_optimizers: non_slot_index must be an int >= 0; got {index!r}"
+        )
+    name = base if index == 0 else f"{base}_{index}"
+    return f"{scope.rstrip('/')}/{name}" if scope else name
 
 
 def _the_state(opt_state: Any, who: str) -> Any:
@@ -532,6 +556,9 @@ def load_tf_variables(
     variables: Mapping[str, Any],
     name: str | None = None,
     step: int | None = None,
+    *,
+    non_slot_scope: str = "",
+    non_slot_index: int = 0,
 ) -> Any:
     """``opt_state`` with its slots read from TF-named ``variables``: the inverse of
     :func:`tf_variables`, to resume a TF/tensorpack run (its checkpoint's ``conv0/W/Adam``,
@@ -545,6 +572,9 @@ def load_tf_variables(
         name: the optimizer's ``name=`` in TF; its default (``'Adam'``, ...) when ``None``.
         step: the checkpoint's ``global_step``, the step a learning-rate schedule continues
             from; ``None`` keeps ``opt_state``'s.
+        non_slot_scope: the name scope of Adam's ``beta1_power``/``beta2_power`` (see
+            :func:`tf_variables`).
+        non_slot_index: how many Adam optimizers the graph created before this one.
 
     Returns:
         The new optax state.
@@ -575,8 +605,9 @@ def load_tf_variables(
             getattr(state, slot),
         )
     if isinstance(state, AdamState):
-        updates["beta1_power"] = read("beta1_power", state.beta1_power)
-        updates["beta2_power"] = read("beta2_power", state.beta2_power)
+        for power in ("beta1_power", "beta2_power"):
+            tf_name = _non_slot_name(power, non_slot_scope, non_slot_index)
+            updates[power] = read(tf_name, getattr(state, power))
     if step is not None:
         updates["step"] = jnp.asarray(step, state.step.dtype)
     new = dataclasses.replace(state, **updates)
