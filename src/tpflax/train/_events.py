@@ -8,6 +8,11 @@ fields used are encoded here by hand (with the checkpoint writer's CRC-32C and v
 no new dependency.
 ``stats.json`` is tensorpack's ``JSONWriter`` file: a list of ``{name: value,
 'global_step': step}``, rewritten atomically at each log.
+
+Both name scalars as tensorpack's monitors do: ``towerN/`` is dropped and so is the
+``-summary`` suffix of ``add_moving_summary``'s tags, so its moving average of ``cost`` is
+logged as ``cost`` (where it takes the place of the trainer's own ``cost`` metric, the
+step's raw value, as in tensorpack's logs, which have only the average).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import io
 import json
 import math
 import os
+import re
 import socket
 import struct
 import time
@@ -26,7 +32,21 @@ import numpy as np
 
 from tpflax._src.wire import crc32c, mask, varint
 
-__all__ = ["EventWriter", "StatsWriter"]
+__all__ = ["EventWriter", "StatsWriter", "monitor_scalars"]
+
+
+def _scalar_tag(tag: str) -> str:
+    """Tensorpack's monitors' scalar name: without ``towerN/`` and the ``-summary`` suffix."""
+    tag = re.sub(r"tower[0-9]+/", "", tag)
+    return tag.removesuffix("-summary")
+
+
+def monitor_scalars(scalars: Mapping[str, Any]) -> dict[str, Any]:
+    """``scalars`` named as tensorpack's monitors name them (see the module's docstring); a
+    moving summary's value replaces a plain metric that gets its name."""
+    plain = {k: v for k, v in scalars.items() if _scalar_tag(k) == k}
+    renamed = {_scalar_tag(k): v for k, v in scalars.items() if _scalar_tag(k) != k}
+    return {**plain, **renamed}
 
 
 def _key(field: int, wire: int) -> bytes:
@@ -113,10 +133,17 @@ class EventWriter:
         """One event at ``step``: ``{'summary:scalar/cost': 0.5, 'summary:image/viz':
         [N, H, W, C], 'summary:histogram/act': array}``; a plain name is a scalar."""
         values = []
-        for key, value in summaries.items():
+        plain = {k: v for k, v in summaries.items() if not k.startswith("summary:")}
+        plain = {
+            **monitor_scalars({k: v for k, v in plain.items() if np.ndim(v) == 0}),
+            **{k: v for k, v in plain.items() if np.ndim(v) != 0},
+        }
+        rest = {k: v for k, v in summaries.items() if k.startswith("summary:")}
+        for key, value in {**plain, **rest}.items():
             kind, _, tag = key.partition("/") if key.startswith("summary:") else ("", "", key)
             kind = kind.removeprefix("summary:") or "scalar"
             if kind == "scalar":
+                tag = _scalar_tag(tag)
                 number = float(np.asarray(value))
                 if math.isfinite(number) or math.isnan(number):
                     values.append(_bytes(1, _bytes(1, tag.encode()) + _float(2, number)))
@@ -153,7 +180,8 @@ class StatsWriter:
         """Adds one entry (an entry for a step already logged is replaced) and rewrites the
         file atomically."""
         self.stats = [s for s in self.stats if s.get("global_step") != step]
-        self.stats.append({**{k: float(v) for k, v in scalars.items()}, "global_step": step})
+        named = monitor_scalars(scalars)
+        self.stats.append({**{k: float(v) for k, v in named.items()}, "global_step": step})
         tmp = f"{self.path}.tmp"
         with open(tmp, "w") as f:
             json.dump(self.stats, f, indent=1)
