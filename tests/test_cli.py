@@ -123,7 +123,11 @@ def test_corrupt_file_exits_2(capsys, tmp_path) -> None:
 def test_help_version_and_positional_help(capsys) -> None:
     with pytest.raises(SystemExit) as exit_:
         cli.main(["--version"])
-    assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"tpflax {tp.__version__}"
+    lines = capsys.readouterr().out.splitlines()
+    assert exit_.value.code == 0 and lines == [
+        f"tpflax {tp.__version__}",
+        f"convolutions: {tp.conv_impl.active()}",
+    ]
     for argv in (["--help"], ["convert", "--help"], ["diff", "--help"], ["classify", "--help"]):
         with pytest.raises(SystemExit):
             cli.main(argv)

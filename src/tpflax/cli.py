@@ -202,7 +202,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help=VERBOSE_HELP)
     from tpflax import __version__
 
-    parser.add_argument("--version", action="version", version=f"tpflax {__version__}")
+    parser.add_argument(
+        "--version",
+        action=_Version,
+        version=f"tpflax {__version__}",
+        help="the version, and the convolution path in force (oneDNN or XLA)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     sub_parser = sub.add_parser
 
@@ -261,6 +266,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("images", nargs="+", help="JPEG/PNG files")
     p.set_defaults(run=cmd_classify)
     return parser
+
+
+class _Version(argparse.Action):
+    """``--version``: tpflax's version, then the convolution path in force (what
+    ``tp.conv_impl.active()`` says: oneDNN and its instruction set, or XLA and why)."""
+
+    def __init__(self, option_strings: list[str], version: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, nargs=0, default=argparse.SUPPRESS, **kwargs)
+        self.version = version
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        import tpflax as tp
+
+        print(f"{self.version}\nconvolutions: {tp.conv_impl.active()}")
+        parser.exit()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
