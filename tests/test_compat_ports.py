@@ -1,21 +1,20 @@
 """tensorpack-style model functions run through ``tpflax.compat`` as written: each function
-below is its TensorFlow original in tools/golden/generate.py with only the imports changed
-(``tpflax.compat.tf`` for ``tensorflow``, ``tpflax.compat.tensorpack`` for ``tensorpack``),
-checked against the same committed fixture as its hand port in tests/test_golden_models.py
-(outputs, gradients, EMA state after one step, tensors captured by TensorFlow name).
-``python tools/portdiff.py --compat`` counts the lines each port changed."""
+below is its TensorFlow original with only the imports changed (``tpflax.compat.tf`` for
+``tensorflow``, ``tpflax.compat.tensorpack`` for ``tensorpack``), checked against the fixture
+the original wrote: outputs, gradients, state after one step (BatchNorm's EMA, the moving
+summaries) and tensors captured by TensorFlow name. The originals are tools/golden/generate.py's
+models (whose hand ports, rewritten in jax.numpy, are in tests/test_golden_models.py) and
+tools/golden/tf_compat_models.py's. ``python tools/portdiff.py --compat`` counts the lines each
+port changed."""
 
 from __future__ import annotations
 
 import copy
 
 import jax
-import jax.numpy as jnp
-import numpy as np
 import pytest
 from golden_replay import Fixture, check_fixture, fixtures
 
-import tpflax as tp
 from tpflax.compat import tf
 from tpflax.compat.tensorpack import (
     BatchNorm,
@@ -24,7 +23,6 @@ from tpflax.compat.tensorpack import (
     FullyConnected,
     GlobalAvgPooling,
     InstanceNorm,
-    LinearWrap,
     MaxPooling,
     add_moving_summary,
     argscope,
@@ -641,66 +639,19 @@ def model_dorefa(image):
 
 
 # ------------------------------------------------------------------------------- the checks
-# Ports that fail on a tensorpack idiom tpflax.compat lacks (in modules the lead owns) are
-# expected to fail with that AttributeError only (raises=) while a probe shows the idiom is
-# missing; once it works the port runs as a plain check (strict: an unexpected pass fails).
-def _linearwrap_has_tf() -> bool:
-    try:
-        LinearWrap(np.ones(1)).tf  # noqa: B018
-    except AttributeError:
-        return False
-    return True
-
-
-LINEARWRAP_TF = pytest.mark.xfail(
-    not _linearwrap_has_tf(),
-    strict=True,
-    raises=AttributeError,
-    reason="LinearWrap(x).tf.<fn>(...) raises 'LinearWrap.tf: there is no TensorFlow here' "
-    "(tpflax/_src/linear_wrap.py); tensorpack calls tf.<fn>(x, ...) and compat could pass "
-    "tpflax.compat.tf there",
-)
-AS_LIST = pytest.mark.xfail(
-    not hasattr(jnp.ones(1).shape, "as_list"),
-    strict=True,
-    raises=AttributeError,
-    reason="x.shape.as_list(): a JAX array's shape is a tuple ('tuple' object has no "
-    "attribute 'as_list'); TensorFlow's TensorShape has it",
-)
 PORTS = {
-    "model_tutorial_infer": (model_tutorial, LINEARWRAP_TF),
-    "model_reuse": (model_reuse, None),
-    "model_regularizers_train": (model_regularizers, None),
-    "model_maxout": (model_maxout, AS_LIST),
-    "model_renorm_2d_train": (model_renorm_2d, AS_LIST),
-    "model_generator_train": (model_generator, LINEARWRAP_TF),
-    "model_fpn_rpn_head_train": (model_fpn_rpn_head, None),
-    "model_discrim_twice": (model_discrim_twice, None),
-    "model_dcgan_train": (model_dcgan, LINEARWRAP_TF),
-    "model_pix2pix_train": (model_pix2pix, None),
-}
-FIXTURES = {fx.id: fx for fx in fixtures("model_*.npz") if fx.id in PORTS}
-
-
-CASES = [
-    pytest.param(fid, id=fid, marks=[mark] if mark else [])
-    for fid, (_, mark) in sorted(PORTS.items())
-]
-
-
-def test_every_port_has_its_fixture() -> None:
-    assert sorted(FIXTURES) == sorted(PORTS)
-
-
-@pytest.mark.parametrize("fid", CASES)
-def test_port_matches_tensorpack(fid: str) -> None:
-    """Variable names, outputs, gradients, state after one step and captured tensors of the
-    port against the fixture written by its TensorFlow original."""
-    check_fixture(FIXTURES[fid], PORTS[fid][0])
-
-
-# tools/golden/tf_compat_models.py's models: fixture ids compat_<model>_<mode>.
-NEW_PORTS = {
+    # tools/golden/generate.py's (tests/test_golden_models.py replays them with the hand ports)
+    "model_tutorial_infer": model_tutorial,
+    "model_reuse": model_reuse,
+    "model_regularizers_train": model_regularizers,
+    "model_maxout": model_maxout,
+    "model_renorm_2d_train": model_renorm_2d,
+    "model_generator_train": model_generator,
+    "model_fpn_rpn_head_train": model_fpn_rpn_head,
+    "model_discrim_twice": model_discrim_twice,
+    "model_dcgan_train": model_dcgan,
+    "model_pix2pix_train": model_pix2pix,
+    # tools/golden/tf_compat_models.py's
     "compat_cam_train": model_cam,
     "compat_image2image_train": model_image2image,
     "compat_embedding_train": model_embedding,
@@ -709,7 +660,7 @@ NEW_PORTS = {
     "compat_spatial_transformer_train": model_spatial_transformer,
     "compat_dorefa_train": model_dorefa,
 }
-NEW_FIXTURES = {fx.id: fx for fx in fixtures("compat_*.npz") if fx.id in NEW_PORTS}
+FIXTURES = {fx.id: fx for fid in PORTS for fx in fixtures(f"{fid}.npz")}
 
 
 def as_summaries(fx: Fixture) -> Fixture:
@@ -732,52 +683,24 @@ def as_summaries(fx: Fixture) -> Fixture:
     return out
 
 
-def _regularize_cost_is_named() -> bool:
-    """Whether add_moving_summary knows regularize_cost(..., name=)'s result by its name."""
-
-    def net(x):
-        y = FullyConnected("fc", x, 1)
-        add_moving_summary(regularize_cost(".*/W", l2_regularizer(1.0), name="wd_cost"))
-        return y
-
-    init = tp.transform(net).init
-    try:
-        jax.eval_shape(lambda x: init(jax.random.key(0), x, is_training=True), jnp.ones((1, 1)))
-    except TypeError:
-        return False
-    return True
+def test_every_port_has_its_fixture() -> None:
+    assert sorted(FIXTURES) == sorted(PORTS)
 
 
-NAMED_REGULARIZE_COST = pytest.mark.xfail(
-    not _regularize_cost_is_named(),
-    strict=True,
-    raises=TypeError,
-    reason="add_moving_summary(cost, wd_cost) with wd_cost = regularize_cost('.*/W', "
-    "l2_regularizer(1e-2), name='wd_cost') raises 'add_moving_summary: each tensor needs a "
-    "TensorFlow name': tp.regularize_cost records name= for capture= (frame.outputs) but not "
-    "for tpflax.compat's name_of; tensorpack names the tensor wd_cost",
-)
-NEW_MARKS = {"compat_cam_train": NAMED_REGULARIZE_COST}
-
-
-def test_every_new_port_has_its_fixture() -> None:
-    assert sorted(NEW_FIXTURES) == sorted(NEW_PORTS)
-
-
-@pytest.mark.parametrize(
-    "fid", [pytest.param(f, id=f, marks=NEW_MARKS.get(f, [])) for f in sorted(NEW_PORTS)]
-)
-def test_new_port_matches_tensorflow(fid: str) -> None:
-    """As test_port_matches_tensorpack; each moving summary after the step is compared with
-    tensorpack's ``EMA/<name>``."""
-    check_fixture(as_summaries(NEW_FIXTURES[fid]), NEW_PORTS[fid])
+@pytest.mark.parametrize("fid", sorted(PORTS))
+def test_port_matches_tensorflow(fid: str) -> None:
+    """Variable names, outputs, gradients, state after one step (BatchNorm's EMA, the moving
+    summaries) and the tensors captured by TensorFlow name, against the fixture its
+    TensorFlow original wrote."""
+    check_fixture(as_summaries(FIXTURES[fid]), PORTS[fid])
 
 
 def test_every_moving_summary_is_compared() -> None:
     """The tensors each model gives add_moving_summary, all among the compared captures."""
     summaries = {
         fid: sorted(k for k in as_summaries(fx).data if k.startswith("capture/summary:"))
-        for fid, fx in NEW_FIXTURES.items()
+        for fid, fx in FIXTURES.items()
+        if fid.startswith("compat_")
     }
     count = {fid: len(names) for fid, names in summaries.items()}
     assert count == {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import pathlib
 import sys
 
@@ -101,6 +102,23 @@ def test_compat_ports_change_nothing_but_imports() -> None:
     """The point of tpflax.compat: a port is its original with other imports."""
     for p in portdiff.pairs("compat"):
         assert p.other == 0, f"{p.name} ({p.port_file}):\n" + "\n".join(p.diff())
+
+
+def _imported(lines: list[str]) -> set[str]:
+    names = set()
+    for line in lines:
+        if portdiff.is_import(line):
+            node = ast.parse(line.strip()).body[0]
+            assert isinstance(node, ast.Import | ast.ImportFrom)
+            names |= {a.asname or a.name for a in node.names}
+    return names
+
+
+def test_compat_ports_import_what_their_originals_import() -> None:
+    """Each import statement changed its module only (tensorflow -> tpflax.compat.tf,
+    tensorpack... -> tpflax.compat.tensorpack), not the names it brings in."""
+    for p in portdiff.pairs("compat"):
+        assert _imported(p.port) == _imported(p.original), f"{p.name} ({p.port_file})"
 
 
 def test_main_prints_one_section_per_kind(capsys) -> None:
