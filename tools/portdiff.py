@@ -169,7 +169,7 @@ def pairs(kind: str | None = None, root: pathlib.Path = ROOT) -> list[Pair]:
 def table(rows: list[Pair]) -> list[str]:
     """The report: per kind, one row per pair and the kind's total."""
     head = (
-        f"{'model function':24} {'original':20} {'port':24} "
+        f"{'model function':26} {'original':20} {'port':24} "
         f"{'lines':>5} {'changed':>7} {'share':>6} {'imports':>7} {'other':>5}"
     )
     out: list[str] = []
@@ -184,11 +184,11 @@ def table(rows: list[Pair]) -> list[str]:
             pn, pc, po = p.lines, p.changed, p.other
             n, c, o = n + pn, c + pc, o + po
             out.append(
-                f"{p.name:24} {p.original_file:20} {p.port_file:24} "
+                f"{p.name:26} {p.original_file:20} {p.port_file:24} "
                 f"{pn:5d} {pc:7d} {pc / pn:6.0%} {pc - po:7d} {po:5d}"
             )
         label = f"all {KINDS[kind]} ({len(these)})"
-        out.append(f"{label:70} {n:5d} {c:7d} {c / n:6.0%} {c - o:7d} {o:5d}")
+        out.append(f"{label:72} {n:5d} {c:7d} {c / n:6.0%} {c - o:7d} {o:5d}")
     return out
 
 
