@@ -7,6 +7,7 @@ import logging
 
 import jax
 import jax.numpy as jnp
+import pytest
 
 import tpflax as tp
 
@@ -47,3 +48,23 @@ def test_training_override_and_different_keys() -> None:
     a = _train(lambda x: tp.Dropout("d", x, rate=0.5), x, seed=1)
     b = _train(lambda x: tp.Dropout("d", x, rate=0.5), x, seed=2)
     assert not bool(jnp.all(a == b))
+
+
+def test_rate_may_be_a_scalar_tensor_as_in_tensorpack() -> None:
+    """cifar-convnet writes Dropout(rate=tf.constant(0.5 if training else 0.0)): a 0-d array,
+    concrete or traced, drops exactly as the same float does."""
+    import numpy as np
+
+    model = tp.transform(lambda x, r: tp.Dropout(x, rate=r))
+    x = jnp.ones((4, 8))
+    params, state = model.init(jax.random.key(0), x, 0.5)
+
+    def run(rate):
+        return model.apply(params, state, x, rate, is_training=True, rng=jax.random.key(3))[0]
+
+    want = run(0.5)
+    np.testing.assert_array_equal(run(np.asarray(0.5, np.float32)), want)
+    np.testing.assert_array_equal(jax.jit(run)(jnp.float32(0.5)), want)
+    np.testing.assert_array_equal(jax.jit(run)(jnp.float32(0.0)), x)
+    with pytest.raises(ValueError, match=r"Dropout: rate must be a number in \[0, 1\)"):
+        run(np.asarray([0.5]))

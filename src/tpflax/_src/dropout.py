@@ -6,13 +6,14 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from tpflax._src import utils
 from tpflax._src.frame import is_training, next_rng_key
 from tpflax._src.registry import Alias, layer_context, layer_register
 
 
-def dropout(x: jax.Array, rate: float, key: jax.Array, noise_shape: Any = None) -> jax.Array:
+def dropout(x: jax.Array, rate: Any, key: jax.Array, noise_shape: Any = None) -> jax.Array:
     """``tf.nn.dropout``: zero each element with probability ``rate``, scale the rest by
     ``1 / (1 - rate)``. ``noise_shape`` shares the mask along its size-1 dimensions."""
     keep = 1.0 - rate
@@ -74,11 +75,28 @@ def Dropout(
         ``x`` with dropped elements zeroed and the rest scaled by ``1 / (1 - rate)``.
     """
     who = layer_context("Dropout")
-    if not isinstance(rate, (int, float)) or isinstance(rate, bool) or not 0 <= rate < 1:
-        raise ValueError(f"{who}: rate must be a number in [0, 1); got {rate!r}")
+    rate = _rate(rate, who)
     utils.check_floating(x, who=who, arg="x")
     if training is None:
         training = is_training()
-    if not training or rate == 0:
+    if not training or (isinstance(rate, float) and rate == 0):
         return x
-    return dropout(x, float(rate), next_rng_key(who), noise_shape)
+    return dropout(x, rate, next_rng_key(who), noise_shape)
+
+
+def _rate(rate: Any, who: str) -> Any:
+    """``rate`` as a float in ``[0, 1)``; a scalar tensor is taken too, as tensorpack takes
+    ``rate=tf.constant(...)``: its value when known while tracing (checked), else the traced
+    scalar itself (then the layer draws its mask even where the rate is 0)."""
+    if isinstance(rate, jax.core.Tracer) and rate.ndim == 0:
+        if not jnp.issubdtype(rate.dtype, jnp.floating):
+            raise ValueError(f"{who}: rate must be a floating scalar; got {rate.dtype}")
+        return rate
+    ok = not isinstance(rate, bool) and (
+        isinstance(rate, (int, float))
+        or (isinstance(rate, (np.ndarray, np.generic, jax.Array)) and np.ndim(rate) == 0)
+    )
+    value = float(np.asarray(rate)) if ok else None
+    if value is None or not 0 <= value < 1:
+        raise ValueError(f"{who}: rate must be a number in [0, 1); got {rate!r}")
+    return value
