@@ -69,7 +69,7 @@ class Model(GANModelDesc):  # tools/golden/tf_training.py's GANNet, ported
                 .Conv2D("conv0", 4, activation=tf.nn.leaky_relu)
                 .Conv2D("conv1", 8)
                 .BatchNorm("bn1")
-                .apply(tf.nn.leaky_relu)  # tensorpack: .tf.nn.leaky_relu()
+                .tf.nn.leaky_relu()
                 .FullyConnected("fct", 1)()
             )
         return l
@@ -298,33 +298,16 @@ def test_compat_trainer_fits_and_resumes(name, compat_trainers, tmp_path) -> Non
     _check(_variables(compat.trainer, ts), fx)
 
 
-def test_two_optimizers_names_round_trip() -> None:
-    """With d_tx, each network has its own Adam; under TF's names the second one's powers
-    are `optimize/beta1_power_1` (as the fixture's graph with two Adams named them), and
-    load_tf_variables reads back what tf_variables wrote."""
+def test_two_optimizers_tf_names() -> None:
+    """With d_tx, each network has its own Adam: under TF's names the second one's powers are
+    `optimize/beta1_power_1` (as the fixture's graph with two Adam objects names them)."""
     fx = _load("gan")
     tfo = tp.train.tf_optimizers
-    trainer = tp.train.GANTrainer.from_model_desc(
-        Model(), d_tx=tfo.AdamOptimizer(1e-3, beta1=0.9, epsilon=1e-3)
-    )
+    trainer = tp.train.GANTrainer.from_model_desc(Model(), d_tx=tfo.AdamOptimizer(1e-3))
     ts = _start(trainer, fx, _prefixed(fx, "init/"))
-    for run in range(2):
-        ts, _ = trainer.step(ts, *_batch(fx, run))
-    names = trainer.tf_variables(ts)
-    model_names = set(tp.checkpoint.flatten(ts.params, ts.state)) - {
-        k for k in tp.checkpoint.flatten(ts.params, ts.state) if k.startswith("EMA/")
-    }
-    assert sorted(set(names) | model_names) == sorted(str(n) for n in fx["two_optimizers/names"])
-    # each optimizer advanced its powers once per step
-    np.testing.assert_allclose(names["optimize/beta1_power"], 0.5**3, rtol=1e-6)
-    np.testing.assert_allclose(names["optimize/beta1_power_1"], 0.9**3, rtol=1e-6)
-    fresh = _start(trainer, fx, _prefixed(fx, "init/"))
-    loaded = trainer.load_tf_variables(fresh, {k: np.asarray(v) for k, v in names.items()}, 2)
-    for k, v in trainer.tf_variables(loaded).items():
-        np.testing.assert_array_equal(v, names[k])
+    assert sorted(_variables(trainer, ts)) == sorted(map(str, fx["two_optimizers/names"]))
 
 
-# ---------------------------------------------------------------- bad input
 def _tiny(x, z):
     with tf1.variable_scope("gen"):
         fake = FullyConnected("fc", z, 2)
@@ -338,9 +321,45 @@ def _tiny(x, z):
 def _init(trainer, model_fn=_tiny):
     x, z = jnp.ones((4, 2)), jnp.ones((4, 3))
     params, state = tp.transform(model_fn).init(jax.random.key(0), x, z)
-    return trainer.init(params, state, x, z, rng=jax.random.key(0))
+    return trainer.init(params, state, x, z, rng=jax.random.key(0)), (x, z)
 
 
+@pytest.mark.parametrize("separate", [False, True])
+def test_two_optimizers_advance_and_round_trip(separate) -> None:
+    """Each optimizer's powers advance with its own updates (GANTrainer: one each per step;
+    separate (1, 1): d, g, d, g), the shared one's with both; load_tf_variables reads back
+    what tf_variables wrote."""
+    tfo = tp.train.tf_optimizers
+    two = tp.train.GANTrainer(
+        tp.transform(_tiny),
+        tfo.AdamOptimizer(1e-3, beta1=0.5),
+        d_tx=tfo.AdamOptimizer(1e-3, beta1=0.9),
+        separate=separate,
+    )
+    shared = tp.train.GANTrainer(
+        tp.transform(_tiny), tfo.AdamOptimizer(1e-3, beta1=0.5), separate=separate
+    )
+    for trainer in (two, shared):
+        ts, batch = _init(trainer)
+        for _ in range(2):
+            ts, _ = trainer.step(ts, *batch)
+        names = {k: np.asarray(v) for k, v in trainer.tf_variables(ts).items()}
+        if trainer is two and not separate:  # g's Adam created first, two updates each
+            want = {"optimize/beta1_power": 0.5**3, "optimize/beta1_power_1": 0.9**3}
+        elif trainer is two:  # d's Adam created first (d_min is built first); d, g
+            want = {"optimize/beta1_power": 0.9**2, "optimize/beta1_power_1": 0.5**2}
+        else:  # one Adam: four updates (GANTrainer) or two (separate)
+            want = {"optimize/beta1_power": 0.5 ** (3 if separate else 5)}
+        for name, value in want.items():
+            np.testing.assert_allclose(names[name], value, rtol=1e-6)
+        fresh, _ = _init(trainer)
+        loaded = trainer.load_tf_variables(fresh, names, step=2)
+        assert int(loaded.step) == 2
+        for k, v in trainer.tf_variables(loaded).items():
+            np.testing.assert_array_equal(v, names[k])
+
+
+# ---------------------------------------------------------------- bad input
 def test_scope_that_matches_nothing() -> None:
     trainer = tp.train.GANTrainer(tp.transform(_tiny), optax.sgd(0.1), g_scope="generator")
     with pytest.raises(

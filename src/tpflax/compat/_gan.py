@@ -19,7 +19,6 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from tpflax import checkpoint as _checkpoint
 from tpflax.compat import tf as _tf
 from tpflax.train._fit import fit
 from tpflax.train._gan import GANTrainer as _GANTrainer
@@ -222,10 +221,7 @@ class GANTrainer:
                 )
         rng = jax.random.key(0) if rng is None else rng
         first = tuple(jnp.asarray(x) for x in self.data(0))
-        init = jax.jit(self.trainer.model.init, static_argnames=("is_training",))
-        params, state = init(rng, *first, is_training=True)
-        if session_init:
-            params, state = _session_init(params, state, session_init)
+        params, state = _initial_variables(self.trainer.model, rng, first, session_init or {})
         ts = self.trainer.init(params, state, *first, rng=rng)
         start = self._runs(steps_per_epoch * (starting_epoch - 1))
         total = self._runs(steps_per_epoch * max_epoch)
@@ -233,30 +229,51 @@ class GANTrainer:
         return fit(self.trainer, ts, self.data, total, **fit_kwargs)
 
 
-def _session_init(params: Any, state: Any, values: Mapping[str, Any]) -> tuple[Any, Any]:
-    """``(params, state)`` with the variables ``values`` names replaced (``SmartInit`` of a
-    dict: the others keep their initial values; a value of another shape raises)."""
+def _name(path: Any) -> str:
+    return "/".join(str(k.key) for k in path)
+
+
+def _initial_variables(
+    model: Any, rng: jax.Array, batch: tuple[Any, ...], values: Mapping[str, Any]
+) -> tuple[Any, Any]:
+    """The model's ``(params, state)``: the variables ``values`` names from it (``SmartInit``
+    of a dict), the others from their initializers, compiled once (without the initializers
+    of the variables ``values`` replaces: XLA drops them)."""
     values = {k[:-2] if k.endswith(":0") else k: v for k, v in values.items()}
-    known = set(_checkpoint.flatten(params, state))
-
-    def take(path: Any, value: Any) -> Any:
-        name = "/".join(str(k.key) for k in path)
-        if name not in values:
-            return value
-        new = jnp.asarray(values[name], value.dtype)
-        if new.shape != value.shape:
-            raise ValueError(
-                f"GANTrainer.train_with_defaults: session_init's {name!r} has shape "
-                f"{new.shape}; the model's variable has {value.shape}"
-            )
-        return new
-
+    shapes = jax.eval_shape(lambda r, *b: model.init(r, *b, is_training=True), rng, *batch)
+    known = {_name(p) for t in shapes for p, _ in jax.tree_util.tree_leaves_with_path(t)}
     unknown = sorted(set(values) - known)
     if unknown:
         raise ValueError(
             f"GANTrainer.train_with_defaults: session_init names variables the model does not "
             f"have: {unknown[:5]}"
         )
+
+    @jax.jit
+    def initial(r: jax.Array, *b: Any) -> dict[str, Any]:
+        trees = model.init(r, *b, is_training=True)
+        return {
+            _name(p): v
+            for t in trees
+            for p, v in jax.tree_util.tree_leaves_with_path(t)
+            if _name(p) not in values
+        }
+
+    computed = initial(rng, *batch)
+
+    def take(path: Any, like: Any) -> Any:
+        name = _name(path)
+        if name not in values:
+            return computed[name]
+        new = jnp.asarray(values[name], like.dtype)
+        if new.shape != like.shape:
+            raise ValueError(
+                f"GANTrainer.train_with_defaults: session_init's {name!r} has shape "
+                f"{new.shape}; the model's variable has {like.shape}"
+            )
+        return new
+
+    params, state = shapes
     return (
         jax.tree_util.tree_map_with_path(take, params),
         jax.tree_util.tree_map_with_path(take, state),
