@@ -12,13 +12,18 @@ checkpoint tpflax wrote.
 
 Tolerance: float32, as tests/test_tf_training.py: the forward and backward passes differ from
 TF's in summation order (~1e-7 relative per value) and Adam passes a gradient's relative
-error into the step. Measured: costs within 4e-7 relative at every run; final variables,
-statistics and slots within 2e-6 of (own magnitude + the array's largest magnitude) (Adam's
-``v`` slots of the biases, ~1e-9, are the loosest). Bounds: costs 2e-6, variables 1e-5 (the
-issue's target is 1e-4).
+error into the step. Measured: costs within 1.6e-7 (gan) and 3.4e-7 (gan_separate) relative
+at every run; variables, BatchNorm statistics and Adam slots after 5 and 10 iterations within
+7.8e-7 of (own magnitude + the array's largest magnitude), except two kinds of values
+explained at NOISE and RACY below. Bounds: costs 2e-6, variables 1e-5 (the issue's target is
+1e-4).
 """
 
 from __future__ import annotations
+
+import os
+import pathlib
+import subprocess
 
 import jax
 import jax.numpy as jnp
@@ -122,12 +127,13 @@ def _error(got, want):
 # ~1e-17 for `v`): checked to be noise-sized, not equal.
 NOISE = ("gen/deconv1/b/Adam", "discrim/conv1/b/Adam")
 # SeparateGANTrainer's BatchNorm (ema_update='internal'): the reused discriminator's two EMA
-# updates race in TF even with one thread per pool (five tensorpack runs of gan_separate
-# differed there by up to 1.2e-2, four of them matching tpflax's rule to 2.4e-7; every other
-# value was equal to 1 ulp). tpflax applies its deterministic rule (the deltas add;
-# tp.BatchNorm's docstring), checked within that spread. GANTrainer's UPDATE_OPS race too
-# with TF's default thread pools; the fixture's session has one thread per pool, and its
-# runs (3 of 3) then gave the rule's result, checked strictly here.
+# updates race in TF even with one thread per pool: five tensorpack runs of gan_separate
+# differed there by up to 1.2e-2 (the committed one is 1.2e-2 from tpflax; three others
+# matched tpflax's rule to 2.4e-7); every other value was equal to 1 ulp. tpflax applies
+# its deterministic rule (the deltas add; tp.BatchNorm's docstring), checked to 5e-2
+# (four times that spread). GANTrainer's UPDATE_OPS race too with TF's default thread pools;
+# the fixture's session has one thread per pool, and its runs (3 of 3) then gave the rule's
+# result, checked strictly here.
 RACY = ("discrim/bn1/mean/EMA", "discrim/bn1/variance/EMA")
 
 
@@ -145,7 +151,7 @@ def _check(got, fx, prefix="final/"):
             bound = 1e-7 if k.endswith("/Adam") else 1e-14
             assert np.abs(v).max() < bound and np.abs(np.asarray(got[k])).max() < bound, k
         elif fx["name"] == "gan_separate" and k in RACY:
-            np.testing.assert_allclose(got[k], v, atol=2e-2, err_msg=k)
+            np.testing.assert_allclose(got[k], v, atol=5e-2, err_msg=k)
         else:
             checked.append((_error(got[k], v), k))
     worst = max(checked)
@@ -270,6 +276,39 @@ def test_a_tf_checkpoint_round_trip_resumes(case, tmp_path) -> None:
     step = np.int64(fx["mid_global_step"])
     tp.checkpoint.save_tf_checkpoint(prefix, {**mid, "global_step": step})
     _resume(trainer, fx, tp.checkpoint.load(prefix))
+
+
+GOLDEN_PYTHON = pathlib.Path(__file__).parents[1] / ".venv-golden" / "bin" / "python"
+GENERATOR = pathlib.Path(__file__).parents[1] / "tools" / "golden" / "tf_training.py"
+
+
+@pytest.mark.tensorflow
+def test_a_tpflax_checkpoint_resumes_in_tensorpack(case, tmp_path) -> None:
+    """Tensorpack (SmartInit, its GAN trainer, TF's Adam; .venv-golden) resumes from the TF
+    checkpoint tpflax wrote after 5 iterations: its remaining runs make the same updates, cost
+    what its uninterrupted run's did and end at the same variables and slots."""
+    if not GOLDEN_PYTHON.exists():
+        pytest.skip(".venv-golden is absent (make golden creates it)")
+    fx, _, (_, _, mid) = case
+    prefix = str(tmp_path / "model")
+    half = int(fx["mid_global_step"])
+    tp.checkpoint.save_tf_checkpoint(prefix, {**mid, "global_step": np.int64(half)})
+    out = tmp_path / "resumed.npz"
+    command = [str(GOLDEN_PYTHON), str(GENERATOR), "--resume-from", prefix, "--case", fx["name"]]
+    subprocess.run(
+        [*command, "--out", str(out)],
+        capture_output=True,
+        env={**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"},
+        check=True,
+        cwd=tmp_path,
+    )
+    with np.load(out) as z:
+        resumed = {k: z[k] for k in z.files}
+    assert int(resumed["global_step"]) == int(fx["final_global_step"])
+    assert list(resumed["ops"]) == list(fx["ops"][half:])
+    np.testing.assert_allclose(resumed["g_loss"], fx["g_loss"][half:], rtol=2e-6)
+    np.testing.assert_allclose(resumed["d_loss"], fx["d_loss"][half:], rtol=2e-6)
+    _check(_prefixed(resumed, "final/"), fx)
 
 
 @pytest.mark.parametrize("name", PARAMS)

@@ -301,12 +301,46 @@ def schedules(out_dir: str) -> None:
     np.savez(os.path.join(out_dir, "schedules.npz"), **out)
 
 
+def resume_gan(case: str, checkpoint: str, out_path: str) -> None:
+    """Tensorpack's GAN trainer of `case` resumes from `checkpoint` (written by tpflax after
+    HALF iterations: model variables, both networks' Adam slots, `optimize/beta1_power`,
+    global_step) and runs the remaining HALF iterations on the batches the uninterrupted run
+    used from that global_step on; costs, ops and final variables go to `out_path`."""
+    start = int(tf.train.load_variable(checkpoint, "global_step"))
+    tf1.reset_default_graph()
+    record = RecordGAN()
+    source = QueueInput(DataFromList(gan_batches()[start:], shuffle=False))
+    periods = GAN_CASES[case]
+    if periods is None:
+        trainer = GANTrainer(source, GANNet())
+    else:
+        trainer = SeparateGANTrainer(source, GANNet(), *periods)
+    config = tf1.ConfigProto(inter_op_parallelism_threads=1, intra_op_parallelism_threads=1)
+    trainer.train_with_defaults(
+        callbacks=[record],
+        session_creator=NewSessionCreator(config=config),
+        session_init=SmartInit(checkpoint),
+        steps_per_epoch=STEPS - HALF,
+        max_epoch=1,
+    )
+    (final,) = record.epochs
+    out = {f"final/{k}": np.asarray(v) for k, v in final.items() if k != "global_step"}
+    out["global_step"] = np.asarray(final["global_step"])
+    costs = np.array(record.costs, dtype="float32")
+    out["g_loss"], out["d_loss"] = costs[:, 0], costs[:, 1]
+    out["ops"] = np.array(record.ops)
+    np.savez(out_path, **out)
+
+
 def resume(case: str, checkpoint: str, out_path: str) -> None:
     """Tensorpack resumes a run from `checkpoint` (written by tpflax after HALF steps: model
     variables, optimizer slots, global_step), restored by `SmartInit`, and trains steps
     HALF..STEPS-1 on the same batches; the costs and final variables go to `out_path`. The
     test (tests/test_tf_training.py, `make test-tf`) compares them with the uninterrupted
     run in the fixture."""
+    if case in GAN_CASES:
+        resume_gan(case, checkpoint, out_path)
+        return
     tf1.reset_default_graph()
     record = Record()
     config = TrainConfig(
