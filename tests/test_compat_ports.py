@@ -12,9 +12,11 @@ from __future__ import annotations
 import copy
 
 import jax
+import jax.numpy as jnp
 import pytest
 from golden_replay import Fixture, check_fixture, fixtures
 
+import tpflax as tp
 from tpflax.compat import tf
 from tpflax.compat.tensorpack import (
     BatchNorm,
@@ -638,6 +640,58 @@ def model_dorefa(image):
     return [tf.identity(logits, name="logits")]
 
 
+def model_began(image):
+    """examples/GAN/BEGAN.py at a small size: an autoencoder discriminator whose decoder
+    upsamples by tf.image.resize_nearest_neighbor(align_corners=True), called on real and
+    generated images; the equilibrium weight k_t a non-trainable variable updated with
+    tf.assign after the losses read it, and the convergence measure a moving summary."""
+    gamma, lambda_k = 0.5, 0.05
+    z = tf.reshape(image, [tf.shape(image)[0], -1])[:, :8]
+
+    def decoder(h):
+        l = FullyConnected("fc", h, 2 * 2 * 4, activation=tf.identity)
+        l = tf.reshape(l, [-1, 2, 2, 4])
+        with argscope(Conv2D, kernel_size=3, activation=tf.nn.elu):
+            l = Conv2D("conv0", l, 4)
+            l = tf.image.resize_nearest_neighbor(l, [4, 4], align_corners=True)
+            l = Conv2D("conv1", l, 4)
+            l = tf.image.resize_nearest_neighbor(l, [7, 7], align_corners=True)
+            return Conv2D("conv_out", l, 1, activation=tf.identity)
+
+    def encoder(imgs):
+        with argscope(Conv2D, kernel_size=3, activation=tf.nn.elu):
+            l = Conv2D("conv0", imgs, 4)
+            l = Conv2D("conv1", l, 4, strides=2)
+            l = Conv2D("conv2", l, 4, strides=2)
+        return FullyConnected("fc", l, 8, activation=tf.identity)
+
+    @auto_reuse_variable_scope
+    def autoencoder(imgs):
+        with tf.variable_scope("enc"):
+            h = encoder(imgs)
+        with tf.variable_scope("dec"):
+            return decoder(h)
+
+    with tf.variable_scope("gen"):
+        fake = tf.tanh(decoder(z), name="fake")
+    with tf.variable_scope("discrim"):
+        recon_pos = autoencoder(image)
+        recon_neg = autoencoder(fake)
+    loss_pos = tf.reduce_mean(tf.abs(recon_pos - image), name="loss_pos")
+    loss_neg = tf.reduce_mean(tf.abs(recon_neg - fake), name="loss_neg")
+    kt = tf.get_variable("kt", dtype=tf.float32, initializer=0.0, trainable=False)
+    d_loss = tf.subtract(loss_pos, kt * loss_neg, name="d_loss")
+    g_loss = tf.identity(loss_neg, name="g_loss")
+    diff = gamma * loss_pos - loss_neg
+    with tf.control_dependencies([d_loss]):
+        update_k = tf.assign(kt, tf.clip_by_value(kt + lambda_k * diff, 0.0, 1.0), name="update_k")
+    with tf.control_dependencies([update_k]):
+        measure = tf.add(loss_pos, tf.abs(diff), name="measure")
+    tf.summary.scalar("kt", update_k)
+    add_moving_summary(loss_pos, loss_neg, measure)
+    return [d_loss, g_loss, measure]
+
+
 # ------------------------------------------------------------------------------- the checks
 PORTS = {
     # tools/golden/generate.py's (tests/test_golden_models.py replays them with the hand ports)
@@ -659,6 +713,7 @@ PORTS = {
     "compat_hed_train": model_hed,
     "compat_spatial_transformer_train": model_spatial_transformer,
     "compat_dorefa_train": model_dorefa,
+    "compat_began_train": model_began,
 }
 FIXTURES = {fx.id: fx for fid in PORTS for fx in fixtures(f"{fid}.npz")}
 
@@ -683,11 +738,40 @@ def as_summaries(fx: Fixture) -> Fixture:
     return out
 
 
+def _identity_is_a_new_tensor() -> bool:
+    """Whether ``tf.identity(a, name='b')`` leaves ``a`` its own name, as in TensorFlow."""
+
+    def net(x):
+        a = tf.reduce_sum(x, name="a")
+        tf.identity(a, name="b")
+        add_moving_summary(a)
+        return a
+
+    init = tp.transform(net).init
+    _, state = jax.eval_shape(lambda x: init(jax.random.key(0), x), jnp.ones(2))
+    return "a" in state.get("EMA", {})
+
+
+MARKS = {
+    "compat_began_train": pytest.mark.xfail(
+        not _identity_is_a_new_tensor(),
+        strict=True,
+        raises=AssertionError,
+        reason="g_loss = tf.identity(loss_neg, name='g_loss') renames loss_neg: tf.identity "
+        "(compat/tf/_scopes.py) returns its input object and _naming.named keys names by "
+        "id(value), so add_moving_summary(loss_neg) makes EMA/g_loss/*, not TensorFlow's "
+        "EMA/loss_neg/*",
+    )
+}
+
+
 def test_every_port_has_its_fixture() -> None:
     assert sorted(FIXTURES) == sorted(PORTS)
 
 
-@pytest.mark.parametrize("fid", sorted(PORTS))
+@pytest.mark.parametrize(
+    "fid", [pytest.param(fid, marks=MARKS.get(fid, [])) for fid in sorted(PORTS)]
+)
 def test_port_matches_tensorflow(fid: str) -> None:
     """Variable names, outputs, gradients, state after one step (BatchNorm's EMA, the moving
     summaries) and the tensors captured by TensorFlow name, against the fixture its
@@ -711,5 +795,6 @@ def test_every_moving_summary_is_compared() -> None:
         "compat_hed_train": 6,
         "compat_spatial_transformer_train": 2,
         "compat_dorefa_train": 0,
+        "compat_began_train": 3,
     }
     assert "capture/summary:scalar/train-error-top1-summary" in summaries["compat_cam_train"]

@@ -1,7 +1,7 @@
 """Writes the ``compat_<model>_*`` golden fixtures: model functions in the style of
 tensorpack's examples (CAM, CycleGAN, similarity learning, DQN, HED, spatial transformer,
-DoReFa-Net), written for TensorFlow 1.x and tensorpack, run by TensorFlow 2.21 (graph mode)
-through generate.py's runner.
+DoReFa-Net, BEGAN), written for TensorFlow 1.x and tensorpack, run by TensorFlow 2.21 (graph
+mode) through generate.py's runner.
 
 tests/test_compat_ports.py runs the same functions through ``tpflax.compat``: the bodies are
 identical, only the module's imports differ (``python tools/portdiff.py --compat``). Run in
@@ -353,6 +353,58 @@ def model_dorefa(image):
     return [tf.identity(logits, name="logits")]
 
 
+def model_began(image):
+    """examples/GAN/BEGAN.py at a small size: an autoencoder discriminator whose decoder
+    upsamples by tf.image.resize_nearest_neighbor(align_corners=True), called on real and
+    generated images; the equilibrium weight k_t a non-trainable variable updated with
+    tf.assign after the losses read it, and the convergence measure a moving summary."""
+    gamma, lambda_k = 0.5, 0.05
+    z = tf.reshape(image, [tf.shape(image)[0], -1])[:, :8]
+
+    def decoder(h):
+        l = FullyConnected("fc", h, 2 * 2 * 4, activation=tf.identity)
+        l = tf.reshape(l, [-1, 2, 2, 4])
+        with argscope(Conv2D, kernel_size=3, activation=tf.nn.elu):
+            l = Conv2D("conv0", l, 4)
+            l = tf.image.resize_nearest_neighbor(l, [4, 4], align_corners=True)
+            l = Conv2D("conv1", l, 4)
+            l = tf.image.resize_nearest_neighbor(l, [7, 7], align_corners=True)
+            return Conv2D("conv_out", l, 1, activation=tf.identity)
+
+    def encoder(imgs):
+        with argscope(Conv2D, kernel_size=3, activation=tf.nn.elu):
+            l = Conv2D("conv0", imgs, 4)
+            l = Conv2D("conv1", l, 4, strides=2)
+            l = Conv2D("conv2", l, 4, strides=2)
+        return FullyConnected("fc", l, 8, activation=tf.identity)
+
+    @auto_reuse_variable_scope
+    def autoencoder(imgs):
+        with tf.variable_scope("enc"):
+            h = encoder(imgs)
+        with tf.variable_scope("dec"):
+            return decoder(h)
+
+    with tf.variable_scope("gen"):
+        fake = tf.tanh(decoder(z), name="fake")
+    with tf.variable_scope("discrim"):
+        recon_pos = autoencoder(image)
+        recon_neg = autoencoder(fake)
+    loss_pos = tf.reduce_mean(tf.abs(recon_pos - image), name="loss_pos")
+    loss_neg = tf.reduce_mean(tf.abs(recon_neg - fake), name="loss_neg")
+    kt = tf.get_variable("kt", dtype=tf.float32, initializer=0.0, trainable=False)
+    d_loss = tf.subtract(loss_pos, kt * loss_neg, name="d_loss")
+    g_loss = tf.identity(loss_neg, name="g_loss")
+    diff = gamma * loss_pos - loss_neg
+    with tf.control_dependencies([d_loss]):
+        update_k = tf.assign(kt, tf.clip_by_value(kt + lambda_k * diff, 0.0, 1.0), name="update_k")
+    with tf.control_dependencies([update_k]):
+        measure = tf.add(loss_pos, tf.abs(diff), name="measure")
+    tf.summary.scalar("kt", update_k)
+    add_moving_summary(loss_pos, loss_neg, measure)
+    return [d_loss, g_loss, measure]
+
+
 MODELS = {
     "compat_cam_train": (model_cam, [4, 8, 8, 3], True),
     "compat_image2image_train": (model_image2image, [2, 8, 8, 3], True),
@@ -361,6 +413,7 @@ MODELS = {
     "compat_hed_train": (model_hed, [2, 8, 8, 3], True),
     "compat_spatial_transformer_train": (model_spatial_transformer, [2, 8, 8, 1], True),
     "compat_dorefa_train": (model_dorefa, [3, 8, 8, 2], True),
+    "compat_began_train": (model_began, [2, 7, 7, 1], True),
 }
 CAPTURE = {
     "compat_cam_train": ["xentropy-loss", "wd_cost", "train-error-top1"],
@@ -370,6 +423,7 @@ CAPTURE = {
     "compat_hed_train": ["output1", "output4", "xentropy2", "prediction", "train_error"],
     "compat_spatial_transformer_train": ["affine", "sampled", "accuracy"],
     "compat_dorefa_train": ["conv1/output", "bn2/output"],
+    "compat_began_train": ["gen/fake", "discrim/dec/conv_out/output", "loss_pos"],
 }
 
 
