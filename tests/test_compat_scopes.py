@@ -243,12 +243,15 @@ def model_compat_extras(x):
         remap_variables,
     )
 
+    from tpflax.compat.tensorpack.tfutils import symbolic_functions as symbf
+
     def binarize(v):
         name = v.op.name
         if "conv0" in name or not name.endswith("W"):
             return v
         return tf.sign(v) * tf.reduce_mean(tf.abs(v))
 
+    x = tf1.placeholder_with_default(x, [2, 6, 6, 3], name="image")
     with remap_variables(binarize):
         h = Conv2D("conv0", x, 4, 3, activation=tf.nn.relu)
         h = Conv2D("conv1", h, 4, 3)
@@ -270,7 +273,8 @@ def model_compat_extras(x):
         cost = tf.reduce_mean(tf.square(logits), name="cost")
     (clipped, _), norm = tf.clip_by_global_norm([logits, h], 1.0)
     rows = tf.map_fn(lambda r: tf.reduce_sum(r * r), tf1.check_numerics(clipped, "clipped"))
-    return [cost + 1e-3 * conv_l2 + reg, logits, rows * norm]
+    err = symbf.rms(logits - 0.5, name="err_rms")
+    return [cost + 1e-3 * conv_l2 + reg, logits, rows * norm, err * symbf.rms(h)]
 
 
 (EXTRAS,) = fixtures("compat_extras_train.npz")

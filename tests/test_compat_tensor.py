@@ -148,3 +148,73 @@ def test_missing_names_say_so() -> None:
     with pytest.raises(AttributeError, match=r"tf.nn.rnn_cell is not in tpflax.compat: recurrent"):
         _ = tf.nn.rnn_cell
     assert not hasattr(tf, "__wrapped__")
+
+
+def test_tensorpack_module_paths_port_by_one_rule() -> None:
+    """`tensorpack` -> `tpflax.compat.tensorpack` in every import model code writes."""
+    import importlib
+
+    import tpflax.compat.tensorpack as tpc
+
+    for module, names in {
+        "tfutils.summary": ["add_moving_summary", "add_param_summary", "add_activation_summary"],
+        "tfutils.scope_utils": ["auto_reuse_variable_scope", "under_name_scope"],
+        "tfutils.varreplace": ["remap_variables", "freeze_variables", "custom_getter_scope"],
+        "tfutils.symbolic_functions": ["rms", "print_stat"],
+        "tfutils.common": ["get_global_step_var", "get_tf_version_tuple"],
+        "tfutils.tower": ["get_current_tower_context"],
+        "tfutils.argscope": ["argscope", "enable_argscope_for_module"],
+        "tfutils.gradproc": ["GlobalNormClip", "MapGradient", "SummaryGradient"],
+        "tfutils.optimizer": ["apply_grad_processors"],
+        "models": ["Conv2D", "BatchNorm", "regularize_cost", "l2_regularizer"],
+        "models.regularize": ["regularize_cost", "regularize_cost_from_collection"],
+        "utils.argtools": ["memoized", "memoized_method"],
+    }.items():
+        loaded = importlib.import_module(f"tpflax.compat.tensorpack.{module}")
+        for name in names:
+            assert getattr(loaded, name) is not None, f"{module}.{name}"
+    # `from tensorpack import *` also gives these modules; tfutils.argscope is the function
+    for name in ("summary", "optimizer", "gradproc", "varreplace", "tower", "logger"):
+        assert name in tpc.__all__
+    assert tpc.tfutils.argscope is tpc.argscope
+    assert tpc.ModelDescBase is tpc.ModelDesc
+
+
+def test_memoized_method_caches_per_instance() -> None:
+    from tpflax.compat.tensorpack.utils.argtools import memoized_method
+
+    class Desc:
+        calls = 0
+
+        @memoized_method
+        def get_optimizer(self):
+            Desc.calls += 1
+            return object()
+
+    a, b = Desc(), Desc()
+    assert a.get_optimizer() is a.get_optimizer() and b.get_optimizer() is not a.get_optimizer()
+    assert Desc.calls == 2
+
+
+def test_logger_logs_and_refuses_a_log_dir(caplog) -> None:
+    from tpflax.compat.tensorpack import logger
+
+    with caplog.at_level("INFO", logger="tpflax"):
+        logger.info("model built")
+        logger.warn("careful")
+    assert [r.getMessage() for r in caplog.records] == ["model built", "careful"]
+    with pytest.raises(NotImplementedError, match=r"fit\(logdir=...\)"):
+        logger.set_logger_dir("train_log")
+
+
+def test_placeholder_with_default_and_tf_test() -> None:
+    def net(x):
+        return tf.placeholder_with_default(x, [None, 3], name="z")
+
+    model = tp.transform(net)
+    params, state = model.init(jax.random.key(0), jnp.ones((2, 3)))
+    _, _, captured = model.apply(params, state, jnp.ones((2, 3)), capture=["z"])
+    assert captured["z"].shape == (2, 3)
+    with pytest.raises(ValueError, match=r"placeholder_with_default\('z'\): the default's shape"):
+        model.init(jax.random.key(0), jnp.ones((2, 4)))
+    assert tf.test.is_gpu_available() == (jax.default_backend() == "gpu")

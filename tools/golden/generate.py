@@ -348,12 +348,15 @@ def model_compat_extras(x):
     from tensorpack.tfutils.summary import add_activation_summary, add_param_summary
     from tensorpack.tfutils.varreplace import remap_variables
 
+    from tensorpack.tfutils import symbolic_functions as symbf
+
     def binarize(v):
         name = v.op.name
         if "conv0" in name or not name.endswith("W"):
             return v
         return tf.sign(v) * tf.reduce_mean(tf.abs(v))
 
+    x = tf1.placeholder_with_default(x, [2, 6, 6, 3], name="image")
     with remap_variables(binarize):
         h = Conv2D("conv0", x, 4, 3, activation=tf.nn.relu)
         h = Conv2D("conv1", h, 4, 3)
@@ -375,7 +378,8 @@ def model_compat_extras(x):
         cost = tf.reduce_mean(tf.square(logits), name="cost")
     (clipped, _), norm = tf.clip_by_global_norm([logits, h], 1.0)
     rows = tf.map_fn(lambda r: tf.reduce_sum(r * r), tf1.check_numerics(clipped, "clipped"))
-    return [cost + 1e-3 * conv_l2 + reg, logits, rows * norm]
+    err = symbf.rms(logits - 0.5, name="err_rms")
+    return [cost + 1e-3 * conv_l2 + reg, logits, rows * norm, err * symbf.rms(h)]
 
 
 # ---------------------------------------------------- reused BatchNorm (GANs call D twice)
@@ -521,6 +525,7 @@ CAPTURE = {
         "viz/scaled",
         "viz_1/scaled",
     ],
+    "compat_extras_train": ["image", "err_rms", "head/logits"],
     "model_discrim_twice": [
         "discrim/conv0/output",
         "discrim/conv0_1/output",

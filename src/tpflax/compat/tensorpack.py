@@ -15,6 +15,7 @@ import dataclasses
 import functools
 import logging
 import re
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -54,6 +55,11 @@ from tpflax import (
 from tpflax._src import initializers
 from tpflax._src.frame import assign_state, current_frame, get_variable
 from tpflax.compat import tf as _tf
+from tpflax.compat._tensorpack_modules import (
+    get_global_step_var,
+    get_tf_version_tuple,
+    install,
+)
 from tpflax.compat._tensorpack_utils import (
     LinearWrap,
     add_activation_summary,
@@ -88,6 +94,7 @@ __all__ = [
     "MaxPooling",
     "Maxout",
     "ModelDesc",
+    "ModelDescBase",
     "PReLU",
     "TowerContextInfo",
     "add_activation_summary",
@@ -102,14 +109,22 @@ __all__ = [
     "freeze_variables",
     "get_arg_scope",
     "get_current_tower_context",
+    "get_global_step_var",
+    "get_tf_version_tuple",
+    "gradproc",
     "l1_regularizer",
     "l2_regularizer",
     "layer_register",
+    "logger",
+    "optimizer",
     "regularize_cost",
     "regularize_cost_from_collection",
     "remap_variables",
+    "summary",
     "tfv1",
+    "tower",
     "under_name_scope",
+    "varreplace",
 ]
 
 
@@ -274,3 +289,19 @@ def _moving_average(frame: Any, name: str, value: jax.Array, decay: float) -> ja
     assign_state(f"{name}/biased", new_biased, who=who)
     assign_state(f"{name}/local_step", new_step, who=who)
     return new_biased / (1.0 - decay32**new_step)
+
+
+ModelDescBase = ModelDesc  # tensorpack's base of ModelDesc (GAN.py's GANModelDesc uses it)
+
+# tensorpack's module paths (tfutils.summary, models, utils.logger, ...) as views of the names
+# above, and the modules `from tensorpack import *` gives too
+_modules = install(sys.modules[__name__])
+summary = _modules["summary"]
+optimizer = _modules["optimizer"]
+gradproc = _modules["gradproc"]
+varreplace = _modules["varreplace"]
+tower = _modules["tower"]
+logger = _modules["logger"]
+tfutils = _modules["tfutils"]
+models = sys.modules[f"{__name__}.models"]
+utils = sys.modules[f"{__name__}.utils"]

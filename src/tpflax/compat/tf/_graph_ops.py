@@ -13,6 +13,7 @@ order, and ``group`` / ``no_op`` give ``None`` (an op with no output).
 from __future__ import annotations
 
 import contextlib
+import types
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -37,6 +38,7 @@ __all__ = [
     "print",
     "py_func",
     "py_function",
+    "test",
 ]
 
 
@@ -188,3 +190,17 @@ def py_func(*args: Any, **kwargs: Any) -> Any:
 
 
 py_function = py_func
+
+
+def _gpu_available(cuda_only: bool = False, min_cuda_compute_capability: Any = None) -> bool:
+    """``tf.test.is_gpu_available``: whether JAX's default backend is a GPU."""
+    del cuda_only, min_cuda_compute_capability
+    return jax.default_backend() == "gpu"
+
+
+# ``tf.test``: what model code asks of it (cifar-convnet picks its data format by it).
+test = types.SimpleNamespace(
+    is_gpu_available=_gpu_available,
+    is_built_with_cuda=lambda: jax.default_backend() == "gpu",
+    is_built_with_gpu_support=lambda: jax.default_backend() == "gpu",
+)

@@ -26,6 +26,7 @@ from tpflax._src.frame import Frame, assign_state, current_frame
 from tpflax._src.frame import get_variable as core_get_variable
 from tpflax._src.tree import lookup
 from tpflax.compat.tf._naming import named, remember
+from tpflax.compat.tf._tensor import TensorShape
 
 __all__ = [
     "AUTO_REUSE",
@@ -39,6 +40,7 @@ __all__ = [
     "identity",
     "name_scope",
     "placeholder",
+    "placeholder_with_default",
     "variable_scope",
 ]
 
@@ -482,3 +484,21 @@ def placeholder(dtype: Any, shape: Any = None, name: str | None = None) -> Tenso
     if shape is None:
         raise ValueError(f"tf.placeholder({name!r}): give the shape (None for the batch axis)")
     return TensorSpec(tuple(shape), dtype, name)
+
+
+def placeholder_with_default(input: Any, shape: Any, name: str | None = None) -> jax.Array:
+    """``tf.placeholder_with_default`` in model code: ``input`` itself (there is nothing to
+    feed: pass another value as the model's input instead), checked against ``shape``
+    (``None`` for any size) and capturable as ``name``.
+
+    Raises:
+        ValueError: ``input``'s shape is not compatible with ``shape``.
+    """
+    value = jnp.asarray(input)
+    want = [None if d is None else int(d) for d in shape]
+    if not TensorShape(value.shape).is_compatible_with(want):
+        raise ValueError(
+            f"tf.placeholder_with_default({name!r}): the default's shape {list(value.shape)} is "
+            f"not compatible with shape {want}"
+        )
+    return named(value, name)
