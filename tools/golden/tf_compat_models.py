@@ -1,7 +1,7 @@
 """Writes the ``compat_<model>_*`` golden fixtures: model functions in the style of
 tensorpack's examples (CAM, CycleGAN, similarity learning, DQN, HED, spatial transformer,
-DoReFa-Net, BEGAN), written for TensorFlow 1.x and tensorpack, run by TensorFlow 2.21 (graph
-mode) through generate.py's runner.
+DoReFa-Net, BEGAN, Improved-WGAN), written for TensorFlow 1.x and tensorpack, run by
+TensorFlow 2.21 (graph mode) through generate.py's runner.
 
 tests/test_compat_ports.py runs the same functions through ``tpflax.compat``: the bodies are
 identical, only the module's imports differ (``python tools/portdiff.py --compat``). Run in
@@ -23,6 +23,7 @@ from tensorpack import (
     BatchNorm,
     BNReLU,
     Conv2D,
+    Conv2DTranspose,
     FullyConnected,
     GlobalAvgPooling,
     InstanceNorm,
@@ -405,6 +406,39 @@ def model_began(image):
     return [d_loss, g_loss, measure]
 
 
+def model_wgan_gp(image):
+    """examples/GAN/Improved-WGAN.py at a small size: a critic without BatchNorm on real and
+    generated images, and the gradient penalty: tf.gradients of the critic at points between
+    them (fixed mixing weights here, where the example draws them at random)."""
+    z = tf.reshape(image, [tf.shape(image)[0], -1])[:, :6]
+
+    @auto_reuse_variable_scope
+    def critic(imgs):
+        with argscope(Conv2D, kernel_size=3, strides=2, activation=tf.nn.leaky_relu):
+            l = Conv2D("conv0", imgs, 4)
+            l = Conv2D("conv1", l, 8)
+        return tf.reshape(FullyConnected("fct", l, 1), [-1])
+
+    with tf.variable_scope("gen"):
+        l = FullyConnected("fc0", z, 4 * 4 * 4, activation=tf.nn.relu)
+        l = tf.reshape(l, [-1, 4, 4, 4])
+        fake = tf.tanh(Conv2DTranspose("deconv", l, 1, 3, strides=2), name="fake")
+    with tf.variable_scope("discrim"):
+        real_score = critic(image)
+        fake_score = critic(fake)
+        alpha = tf.reshape(tf.linspace(0.2, 0.8, tf.shape(image)[0]), [-1, 1, 1, 1])
+        interp = image + alpha * (fake - image)
+        interp_score = critic(interp)
+    gradients = tf.gradients(interp_score, [interp])[0]
+    gradients = tf.sqrt(tf.reduce_sum(tf.square(gradients), [1, 2, 3]))
+    gradient_penalty = tf.reduce_mean(tf.square(gradients - 1), name="gradient_penalty")
+    d_loss = tf.subtract(tf.reduce_mean(fake_score), tf.reduce_mean(real_score), name="d_loss_wgan")
+    d_loss = tf.add(d_loss, 10 * gradient_penalty, name="d_loss")
+    g_loss = tf.negative(tf.reduce_mean(fake_score), name="g_loss")
+    add_moving_summary(d_loss, g_loss, gradient_penalty)
+    return [d_loss, g_loss]
+
+
 MODELS = {
     "compat_cam_train": (model_cam, [4, 8, 8, 3], True),
     "compat_image2image_train": (model_image2image, [2, 8, 8, 3], True),
@@ -414,6 +448,7 @@ MODELS = {
     "compat_spatial_transformer_train": (model_spatial_transformer, [2, 8, 8, 1], True),
     "compat_dorefa_train": (model_dorefa, [3, 8, 8, 2], True),
     "compat_began_train": (model_began, [2, 7, 7, 1], True),
+    "compat_wgan_gp_train": (model_wgan_gp, [3, 8, 8, 1], True),
 }
 CAPTURE = {
     "compat_cam_train": ["xentropy-loss", "wd_cost", "train-error-top1"],
@@ -424,6 +459,7 @@ CAPTURE = {
     "compat_spatial_transformer_train": ["affine", "sampled", "accuracy"],
     "compat_dorefa_train": ["conv1/output", "bn2/output"],
     "compat_began_train": ["gen/fake", "discrim/dec/conv_out/output", "loss_pos"],
+    "compat_wgan_gp_train": ["gen/fake", "gradient_penalty", "discrim/conv0_2/output"],
 }
 
 
