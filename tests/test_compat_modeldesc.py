@@ -115,3 +115,86 @@ def test_exponential_decay_takes_tensorflows_arguments() -> None:
     reference = tf_optimizers.exponential_decay(0.1, 3, 0.5, staircase=True)
     assert [float(schedule(s)) for s in range(7)] == [float(reference(s)) for s in range(7)]
     assert float(tf.train.exponential_decay(0.1, 6, 3, 0.5, True)) == float(reference(6))
+
+
+class ScheduledNet(ModelDesc):
+    """cifar-convnet's optimizer(): a learning-rate variable that a tensorpack callback
+    schedules, and a summary of it."""
+
+    def build_graph(self, x):
+        return tf.reduce_mean(tf.square(FullyConnected("fc", x, 1)), name="cost")
+
+    def optimizer(self):
+        lr = tf1.get_variable("learning_rate", initializer=0.1, trainable=False)
+        tf1.summary.scalar("lr", lr)
+        return tf1.train.GradientDescentOptimizer(lr)
+
+
+class DecayNet(ScheduledNet):
+    """svhn-digit-convnet's optimizer(): exponential_decay on tensorpack's global step."""
+
+    def optimizer(self):
+        from tpflax.compat.tensorpack import get_global_step_var
+
+        lr = tf1.train.exponential_decay(
+            learning_rate=0.1,
+            global_step=get_global_step_var(),
+            decay_steps=2,
+            decay_rate=0.5,
+            staircase=True,
+            name="learning_rate",
+        )
+        tf1.summary.scalar("lr", lr)
+        return tf1.train.GradientDescentOptimizer(lr)
+
+
+def _updates(optimizer, steps=4):
+    """The parameter after each of `steps` updates of a unit gradient, from 0."""
+    params = {"w": jnp.zeros(())}
+    state = optimizer.init(params)
+    out = []
+    for _ in range(steps):
+        updates, state = optimizer.update({"w": jnp.ones(())}, state, params)
+        params = jax.tree.map(lambda p, u: p + u, params, updates)
+        out.append(float(params["w"]))
+    return out
+
+
+def test_optimizer_hyperparameters_follow_tensorpack_callbacks() -> None:
+    """tf.get_variable in optimizer() is the hyperparameter ScheduledHyperParamSetter sets
+    by name: the updates equal tp.train's scheduled_hyperparam (pinned against tensorpack's
+    callback in test_tf_training.py), and tf.summary.scalar('lr', lr) is kept for logging."""
+    from tpflax.compat.tensorpack import ScheduledHyperParamSetter
+    from tpflax.train import tf_optimizers as tfo
+
+    points = [(0, 0.1), (2, 0.05), (3, 0.01)]
+    setter = ScheduledHyperParamSetter("learning_rate", points, step_based=True)
+    optimizer, summaries = ScheduledNet().build_optimizer(callbacks=[setter])
+    schedule = tfo.scheduled_hyperparam(0.1, points, step_based=True)
+    assert _updates(optimizer) == _updates(tfo.GradientDescentOptimizer(schedule))
+    assert sorted(summaries) == ["summary:scalar/lr"]
+    assert [float(summaries["summary:scalar/lr"](s)) for s in range(4)] == [
+        float(schedule(s)) for s in range(4)
+    ]
+    constant, _ = ScheduledNet().build_optimizer()
+    assert _updates(constant) == _updates(tfo.GradientDescentOptimizer(0.1))
+    decayed, _ = DecayNet().build_optimizer()
+    want = tfo.GradientDescentOptimizer(tfo.exponential_decay(0.1, 2, 0.5, True))
+    assert _updates(decayed) == _updates(want)
+
+
+def test_optimizer_hyperparameter_errors() -> None:
+    from tpflax.compat.tensorpack import ScheduledHyperParamSetter
+
+    setter = ScheduledHyperParamSetter("momentum", [(0, 0.9)], step_based=True)
+    with pytest.raises(ValueError, match=r"no hyperparameter named \['momentum'\]"):
+        ScheduledNet().build_optimizer(callbacks=[setter])
+    with pytest.raises(TypeError, match=r"callbacks= takes ScheduledHyperParamSetter"):
+        ScheduledNet().build_optimizer(callbacks=[object()])
+
+    class Trainable(ScheduledNet):
+        def optimizer(self):
+            return tf1.train.GradientDescentOptimizer(tf1.get_variable("lr", initializer=0.1))
+
+    with pytest.raises(ValueError, match=r"give it trainable=False"):
+        Trainable().build_optimizer()

@@ -55,6 +55,12 @@ from tpflax import (
 from tpflax._src import initializers
 from tpflax._src.frame import assign_state, current_frame, get_variable
 from tpflax.compat import tf as _tf
+from tpflax.compat._optimizer_scope import (
+    HyperParamSetterWithFunc,
+    ScheduledHyperParamSetter,
+    optimizer_scope,
+    schedules_for,
+)
 from tpflax.compat._tensorpack_modules import (
     get_global_step_var,
     get_tf_version_tuple,
@@ -88,6 +94,7 @@ __all__ = [
     "FixedUnPooling",
     "FullyConnected",
     "GlobalAvgPooling",
+    "HyperParamSetterWithFunc",
     "InstanceNorm",
     "LayerNorm",
     "LinearWrap",
@@ -96,6 +103,7 @@ __all__ = [
     "ModelDesc",
     "ModelDescBase",
     "PReLU",
+    "ScheduledHyperParamSetter",
     "TowerContextInfo",
     "add_activation_summary",
     "add_moving_summary",
@@ -185,6 +193,33 @@ class ModelDesc:
     def optimizer(self) -> Any:
         """The optimizer (an optax transformation, e.g. ``tf.train.AdamOptimizer(1e-3)``)."""
         raise NotImplementedError("ModelDesc.optimizer(): return a tf.train optimizer")
+
+    def build_optimizer(
+        self,
+        callbacks: Any = (),
+        steps_per_epoch: int | None = None,
+        max_epoch: int | None = None,
+    ) -> tuple[Any, dict[str, Any]]:
+        """Runs :meth:`optimizer` as tensorpack's trainer does, once: a
+        ``tf.get_variable('learning_rate', initializer=..., trainable=False)`` inside is a
+        hyperparameter that the ``callbacks`` (``ScheduledHyperParamSetter``,
+        ``HyperParamSetterWithFunc``) schedule by name, and the summaries it asks for
+        (``tf.summary.scalar('lr', lr)``) are returned to be logged at each step.
+        ``tp.train.Trainer.from_model_desc`` calls it.
+
+        Returns:
+            ``(optimizer, {'summary:scalar/lr': schedule or value, ...})``.
+        """
+        schedules = schedules_for(callbacks, steps_per_epoch, max_epoch)
+        with optimizer_scope(schedules) as scope:
+            optimizer = self.optimizer()
+        unused = sorted(set(schedules) - set(scope.hyperparams))
+        if unused:
+            raise ValueError(
+                f"ModelDesc.build_optimizer: no hyperparameter named {unused} was made in "
+                f"optimizer() (made: {sorted(scope.hyperparams)})"
+            )
+        return optimizer, dict(scope.summaries)
 
     def get_input_signature(self) -> list[Any]:
         """Tensorpack's name for :meth:`inputs`."""

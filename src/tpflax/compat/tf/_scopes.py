@@ -22,9 +22,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from tpflax._src import intercept
-from tpflax._src.frame import Frame, assign_state, current_frame
+from tpflax._src.frame import Frame, assign_state, current_frame, maybe_frame
 from tpflax._src.frame import get_variable as core_get_variable
 from tpflax._src.tree import lookup
+from tpflax.compat import _optimizer_scope
 from tpflax.compat.tf._naming import named, remember
 from tpflax.compat.tf._tensor import TensorShape
 
@@ -313,7 +314,10 @@ def get_variable(
     uniform for floats, zeros for integers and booleans. ``regularizer(v)`` joins the
     regularization losses when the variable is created (see ``tf.variable_scope``).
     ``trainable=False`` puts it in ``state`` (``tf.assign`` writes its new value there).
-    ``dtype`` defaults to float32.
+    ``dtype`` defaults to float32. In a ``ModelDesc.optimizer()`` (outside any model),
+    ``tf.get_variable('learning_rate', initializer=1e-2, trainable=False)`` is a
+    hyperparameter: a schedule the TF optimizers evaluate at each step
+    (``tpflax.compat.tensorpack.ModelDesc.build_optimizer``).
 
     Returns:
         The variable's value (an array: ``tf.assign(v, ...)`` works on it, ``v.assign`` does
@@ -338,6 +342,9 @@ def get_variable(
                 "custom_getter=...) for a getter, tp.regularize_cost for a regularizer)"
             )
     del caching_device, validate_shape, use_resource, kwargs
+    in_optimizer = _optimizer_scope.active()
+    if maybe_frame() is None and in_optimizer is not None:  # a ModelDesc.optimizer()
+        return in_optimizer.hyperparam(name, initializer, trainable is not False, who)  # type: ignore[return-value]
     frame = current_frame(who)
     dtype = jnp.dtype(jnp.float32 if dtype is None else getattr(dtype, "as_numpy_dtype", dtype))
     if initializer is None:

@@ -1,7 +1,9 @@
 """``tf.summary``: ``scalar``, ``image`` and ``histogram`` record their values in the running
 model, under ``summary:<kind>/<tag>`` with TensorFlow's tag (the name in its name scope,
 ``_1`` when taken): ``capture=['summary:*']`` returns them all, and ``tp.train`` logs them.
-Nothing is written here: a summary is a value, not an op."""
+Nothing is written here: a summary is a value, not an op. In a ``ModelDesc.optimizer()``
+(outside any model) a summary of a hyperparameter (``tf.summary.scalar('lr', lr)``) is kept
+for ``tp.train`` to log at each step."""
 
 from __future__ import annotations
 
@@ -9,7 +11,8 @@ from typing import Any
 
 import jax.numpy as jnp
 
-from tpflax._src.frame import current_frame
+from tpflax._src.frame import current_frame, maybe_frame
+from tpflax.compat import _optimizer_scope
 
 __all__ = ["histogram", "image", "scalar"]
 
@@ -17,6 +20,10 @@ __all__ = ["histogram", "image", "scalar"]
 def _record(kind: str, name: str, value: Any, who: str) -> Any:
     if not isinstance(name, str) or not name:
         raise TypeError(f"{who}: name must be a non-empty string; got {name!r}")
+    in_optimizer = _optimizer_scope.active()
+    if maybe_frame() is None and in_optimizer is not None:  # in a ModelDesc.optimizer()
+        in_optimizer.summaries[f"summary:{kind}/{name}"] = value
+        return value
     frame = current_frame(who)
     tag = frame.unique_name(name)
     frame.outputs[f"summary:{kind}/{tag}"] = value
@@ -30,6 +37,8 @@ def scalar(name: str, tensor: Any, collections: Any = None, family: Any = None) 
         ValueError: ``tensor`` is not a scalar.
     """
     del collections, family
+    if callable(tensor) and _optimizer_scope.active() is not None and maybe_frame() is None:
+        return _record("scalar", name, tensor, "tf.summary.scalar")  # a schedule
     value = jnp.asarray(tensor)
     if value.ndim != 0:
         raise ValueError(f"tf.summary.scalar({name!r}): expected a scalar; got shape {value.shape}")
