@@ -198,3 +198,10 @@ def test_optimizer_hyperparameter_errors() -> None:
 
     with pytest.raises(ValueError, match=r"give it trainable=False"):
         Trainable().build_optimizer()
+
+
+def test_optimizer_called_directly_makes_its_hyperparameters() -> None:
+    """A trainer that calls model.optimizer() itself gets the constant hyperparameter."""
+    from tpflax.train import tf_optimizers as tfo
+
+    assert _updates(ScheduledNet().optimizer()) == _updates(tfo.GradientDescentOptimizer(0.1))

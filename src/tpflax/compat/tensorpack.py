@@ -61,6 +61,7 @@ from tpflax.compat._optimizer_scope import (
     optimizer_scope,
     schedules_for,
 )
+from tpflax.compat._optimizer_scope import active as _optimizer_scope_active
 from tpflax.compat._tensorpack_modules import (
     get_global_step_var,
     get_tf_version_tuple,
@@ -181,6 +182,23 @@ class ModelDesc:
         >>> int(ts.step), sorted(metrics)
         (1, ['cost'])
     """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A subclass's ``optimizer()`` runs as :meth:`build_optimizer` runs it (its
+        hyperparameters and summaries understood), also when called directly."""
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("optimizer")
+        if own is None:
+            return
+
+        @functools.wraps(own)
+        def optimizer(self: Any) -> Any:
+            if _optimizer_scope_active() is not None:
+                return own(self)
+            with optimizer_scope({}):
+                return own(self)
+
+        cls.optimizer = optimizer  # type: ignore[method-assign]
 
     def inputs(self) -> list[Any]:
         """The model's inputs, in ``build_graph``'s order."""
