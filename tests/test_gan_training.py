@@ -97,7 +97,7 @@ class Model(GANModelDesc):  # tools/golden/tf_training.py's GANNet, ported
         return tf1.train.AdamOptimizer(2e-4, beta1=0.5, epsilon=1e-3)
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(autouse=True, scope="module")
 def tensorflow_broadcasting():
     """TF-style model code broadcasts ranks implicitly; the suite's conftest raises on it."""
     with jax.numpy_rank_promotion("allow"):
