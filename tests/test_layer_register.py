@@ -88,3 +88,39 @@ def test_pure_call_inside_a_model_uses_its_own_params() -> None:
 
     params, _ = tp.transform(net).init(jax.random.key(0), jnp.ones((2, 3)))
     assert sorted(tp.checkpoint.flatten(params)) == ["fc/W", "fc/b"]
+
+
+def test_a_user_layer_takes_the_name_of_a_zoo_layer() -> None:
+    """tensorpack's ShuffleNet example defines its own DepthConv (and VGG16 its GroupNorm):
+    tp.zoo's layers of those names yield to the user's, which LinearWrap then finds; the zoo's
+    objects keep working."""
+    from tpflax._src import registry
+    from tpflax.zoo import DepthConv as zoo_depthconv
+
+    saved = registry._REGISTRY["DepthConv"]
+    try:
+
+        def DepthConv(x, out_channel, kernel_shape):
+            return x * 2.0
+
+        mine = tp.layer_register(use_scope=None)(DepthConv)
+        assert registry.get_registered_layer("DepthConv") is mine
+        doubled = tp.transform(lambda x: tp.LinearWrap(x).DepthConv(4, 3)())
+        params, state = doubled.init(jax.random.key(0), jnp.ones((1, 2)))
+        assert doubled.apply(params, state, jnp.ones((1, 2)))[0].tolist() == [[2.0, 2.0]]
+        # the zoo's layer still computes a depthwise convolution under its own object
+        z = tp.transform(lambda x: zoo_depthconv("dw", x, 2, 3, data_format="NHWC"))
+        params, _ = z.init(jax.random.key(0), jnp.ones((1, 4, 4, 2)))
+        assert params["dw"]["W"].shape == (3, 3, 2, 1)  # tensorpack's depthwise kernel
+        with pytest.raises(ValueError, match=r"a layer named 'DepthConv' is already registered"):
+            tp.layer_register(use_scope=None)(_another_depthconv())
+    finally:
+        registry._REGISTRY["DepthConv"] = saved
+        registry._YIELDING.add("DepthConv")
+
+
+def _another_depthconv():
+    def DepthConv(x):
+        return x
+
+    return DepthConv

@@ -49,6 +49,8 @@ _COMMON_ALIASES = {
 }
 
 _REGISTRY: dict[str, Layer] = {}
+# Names whose registered layer yields to another one of the same name (layer_register(yields=)).
+_YIELDING: set[str] = set()
 
 
 def get_registered_layer(name: str) -> Layer | None:
@@ -320,6 +322,7 @@ def layer_register(
     *,
     positional: Sequence[str] | None = None,
     aliases: Mapping[str, Alias | str] | None = None,
+    yields: bool = False,
 ) -> Callable[[Callable[..., Any]], Layer]:
     """Registers a layer, as tensorpack's ``layer_register`` does.
 
@@ -331,6 +334,10 @@ def layer_register(
         positional: the arguments after the input that may be passed positionally
             (tensorpack's ``args_names``); by default all non-keyword-only ones.
         aliases: old argument names, ``{'out_channel': 'filters'}``.
+        yields: another layer of the same name registered later replaces this one in the
+            registry (by name, ``LinearWrap`` and ``argscope``) instead of raising: what
+            ``tp.zoo``'s ``DepthConv`` and ``GroupNorm`` do, since tensorpack's examples
+            define their own. The object itself keeps working.
 
     Returns:
         A decorator turning ``f(inputs, ...)`` into a :class:`Layer`, registered under
@@ -354,18 +361,26 @@ def layer_register(
         if name in ("tf", "jnp", "jax", "lax"):
             raise ValueError(f"layer_register: a layer cannot be named {name!r}")
         previous = _REGISTRY.get(name)
-        if previous is not None and (
-            previous.func.__module__,
-            previous.func.__qualname__,
-        ) != (func.__module__, func.__qualname__):
-            raise ValueError(
-                f"layer_register: a layer named {name!r} is already registered "
-                f"(from {previous.func.__module__}); choose another name"
-            )
+        same = previous is not None and (previous.func.__module__, previous.func.__qualname__) == (
+            func.__module__,
+            func.__qualname__,
+        )
         layer = Layer(
             func, log_shape=log_shape, use_scope=use_scope, positional=positional, aliases=aliases
         )
+        if previous is not None and not same:
+            if yields:  # another layer holds the name: it keeps it
+                return layer
+            if name not in _YIELDING:
+                raise ValueError(
+                    f"layer_register: a layer named {name!r} is already registered "
+                    f"(from {previous.func.__module__}); choose another name"
+                )
         _REGISTRY[name] = layer
+        if yields:
+            _YIELDING.add(name)
+        else:
+            _YIELDING.discard(name)
         return layer
 
     return decorator

@@ -17,7 +17,7 @@ from tpflax._src.norm_ops import moments, normalize
 from tpflax._src.registry import layer_context, layer_register
 
 
-@layer_register(log_shape=True)
+@layer_register(log_shape=True, yields=True)
 def DepthConv(
     x: jax.Array,
     out_channel: int,
@@ -82,7 +82,7 @@ def channel_shuffle(x: jax.Array, group: int, data_format: str = "NCHW") -> jax.
     return y.reshape(n, h, w, c)
 
 
-@layer_register(use_scope=None)
+@layer_register(use_scope=None, yields=True)
 def GroupNorm(
     x: jax.Array, group: int = 32, gamma_initializer: Any = None, data_format: str = "NCHW"
 ) -> jax.Array:
