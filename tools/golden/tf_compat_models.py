@@ -1,7 +1,7 @@
 """Writes the ``compat_<model>_*`` golden fixtures: model functions in the style of
 tensorpack's examples (CAM, CycleGAN, similarity learning, DQN, HED, spatial transformer,
-DoReFa-Net, BEGAN, Improved-WGAN), written for TensorFlow 1.x and tensorpack, run by
-TensorFlow 2.21 (graph mode) through generate.py's runner.
+DoReFa-Net, BEGAN, Improved-WGAN, ShuffleNet), written for TensorFlow 1.x and tensorpack,
+run by TensorFlow 2.21 (graph mode) through generate.py's runner.
 
 tests/test_compat_ports.py runs the same functions through ``tpflax.compat``: the bodies are
 identical, only the module's imports differ (``python tools/portdiff.py --compat``). Run in
@@ -20,6 +20,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 import generate  # sets TF's environment and graph mode first
 import tensorflow.compat.v1 as tf
 from tensorpack import (
+    AvgPooling,
     BatchNorm,
     BNReLU,
     Conv2D,
@@ -31,6 +32,7 @@ from tensorpack import (
     l2_regularizer,
     regularize_cost,
 )
+from tensorpack.models.registry import layer_register
 from tensorpack.tfutils.argscope import argscope
 from tensorpack.tfutils.scope_utils import auto_reuse_variable_scope
 from tensorpack.tfutils.summary import add_moving_summary
@@ -439,6 +441,73 @@ def model_wgan_gp(image):
     return [d_loss, g_loss]
 
 
+def channel_shuffle(l, group):
+    in_shape = l.get_shape().as_list()
+    in_channel = in_shape[3]
+    l = tf.reshape(l, [-1, *in_shape[1:3], group, in_channel // group])
+    l = tf.transpose(l, [0, 1, 2, 4, 3])
+    return tf.reshape(l, [-1, *in_shape[1:3], in_channel])
+
+
+def model_shufflenet(image):
+    """examples/ImageNetModels/shufflenet.py at a small size: grouped 1x1 convolutions as
+    tf.split / Conv2D / tf.concat, a channel shuffle from get_shape().as_list(), a depthwise
+    convolution registered as a layer named DepthConv as the example does (with its own
+    variable), a shortcut by AvgPooling; then a manual BatchNorm (tf.nn.moments,
+    tf.nn.batch_normalization) and local response normalization."""
+    group = 2
+
+    @layer_register(log_shape=True)
+    def DepthConv(x, out_channel, kernel_shape, padding="SAME", stride=1, W_init=None):
+        """A depthwise convolution as ShuffleNet's example registers it: its own ``W`` from
+        tf.get_variable, tf.nn.depthwise_conv2d, ``out_channel`` a multiple of the input's."""
+        in_channel = x.get_shape().as_list()[3]
+        channel_mult = out_channel // in_channel
+        if W_init is None:
+            W_init = tf.variance_scaling_initializer(2.0)
+        kernel_shape = [kernel_shape, kernel_shape]
+        W = tf.get_variable("W", [*kernel_shape, in_channel, channel_mult], initializer=W_init)
+        conv = tf.nn.depthwise_conv2d(x, W, [1, stride, stride, 1], padding=padding)
+        return tf.identity(conv, name="output")
+
+    def group_conv(name, l, out_channel):
+        with tf.variable_scope(name):
+            parts = tf.split(l, group, axis=3)
+            convs = [Conv2D(f"g{i}", part, out_channel // group, 1) for i, part in enumerate(parts)]
+            return tf.concat(convs, 3)
+
+    def shufflenet_unit(l, out_channel, stride):
+        shortcut = l
+        mid_channel = out_channel // 4
+        l = group_conv("gconv1", l, mid_channel)
+        l = BNReLU(l, name="bn1")
+        l = channel_shuffle(l, group)
+        l = DepthConv("dconv", l, mid_channel, 3, stride=stride)
+        l = BatchNorm("dconv_bn", l)
+        l = group_conv("gconv2", l, out_channel if stride == 1 else out_channel - 4)
+        l = BatchNorm("gconv2_bn", l)
+        if stride == 1:
+            return tf.nn.relu(shortcut + l)
+        shortcut = AvgPooling("avgpool", shortcut, 3, 2, padding="SAME")
+        return tf.concat([shortcut, tf.nn.relu(l)], 3)
+
+    with argscope(Conv2D, use_bias=False):
+        l = Conv2D("conv1", image, 4, 3, strides=1, activation=BNReLU)
+        with tf.variable_scope("group0"):
+            with tf.variable_scope("block0"):
+                l = shufflenet_unit(l, 8, 2)
+            with tf.variable_scope("block1"):
+                l = shufflenet_unit(l, 8, 1)
+    mean, var = tf.nn.moments(l, [0, 1, 2])
+    with tf.variable_scope("final_bn"):
+        beta = tf.get_variable("beta", [8], initializer=tf.zeros_initializer())
+        gamma = tf.get_variable("gamma", [8], initializer=tf.ones_initializer())
+    l = tf.nn.batch_normalization(l, mean, var, beta, gamma, 1e-3, name="final_bn_out")
+    l = tf.nn.lrn(l, depth_radius=2, bias=1.0, alpha=1e-2, beta=0.75, name="lrn")
+    l = GlobalAvgPooling("gap", l)
+    return [FullyConnected("linear", l, 5)]
+
+
 MODELS = {
     "compat_cam_train": (model_cam, [4, 8, 8, 3], True),
     "compat_image2image_train": (model_image2image, [2, 8, 8, 3], True),
@@ -449,6 +518,7 @@ MODELS = {
     "compat_dorefa_train": (model_dorefa, [3, 8, 8, 2], True),
     "compat_began_train": (model_began, [2, 7, 7, 1], True),
     "compat_wgan_gp_train": (model_wgan_gp, [3, 8, 8, 1], True),
+    "compat_shufflenet_train": (model_shufflenet, [3, 8, 8, 2], True),
 }
 CAPTURE = {
     "compat_cam_train": ["xentropy-loss", "wd_cost", "train-error-top1"],
@@ -460,6 +530,11 @@ CAPTURE = {
     "compat_dorefa_train": ["conv1/output", "bn2/output"],
     "compat_began_train": ["gen/fake", "discrim/dec/conv_out/output", "loss_pos"],
     "compat_wgan_gp_train": ["gen/fake", "gradient_penalty", "discrim/conv0_2/output"],
+    "compat_shufflenet_train": [
+        "group0/block0/dconv/output",
+        "group0/block1/gconv1/g1/output",
+        "lrn",
+    ],
 }
 
 
