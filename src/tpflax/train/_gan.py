@@ -21,6 +21,14 @@ What tensorpack does, read from GAN.py and measured with tensorpack 0.11 / TF 2.
   when ``global_step % d_period == 0`` and then ``g_min`` when the (possibly incremented)
   ``global_step % g_period == 0``. With ``(1, 2)`` that is ``d, d, g, d, g, ...``.
 
+* BatchNorm in the discriminator, called on real and on generated images, updates its EMA
+  twice per forward pass; TensorFlow runs the two updates unordered (``UPDATE_OPS`` in
+  ``GANTrainer``, ``ema_update='internal'`` in ``SeparateGANTrainer``), and tensorpack runs
+  of the same weights and batches differed there by up to 1.2e-2. tpflax is deterministic:
+  each call's delta is computed from the EMA as the step began and the deltas add
+  (``tp.BatchNorm``'s rule, TensorFlow's usual result; with one thread per TF pool,
+  ``GANTrainer``'s runs gave it 3 of 3 times).
+
 tpflax follows this: ``TrainState.step`` is TensorFlow's ``global_step`` (``sess.run`` calls:
 one per ``GANTrainer`` step, one per update with ``separate=True``), and a learning-rate
 schedule of ``tp.train.tf_optimizers`` reads it, as tensorpack's hyperparameter callbacks set
