@@ -872,15 +872,6 @@ def _gradients_work() -> bool:
 
 
 MARKS = {
-    "compat_shufflenet_train": pytest.mark.xfail(
-        strict=True,
-        raises=ValueError,
-        reason="@layer_register def DepthConv (tensorpack's ShuffleNet example) raises "
-        "'a layer named DepthConv is already registered (from tpflax.zoo._layers)': "
-        "tpflax's registry (_src/registry.py) refuses a name registered elsewhere, and its "
-        "zoo registers DepthConv; tensorpack registers it (a repeated name only makes "
-        "LinearWrap's lookup fail)",
-    ),
     "compat_wgan_gp_train": pytest.mark.xfail(
         not _gradients_work(),
         strict=True,
