@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import jax.numpy as jnp
+
 from tpflax._src.frame import maybe_frame
 
 _NAMES = "tpflax.compat.names"  # Frame.extensions: id(value) -> its full tensor name
@@ -21,9 +23,12 @@ def named(value: Any, name: str | None) -> Any:
         raise TypeError(f"tf: name must be a non-empty string or None; got {name!r}")
     frame = maybe_frame()
     if frame is not None:
+        names = frame.extensions.setdefault(_NAMES, {})
+        if id(value) in names:  # an op that returned its input: its input keeps its name
+            value = jnp.array(value, copy=True)
         full = frame.unique_name(name)
         frame.outputs[full] = value
-        frame.extensions.setdefault(_NAMES, {})[id(value)] = full
+        names[id(value)] = full
     return value
 
 

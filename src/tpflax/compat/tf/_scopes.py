@@ -412,8 +412,11 @@ def name_scope(
 
 
 def identity(input: Any, name: str | None = None) -> Any:
-    """``tf.identity``: ``input`` itself, capturable as ``name`` (``capture=['viz']``)."""
-    return named(jnp.asarray(input), name)
+    """``tf.identity``: a new tensor equal to ``input`` (under ``jit`` a copy XLA removes),
+    capturable as ``name`` (``capture=['viz']``); ``input`` keeps its own name, as in
+    TensorFlow (``g_loss = tf.identity(loss, name='g_loss')`` leaves ``loss`` named
+    ``loss``)."""
+    return named(jnp.array(input, copy=True), name)
 
 
 def _state_variable(ref: Any, who: str) -> str:
