@@ -93,8 +93,9 @@ class Model(GANModelDesc):  # tools/golden/tf_training.py's GANNet, ported
         self.build_losses(vecpos, vecneg)
         self.collect_variables()
 
-    def optimizer(self):
-        return tf1.train.AdamOptimizer(2e-4, beta1=0.5, epsilon=1e-3)
+    def optimizer(self):  # DCGAN.py's (the golden's learning rate is the constant 2e-4)
+        lr = tf1.get_variable("learning_rate", initializer=2e-4, trainable=False)
+        return tf1.train.AdamOptimizer(lr, beta1=0.5, epsilon=1e-3)
 
 
 @pytest.fixture(autouse=True, scope="module")

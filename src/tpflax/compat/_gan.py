@@ -115,9 +115,17 @@ class GANModelDesc:
         )
 
     def get_optimizer(self) -> Any:
-        """``optimizer()``, created once (tensorpack memoizes it: both updates share it)."""
+        """``optimizer()``, created once (tensorpack memoizes it: both updates share it), run
+        as ``ModelDesc.optimizer()`` is: DCGAN.py's ``tf.get_variable('learning_rate',
+        initializer=2e-4, trainable=False)`` there is a hyperparameter (a constant)."""
         if getattr(self, "_gan_optimizer", None) is None:
-            self._gan_optimizer = self.optimizer()
+            from tpflax.compat._optimizer_scope import active, optimizer_scope
+
+            if active() is not None:
+                self._gan_optimizer = self.optimizer()
+            else:
+                with optimizer_scope({}):
+                    self._gan_optimizer = self.optimizer()
         return self._gan_optimizer
 
 
