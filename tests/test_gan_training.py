@@ -127,14 +127,13 @@ def _error(got, want):
 # bias), so their Adam slots hold float32 rounding noise in both frameworks (~1e-8 for `m`,
 # ~1e-17 for `v`): checked to be noise-sized, not equal.
 NOISE = ("gen/deconv1/b/Adam", "discrim/conv1/b/Adam")
-# SeparateGANTrainer's BatchNorm (ema_update='internal'): the reused discriminator's two EMA
-# updates race in TF even with one thread per pool: five tensorpack runs of gan_separate
-# differed there by up to 1.2e-2 (the committed one is 1.2e-2 from tpflax; three others
-# matched tpflax's rule to 2.4e-7); every other value was equal to 1 ulp. tpflax applies
-# its deterministic rule (the deltas add; tp.BatchNorm's docstring), checked to 5e-2
-# (four times that spread). GANTrainer's UPDATE_OPS race too with TF's default thread pools;
-# the fixture's session has one thread per pool, and its runs (3 of 3) then gave the rule's
-# result, checked strictly here.
+# The reused discriminator's two BatchNorm EMA updates race in TF (UPDATE_OPS in GANTrainer,
+# ema_update='internal' in SeparateGANTrainer), even with one thread per pool: five
+# tensorpack runs of gan_separate differed there by up to 1.2e-2 (the committed one is
+# 1.2e-2 from tpflax; three others matched tpflax's rule to 2.4e-7), and one of four
+# GANTrainer runs (a resume in tensorpack) by 5e-3 (the committed fixture matches the rule to
+# 2.4e-7); every other value was equal to 1 ulp. tpflax applies its deterministic rule (the
+# deltas add; tp.BatchNorm's docstring), checked to 5e-2 (four times the largest spread).
 RACY = ("discrim/bn1/mean/EMA", "discrim/bn1/variance/EMA")
 
 
@@ -151,7 +150,7 @@ def _check(got, fx, prefix="final/"):
         if k.startswith(NOISE):
             bound = 1e-7 if k.endswith("/Adam") else 1e-14
             assert np.abs(v).max() < bound and np.abs(np.asarray(got[k])).max() < bound, k
-        elif fx["name"] == "gan_separate" and k in RACY:
+        elif k in RACY:
             np.testing.assert_allclose(got[k], v, atol=5e-2, err_msg=k)
         else:
             checked.append((_error(got[k], v), k))

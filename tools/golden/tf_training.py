@@ -579,9 +579,9 @@ def gan(out_dir: str, name: str) -> None:
         trainer = GANTrainer(source, GANNet())
     else:
         trainer = SeparateGANTrainer(source, GANNet(), *periods)
-    # one inter-op thread: the reused discriminator's two BatchNorm EMA updates race in TF
-    # (four runs with the default thread pools differed by up to 1.2e-2 there); one thread
-    # makes the order, and these fixtures, reproducible
+    # one thread per pool: the reused discriminator's two BatchNorm EMA updates race in TF
+    # (runs with the default pools differed by up to 1.2e-2 there); with one thread the
+    # usual order (the two deltas add) came in 3 of 4 GANTrainer runs, still not always
     config = tf1.ConfigProto(inter_op_parallelism_threads=1, intra_op_parallelism_threads=1)
     trainer.train_with_defaults(
         callbacks=[record],

@@ -27,7 +27,7 @@ What tensorpack does, read from GAN.py and measured with tensorpack 0.11 / TF 2.
   of the same weights and batches differed there by up to 1.2e-2. tpflax is deterministic:
   each call's delta is computed from the EMA as the step began and the deltas add
   (``tp.BatchNorm``'s rule, TensorFlow's usual result; with one thread per TF pool,
-  ``GANTrainer``'s runs gave it 3 of 3 times).
+  ``GANTrainer``'s runs gave it 3 of 4 times).
 
 tpflax follows this: ``TrainState.step`` is TensorFlow's ``global_step`` (``sess.run`` calls:
 one per ``GANTrainer`` step, one per update with ``separate=True``), and a learning-rate
