@@ -843,20 +843,6 @@ def as_summaries(fx: Fixture) -> Fixture:
     return out
 
 
-def _identity_is_a_new_tensor() -> bool:
-    """Whether ``tf.identity(a, name='b')`` leaves ``a`` its own name, as in TensorFlow."""
-
-    def net(x):
-        a = tf.reduce_sum(x, name="a")
-        tf.identity(a, name="b")
-        add_moving_summary(a)
-        return a
-
-    init = tp.transform(net).init
-    _, state = jax.eval_shape(lambda x: init(jax.random.key(0), x), jnp.ones(2))
-    return "a" in state.get("EMA", {})
-
-
 def _gradients_work() -> bool:
     """Whether ``tf.gradients`` runs inside a model (Improved-WGAN's gradient penalty)."""
 
@@ -879,15 +865,6 @@ MARKS = {
         reason="tf.gradients(interp_score, [interp]) raises NotImplementedError "
         "(compat/tf/_grad_ops.py: JAX differentiates functions, not computed tensors); "
         "issue 20 item 7 asks for it inside model code",
-    ),
-    "compat_began_train": pytest.mark.xfail(
-        not _identity_is_a_new_tensor(),
-        strict=True,
-        raises=AssertionError,
-        reason="g_loss = tf.identity(loss_neg, name='g_loss') renames loss_neg: tf.identity "
-        "(compat/tf/_scopes.py) returns its input object and _naming.named keys names by "
-        "id(value), so add_moving_summary(loss_neg) makes EMA/g_loss/*, not TensorFlow's "
-        "EMA/loss_neg/*",
     ),
 }
 
