@@ -205,3 +205,36 @@ def test_optimizer_called_directly_makes_its_hyperparameters() -> None:
     from tpflax.train import tf_optimizers as tfo
 
     assert _updates(ScheduledNet().optimizer()) == _updates(tfo.GradientDescentOptimizer(0.1))
+
+
+def test_trainer_from_model_desc_schedules_and_logs_the_learning_rate() -> None:
+    """tensorpack's TrainConfig(callbacks=[ScheduledHyperParamSetter(...)]) becomes
+    from_model_desc(callbacks=...): each step's metrics carry optimizer()'s 'lr' summary,
+    the schedule's value at that step."""
+    from tpflax.compat.tensorpack import ScheduledHyperParamSetter
+    from tpflax.train import tf_optimizers as tfo
+
+    points = [(1, 0.05), (2, 0.01)]
+    setter = ScheduledHyperParamSetter("learning_rate", points)
+    trainer = tp.train.Trainer.from_model_desc(
+        ScheduledNet(), callbacks=[setter], steps_per_epoch=2
+    )
+    x = jnp.ones((4, 3))
+    params, state = trainer.model.init(jax.random.key(0), x)
+    ts = trainer.init(params, state, x, rng=jax.random.key(1))
+    logged = []
+    for _ in range(5):
+        ts, metrics = trainer.step(ts, x)
+        logged.append(float(metrics["lr"]))
+    schedule = tfo.scheduled_hyperparam(0.1, points, steps_per_epoch=2)
+    assert logged == [float(schedule(s)) for s in range(5)]
+    with pytest.raises(TypeError, match=r"callbacks= needs a tpflax.compat.tensorpack.ModelDesc"):
+        tp.train.Trainer.from_model_desc(_Plain(), callbacks=[setter])
+
+
+class _Plain:
+    def build_graph(self, x):
+        return tf.reduce_mean(x)
+
+    def optimizer(self):
+        return tf1.train.GradientDescentOptimizer(0.1)

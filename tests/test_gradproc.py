@@ -114,11 +114,6 @@ def test_summary_gradient_passes_gradients_unchanged_and_records_only_when_colle
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs tp.train.Trainer to open gradient_summaries() around tx.update (the hook the "
-    "lead applies in _trainer.py); remove this mark then",
-)
 def test_fit_writes_summary_gradient_to_tensorboard_and_stats_json(golden, tmp_path) -> None:
     model = tp.transform(net)
     batches = _batches(golden)

@@ -20,6 +20,7 @@ from tpflax._src.frame import frozen_variables
 from tpflax._src.regularize import regularize_cost, regularize_cost_from_collection
 from tpflax._src.transform import Transformed, transform
 from tpflax.train import step_context
+from tpflax.train._gradproc import gradient_summaries
 
 Tree = Any
 Batch = tuple[Any, ...]
@@ -150,19 +151,40 @@ class Trainer:
     donate: bool = True
     mesh: Mesh | None = None
     data_axis: str = "batch"
+    # Hyperparameters to log at each step by name: a schedule (step -> value) or a value
+    # (a ModelDesc.optimizer()'s tf.summary.scalar('lr', lr)).
+    log_hyperparameters: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     # Bookkeeping, not configuration: the jit-compiled steps by kind and batch arity, and
     # whether init ran. The optimizer a step uses comes from its TrainState.
     _compiled: dict[str, Any] = dataclasses.field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
-    def from_model_desc(cls, desc: Any, **kwargs: Any) -> Trainer:
+    def from_model_desc(
+        cls,
+        desc: Any,
+        *,
+        callbacks: Sequence[Any] = (),
+        steps_per_epoch: int | None = None,
+        max_epoch: int | None = None,
+        **kwargs: Any,
+    ) -> Trainer:
         """A trainer for a tensorpack ``ModelDesc`` as written
         (``tpflax.compat.tensorpack.ModelDesc``): the model is ``desc.build_graph(*batch)``
         (the batch in ``desc.inputs()``'s order), its cost what that returns, the optimizer
         ``desc.optimizer()`` (e.g. ``tf.train.AdamOptimizer``, TF's update rule).
 
+        A ``tf.get_variable('learning_rate', initializer=..., trainable=False)`` in
+        ``optimizer()`` is a hyperparameter that tensorpack's ``ScheduledHyperParamSetter`` /
+        ``HyperParamSetterWithFunc`` in ``callbacks`` schedule, as in a tensorpack
+        ``TrainConfig``; what ``optimizer()`` summarizes (``tf.summary.scalar('lr', lr)``) is
+        logged with each step's metrics.
+
         Args:
             desc: an object with ``build_graph(*inputs)`` and ``optimizer()``.
+            callbacks: tensorpack's hyperparameter setters (from
+                ``tpflax.compat.tensorpack``).
+            steps_per_epoch: what epoch-based schedules count in.
+            max_epoch: the last epoch ``HyperParamSetterWithFunc`` covers.
             **kwargs: the other ``Trainer`` arguments (``regularize``, ``mesh``, ...).
         """
         for method in ("build_graph", "optimizer"):
@@ -171,7 +193,23 @@ class Trainer:
                     f"tp.train.Trainer.from_model_desc: {type(desc).__name__} has no {method}()"
                 )
         model = transform(desc.build_graph)
-        return cls(model, desc.optimizer(), **kwargs)
+        if callable(getattr(desc, "build_optimizer", None)):
+            tx, summaries = desc.build_optimizer(callbacks, steps_per_epoch, max_epoch)
+        elif callbacks:
+            raise TypeError(
+                "tp.train.Trainer.from_model_desc: callbacks= needs a "
+                "tpflax.compat.tensorpack.ModelDesc (its build_optimizer)"
+            )
+        else:
+            tx, summaries = desc.optimizer(), {}
+        others = sorted(k for k in summaries if not k.startswith("summary:scalar/"))
+        if others:
+            raise ValueError(
+                f"tp.train.Trainer.from_model_desc: optimizer() may summarize scalars only; got "
+                f"{others}"
+            )
+        logged = {key.removeprefix("summary:scalar/"): v for key, v in summaries.items()}
+        return cls(model, tx, log_hyperparameters=logged, **kwargs)
 
     def __post_init__(self) -> None:
         if isinstance(self.model, nn.Module):
@@ -278,12 +316,20 @@ class Trainer:
             return loss, aux
 
         grads, (metrics, new_state) = jax.grad(cost, has_aux=True)(ts.params)
-        updates, opt_state = tx.update(grads, ts.opt_state, ts.params)
+        with gradient_summaries() as recorded:  # SummaryGradient's, by its tags
+            updates, opt_state = tx.update(grads, ts.opt_state, ts.params)
+        metrics = {**metrics, **recorded, **self._hyperparameter_metrics(ts.step)}
         params = optax.apply_updates(ts.params, updates)
         new_ts = dataclasses.replace(
             ts, step=ts.step + 1, params=params, state=new_state, opt_state=opt_state
         )
         return new_ts, metrics
+
+    def _hyperparameter_metrics(self, step: jax.Array) -> dict[str, Any]:
+        return {
+            name: jnp.asarray(value(step) if callable(value) else value, jnp.float32)
+            for name, value in self.log_hyperparameters.items()
+        }
 
     def _local_eval(self, ts: TrainState, *batch: Any) -> dict[str, Any]:
         with step_context.stepping(ts.step):

@@ -30,8 +30,10 @@ for ``ScheduledHyperParamSetter``, :func:`hyperparam_with_func` for
 ``global_step`` when ``minimize(global_step=...)`` increments it.
 
 Tensorpack's gradient processors are optax transformations too: :func:`GlobalNormClip`,
-:func:`MapGradient`, :func:`ScaleGradient`, chained before the optimizer by
-:func:`apply_grad_processors` (tensorpack's ``optimizer.apply_grad_processors``).
+:func:`MapGradient`, :func:`ScaleGradient`, :func:`SummaryGradient` (its summaries join
+the step's metrics: ``tp.train`` opens :func:`gradient_summaries` around the update), chained
+before the optimizer by :func:`apply_grad_processors` (tensorpack's
+``optimizer.apply_grad_processors``).
 
 Example:
     >>> import jax.numpy as jnp
@@ -63,7 +65,10 @@ from tpflax.train._gradproc import (
     GlobalNormClip,
     MapGradient,
     ScaleGradient,
+    SummaryGradient,
+    SummaryGradientState,
     apply_grad_processors,
+    gradient_summaries,
 )
 from tpflax.train._tf_schedules import (
     exponential_decay,
@@ -88,8 +93,11 @@ __all__ = [
     "RMSPropOptimizer",
     "RMSPropState",
     "ScaleGradient",
+    "SummaryGradient",
+    "SummaryGradientState",
     "apply_grad_processors",
     "exponential_decay",
+    "gradient_summaries",
     "hyperparam_with_func",
     "load_tf_variables",
     "scheduled_hyperparam",
