@@ -34,7 +34,7 @@ from conftest import GOLDEN_DIR
 
 import tpflax as tp
 from tpflax.compat import tf
-from tpflax.compat._gan import GANModelDesc, GANTrainer, SeparateGANTrainer
+from tpflax.compat.tensorpack import GANModelDesc, GANTrainer, SeparateGANTrainer
 from tpflax.compat.tensorpack import (
     BNReLU,
     Conv2D,

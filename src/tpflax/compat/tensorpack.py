@@ -55,6 +55,7 @@ from tpflax import (
 from tpflax._src import initializers
 from tpflax._src.frame import assign_state, current_frame, get_variable
 from tpflax.compat import tf as _tf
+from tpflax.compat._gan import GANModelDesc, GANTrainer, SeparateGANTrainer
 from tpflax.compat._optimizer_scope import (
     HyperParamSetterWithFunc,
     ScheduledHyperParamSetter,
@@ -94,6 +95,8 @@ __all__ = [
     "Dropout",
     "FixedUnPooling",
     "FullyConnected",
+    "GANModelDesc",
+    "GANTrainer",
     "GlobalAvgPooling",
     "HyperParamSetterWithFunc",
     "InstanceNorm",
@@ -105,6 +108,7 @@ __all__ = [
     "ModelDescBase",
     "PReLU",
     "ScheduledHyperParamSetter",
+    "SeparateGANTrainer",
     "TowerContextInfo",
     "add_activation_summary",
     "add_moving_summary",
