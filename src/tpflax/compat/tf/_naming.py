@@ -11,7 +11,9 @@ import jax.numpy as jnp
 
 from tpflax._src.frame import maybe_frame
 
-_NAMES = "tpflax.compat.names"  # Frame.extensions: id(value) -> its full tensor name
+# Frame.extensions: id(value) -> (its full tensor name, the value, kept alive so that its id
+# cannot be reused by another value during the call)
+_NAMES = "tpflax.compat.names"
 
 
 def named(value: Any, name: str | None) -> Any:
@@ -28,7 +30,7 @@ def named(value: Any, name: str | None) -> Any:
             value = jnp.array(value, copy=True)
         full = frame.unique_name(name)
         frame.outputs[full] = value
-        names[id(value)] = full
+        names[id(value)] = (full, value)
     return value
 
 
@@ -37,7 +39,7 @@ def remember(value: Any, full: str) -> Any:
     :func:`name_of`, without making it capturable; returns ``value``."""
     frame = maybe_frame()
     if frame is not None:
-        frame.extensions.setdefault(_NAMES, {})[id(value)] = full
+        frame.extensions.setdefault(_NAMES, {})[id(value)] = (full, value)
     return value
 
 
@@ -48,9 +50,9 @@ def name_of(value: Any) -> str | None:
     frame = maybe_frame()
     if frame is None:
         return None
-    name = frame.extensions.get(_NAMES, {}).get(id(value))
-    if name is not None:
-        return name
+    entry = frame.extensions.get(_NAMES, {}).get(id(value))
+    if entry is not None and entry[1] is value:
+        return str(entry[0])
     for key, output in frame.outputs.items():
         if output is value and not key.startswith("summary:"):
             return key
