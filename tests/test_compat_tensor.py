@@ -218,3 +218,13 @@ def test_placeholder_with_default_and_tf_test() -> None:
     with pytest.raises(ValueError, match=r"placeholder_with_default\('z'\): the default's shape"):
         model.init(jax.random.key(0), jnp.ones((2, 4)))
     assert tf.test.is_gpu_available() == (jax.default_backend() == "gpu")
+
+
+def test_symbolic_shapes_still_work() -> None:
+    """jax.export's symbolic dimensions pass through TensorShape untouched."""
+    (b,) = jax.export.symbolic_shape("b")
+    model = tp.transform(lambda x: tp.Conv2D("conv", x, 4, 3))
+    spec = jax.ShapeDtypeStruct((b, 8, 8, 3), jnp.float32)
+    params, _ = jax.eval_shape(lambda x: model.init(jax.random.key(0), x), spec)
+    assert params["conv"]["W"].shape == (3, 3, 3, 4)
+    assert jnp.zeros((2, 3)).shape.as_list() == [2, 3]

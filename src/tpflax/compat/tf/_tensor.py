@@ -26,6 +26,7 @@ changes meaning (``TensorShape`` is a tuple, and a pytree node like one).
 from __future__ import annotations
 
 import dataclasses
+import operator
 from collections.abc import Iterable
 from typing import Any, SupportsIndex, cast, overload
 
@@ -50,7 +51,7 @@ class TensorShape(tuple):  # type: ignore[type-arg]
             )
         if isinstance(dims, int):
             dims = (dims,)
-        return super().__new__(cls, (None if d is None else int(d) for d in dims))
+        return super().__new__(cls, (_dimension(d) for d in dims))
 
     @overload  # type: ignore[override]
     def __getitem__(self, index: SupportsIndex) -> int: ...
@@ -111,6 +112,17 @@ class TensorShape(tuple):  # type: ignore[type-arg]
     def __add__(self, other: Any) -> Any:
         result = tuple.__add__(self, tuple(other))
         return TensorShape(result) if isinstance(other, TensorShape | list) else result
+
+
+def _dimension(d: Any) -> Any:
+    """An int (or ``None``); a symbolic dimension (``jax.export``'s shape polymorphism) stays
+    as it is."""
+    if d is None or isinstance(d, int):
+        return d
+    try:
+        return operator.index(d)
+    except TypeError:
+        return d
 
 
 jax.tree_util.register_pytree_node(
