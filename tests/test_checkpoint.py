@@ -147,3 +147,18 @@ def test_writers_create_parent_folders(tmp_path) -> None:
     tp.checkpoint.save_npz(str(tmp_path / "a" / "b" / "mine.npz"), params)
     assert sorted(tp.checkpoint.load(str(tmp_path / "out" / "model-1"))) == ["conv0/W"]
     assert sorted(tp.checkpoint.load(str(tmp_path / "a" / "b" / "mine.npz"))) == ["conv0/W"]
+
+
+def test_restore_strict_accepts_a_tensorpack_checkpoint_without_moving_summaries() -> None:
+    """tensorpack keeps add_moving_summary's EMA/<name>/* in local variables, never saved: a
+    strict restore of its checkpoint into a model that has them keeps their initial values."""
+    params = {"fc": {"W": jnp.ones((2, 2))}}
+    state = {"EMA": {"cost": {"biased": jnp.zeros(()), "local_step": jnp.zeros(())}}}
+    new_params, new_state, report = tp.checkpoint.restore(
+        {"fc/W": np.full((2, 2), 3.0, np.float32)}, params, state
+    )
+    assert float(new_params["fc"]["W"][0, 0]) == 3.0
+    assert report.missing == ["EMA/cost/biased", "EMA/cost/local_step"]
+    assert float(new_state["EMA"]["cost"]["local_step"]) == 0.0
+    with pytest.raises(ValueError, match=r"missing from the checkpoint: fc/W"):
+        tp.checkpoint.restore({}, params, state)

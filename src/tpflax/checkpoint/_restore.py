@@ -144,7 +144,10 @@ def restore(
         state: the model's state.
         strict: missing or unexpected names are one error listing them all; with ``False``
             they are only reported (tensorpack's ``ignore_mismatch``, e.g. fine-tuning with
-            another class count) and missing variables keep their current values.
+            another class count) and missing variables keep their current values. Names
+            tensorpack never saves (``add_moving_summary``'s ``EMA/cost/biased``, local
+            variables there) may be missing either way: they keep their current values and
+            are listed in ``report.missing``.
         strip_prefix: removed from the checkpoint's names that start with it (``'tower0/'``).
         add_prefix: put before every checkpoint name (after stripping and renaming).
         rename: ``{checkpoint name: model name}``, applied after ``strip_prefix``.
@@ -174,10 +177,13 @@ def restore(
         if name not in template:
             (report.skipped if is_training_name(name) else report.unexpected).append(name)
     report.missing = sorted(n for n in template if n not in flat_source)
-    if strict and (report.missing or report.unexpected):
+    # what tensorpack never saves (add_moving_summary's EMA/<name>/... are local variables)
+    # keeps its initial value, strict or not
+    required = [n for n in report.missing if not is_training_name(n)]
+    if strict and (required or report.unexpected):
         parts = []
-        if report.missing:
-            parts.append(f"missing from the checkpoint: {', '.join(report.missing)}")
+        if required:
+            parts.append(f"missing from the checkpoint: {', '.join(required)}")
         if report.unexpected:
             parts.append(f"not in the model: {', '.join(report.unexpected)}")
         raise ValueError(
