@@ -238,3 +238,42 @@ class _Plain:
 
     def optimizer(self):
         return tf1.train.GradientDescentOptimizer(0.1)
+
+
+class MovingNet(ModelDesc):
+    """svhn-digit-convnet's pattern: a default-named regularize_cost in add_moving_summary
+    (named empty_regularize_cost outside training), and a summary only in training."""
+
+    def build_graph(self, x):
+        from tpflax.compat.tensorpack import add_moving_summary
+
+        cost = tf.reduce_mean(tf.square(FullyConnected("fc0", x, 2)), name="cost")
+        wd_cost = regularize_cost("fc.*/W", l2_regularizer(1e-5))
+        if self.training:
+            tf1.summary.scalar("seen", tf.reduce_sum(x))
+        add_moving_summary(cost, wd_cost)
+        return tf.add_n([cost, wd_cost], name="total_cost")
+
+    def optimizer(self):
+        return tf1.train.GradientDescentOptimizer(0.1)
+
+
+def test_model_built_in_inference_trains_with_its_moving_summaries() -> None:
+    """The documented init (inference mode) makes no moving averages, as tensorpack's
+    inference tower; Trainer.init adds what training makes, and the step runs."""
+    trainer = tp.train.Trainer.from_model_desc(MovingNet())
+    x = jnp.ones((4, 3))
+    params, state = trainer.model.init(jax.random.key(0), x)
+    assert state == {}
+    ts = trainer.init(params, state, x, rng=jax.random.key(1))
+    assert sorted(tp.checkpoint.flatten(ts.state)) == [
+        "EMA/cost/biased",
+        "EMA/cost/local_step",
+        "EMA/regularize_cost/biased",
+        "EMA/regularize_cost/local_step",
+    ]
+    ts, metrics = trainer.step(ts, x)
+    assert {"cost-summary", "regularize_cost-summary", "seen"} <= set(metrics)
+    # step 1's debiased averages are the values themselves, whose sum the model returned
+    averaged = float(metrics["cost-summary"]) + float(metrics["regularize_cost-summary"])
+    assert averaged == pytest.approx(float(metrics["cost"]), rel=1e-6)

@@ -210,11 +210,13 @@ def test_summaries_are_captured_together() -> None:
     from tpflax.compat.tensorpack import add_moving_summary
 
     model = tp.transform(net)
-    params, state = model.init(jax.random.key(0), jnp.ones(3))
+    params, state = model.init(jax.random.key(0), jnp.ones(3), is_training=True)
     assert sorted(tp.checkpoint.flatten(state)) == [
         "EMA/cost/biased",
         "EMA/cost/local_step",
     ]
+    # as tensorpack's inference tower: no moving averages (tp.train's init adds them)
+    assert model.init(jax.random.key(0), jnp.ones(3))[1] == {}
     cost, _, summaries = model.apply(
         params, state, jnp.ones(3), is_training=True, capture=["summary:*"]
     )
@@ -229,10 +231,13 @@ def test_summaries_are_captured_together() -> None:
     _, _, none = model.apply(params, state, jnp.ones(3), capture=["summary:scalar/cost*"])
     assert none == {}  # inference: tensorpack's moving summaries exist in training only
     with pytest.raises(TypeError, match="add_moving_summary: each tensor needs a TensorFlow name"):
-        tp.transform(lambda x: add_moving_summary(x.sum())).init(jax.random.key(0), x=jnp.ones(2))
+        unnamed = tp.transform(lambda x: add_moving_summary(x.sum()))
+        unnamed.init(jax.random.key(0), jnp.ones(2), is_training=True)
 
 
 def model_compat_extras(x):
+    from tpflax.compat.tensorpack.tfutils import symbolic_functions as symbf
+
     from tpflax.compat.tensorpack import (
         BatchNorm,
         Conv2D,
@@ -242,8 +247,6 @@ def model_compat_extras(x):
         l2_regularizer,
         remap_variables,
     )
-
-    from tpflax.compat.tensorpack.tfutils import symbolic_functions as symbf
 
     def binarize(v):
         name = v.op.name

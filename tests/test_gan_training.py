@@ -34,13 +34,15 @@ from conftest import GOLDEN_DIR
 
 import tpflax as tp
 from tpflax.compat import tf
-from tpflax.compat.tensorpack import GANModelDesc, GANTrainer, SeparateGANTrainer
 from tpflax.compat.tensorpack import (
     BNReLU,
     Conv2D,
     Conv2DTranspose,
     FullyConnected,
+    GANModelDesc,
+    GANTrainer,
     LinearWrap,
+    SeparateGANTrainer,
     argscope,
     auto_reuse_variable_scope,
 )

@@ -345,10 +345,9 @@ def model_compat_extras(x):
     get_variable, tf.trainable_variables(scope), tf.losses.get_regularization_loss,
     add_param_summary and add_activation_summary, static shapes through get_shape()."""
     from tensorpack import BatchNorm, Conv2D, FullyConnected, l2_regularizer
+    from tensorpack.tfutils import symbolic_functions as symbf
     from tensorpack.tfutils.summary import add_activation_summary, add_param_summary
     from tensorpack.tfutils.varreplace import remap_variables
-
-    from tensorpack.tfutils import symbolic_functions as symbf
 
     def binarize(v):
         name = v.op.name

@@ -288,9 +288,11 @@ def add_moving_summary(*args: Any, **kwargs: Any) -> list[jax.Array]:
     itself as ``EMA/<name>``, which a nested tree cannot hold beside ``EMA/<name>/...``, so
     tpflax derives it (``biased / (1 - decay ** local_step)``, the same number). They are
     local variables in tensorpack (not in its checkpoints; ``tp.checkpoint.restore`` skips
-    ``EMA/`` names). Tensorpack creates them only in its training tower; tpflax creates them
-    in every mode (so a model built with ``is_training=False`` can train) and updates them only
-    in training. Under ``reuse=True`` it does nothing, as tensorpack.
+    ``EMA/`` names and does not require them). As tensorpack, it does nothing outside
+    training (the names of the costs may differ there: ``regularize_cost`` is
+    ``empty_regularize_cost`` in inference); a model built with ``is_training=False`` gets
+    them when ``tp.train.Trainer.init`` completes its state. Under ``reuse=True`` it does
+    nothing, as tensorpack.
 
     Returns:
         The moving averages after this step (in inference, ``[]``).
@@ -305,6 +307,8 @@ def add_moving_summary(*args: Any, **kwargs: Any) -> list[jax.Array]:
     if kwargs:
         raise TypeError(f"add_moving_summary: unknown arguments {sorted(kwargs)}")
     frame = current_frame("add_moving_summary()")
+    if not frame.is_training:
+        return []
     if frame.reuse[-1] is True:
         log.warning("add_moving_summary() called under reuse=True scope, ignored.")
         return []
@@ -322,8 +326,6 @@ def add_moving_summary(*args: Any, **kwargs: Any) -> list[jax.Array]:
         named.append((re.sub(r"tower[0-9]+/", "", name), jnp.asarray(x, jnp.float32)))
     with frame.absolute_scope("EMA"):
         averages = [_moving_average(frame, name, value, float(decay)) for name, value in named]
-    if not frame.is_training:
-        return []
     with frame.opened_name_scope("", exact=True):
         for (name, _), average in zip(named, averages, strict=True):
             frame.outputs[f"summary:scalar/{frame.unique_name(name + '-summary')}"] = average
@@ -339,8 +341,6 @@ def _moving_average(frame: Any, name: str, value: jax.Array, decay: float) -> ja
     biased = get_variable(f"{name}/biased", (), zeros, trainable=False, who=who)
     step = get_variable(f"{name}/local_step", (), zeros, trainable=False, who=who)
     decay32 = jnp.asarray(decay, jnp.float32)
-    if not frame.is_training:
-        return jnp.where(step > 0, biased / (1.0 - decay32**step), 0.0)
     new_biased = biased - (biased - value) * (1.0 - decay32)
     new_step = step + 1.0
     assign_state(f"{name}/biased", new_biased, who=who)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -19,8 +20,11 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tpflax._src.frame import frozen_variables
 from tpflax._src.regularize import regularize_cost, regularize_cost_from_collection
 from tpflax._src.transform import Transformed, transform
+from tpflax._src.tree import flatten, nest
 from tpflax.train import step_context
 from tpflax.train._gradproc import gradient_summaries
+
+log = logging.getLogger("tpflax")
 
 Tree = Any
 Batch = tuple[Any, ...]
@@ -268,6 +272,26 @@ class Trainer:
         frozen = self._frozen_names(params, state, *batch)
         return jax.tree_util.tree_map_with_path(lambda path, _: _name(path) in frozen, params)
 
+    def _training_state(self, state: Tree, batch: tuple[Any, ...], rng: jax.Array) -> Tree:
+        """``state`` with the entries an ``init`` in training mode makes and it lacks."""
+        if not isinstance(self.model, Transformed):
+            return state
+        inputs = batch if self.loss_fn is None else batch[:1]
+        key = jax.random.fold_in(rng, 0x7F4A)
+
+        def init_training(key: jax.Array, *inputs: Any) -> Any:
+            with step_context.stepping(jnp.zeros((), jnp.int32)):
+                return self.model.init(key, *inputs, is_training=True)[1]
+
+        init = self._parallel(init_training, len(inputs))  # synced BatchNorm needs the mesh
+        have = flatten(state)
+        missing = [n for n in flatten(jax.eval_shape(init, key, *inputs)) if n not in have]
+        if not missing:
+            return state
+        made = flatten(init(key, *self.shard(*inputs)))
+        log.info("tp.train: state made in training only, initialized: %s", ", ".join(missing))
+        return nest({**have, **{n: made[n] for n in missing}})
+
     def _frozen_names(self, params: Tree, state: Tree, *batch: Any) -> frozenset[str]:
         if not isinstance(self.model, Transformed):
             return frozenset()
@@ -287,7 +311,12 @@ class Trainer:
     def init(self, params: Tree, state: Tree, *batch: Any, rng: jax.Array) -> TrainState:
         """The TrainState at step 0. ``batch`` is an example batch (shapes matter), used to
         find the variables under ``tp.freeze_variables``; the TrainState keeps their names,
-        so its optimizer is fixed here, whatever a later ``init`` finds."""
+        so its optimizer is fixed here, whatever a later ``init`` finds.
+
+        State that only training makes (tensorpack's ``add_moving_summary`` averages, made
+        in its training tower alone) is added with its initial values when ``state`` came
+        from an ``init`` in inference mode."""
+        state = self._training_state(state, batch, rng)
         frozen = self._frozen_names(params, state, *batch)
         # own copies: the step donates the TrainState's buffers, not the caller's arrays
         params, state = jax.tree.map(jnp.array, (params, state))
