@@ -500,3 +500,28 @@ def test_model_desc_errors() -> None:
         )
     with pytest.raises(RuntimeError, match=r"call trainer.init\(...\) before step\(\)"):
         tp.train.GANTrainer(tp.transform(_tiny), optax.sgd(0.1)).step(None)
+
+
+def test_gan_model_built_in_inference_gets_its_moving_summaries() -> None:
+    """GAN.py's build_losses summarizes the costs with add_moving_summary, which makes its
+    averages in training only: GANTrainer.init adds them to a state built in inference."""
+    from tpflax.compat.tensorpack import add_moving_summary
+
+    def model(z):
+        with tf1.variable_scope("gen"):
+            fake = FullyConnected("fc", z, 3)
+        with tf1.variable_scope("discrim"):
+            score = FullyConnected("fc", fake, 1)
+        g_loss = tf.reduce_mean(tf.square(score - 1.0), name="g_loss")
+        d_loss = tf.reduce_mean(tf.square(score), name="d_loss")
+        add_moving_summary(g_loss, d_loss)
+        return g_loss, d_loss
+
+    trainer = tp.train.GANTrainer(tp.transform(model), tp.train.tf_optimizers.AdamOptimizer(0.1))
+    z = jnp.ones((2, 4))
+    params, state = trainer.model.init(jax.random.key(0), z)
+    assert state == {}
+    ts = trainer.init(params, state, z, rng=jax.random.key(1))
+    assert sorted(ts.state["EMA"]) == ["d_loss", "g_loss"]
+    ts, metrics = trainer.step(ts, z)
+    assert "g_loss-summary" in metrics and "d_loss-summary" in metrics

@@ -64,7 +64,7 @@ from tpflax.train._gan_parts import (
     _split_costs,
     separate_schedule,
 )
-from tpflax.train._trainer import TrainState, _summary_metrics
+from tpflax.train._trainer import TrainState, _init_state, _summary_metrics, training_state
 
 Tree = Any
 
@@ -265,6 +265,10 @@ class GANTrainer:
             TypeError: the model does not return two floating scalars.
             ValueError: a scope matches no trainable variable.
         """
+
+        if isinstance(self.model, Transformed):  # what only training makes (moving averages)
+            init = functools.partial(_init_state, self.model)
+            state = training_state(init, state, batch, rng)
 
         def check(p: Tree, s: Tree, *b: Any) -> None:
             self._outputs(p, s, b, jax.random.key(0))

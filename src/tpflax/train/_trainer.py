@@ -31,6 +31,28 @@ Batch = tuple[Any, ...]
 LossFn = Callable[..., Any]
 
 
+def _init_state(model: Transformed, key: jax.Array, *inputs: Any) -> Tree:
+    with step_context.stepping(jnp.zeros((), jnp.int32)):
+        return model.init(key, *inputs, is_training=True)[1]
+
+
+def training_state(
+    init: Callable[..., Tree], state: Tree, inputs: Sequence[Any], rng: jax.Array
+) -> Tree:
+    """``state`` with the entries ``init(key, *inputs)`` (the model's state, built in
+    training mode) makes and it lacks, at their initial values: what only training makes
+    (tensorpack's ``add_moving_summary`` averages) when ``state`` came from an ``init`` in
+    inference mode. ``init`` runs only when something is missing."""
+    key = jax.random.fold_in(rng, 0x7F4A)
+    have = flatten(state)
+    missing = [n for n in flatten(jax.eval_shape(init, key, *inputs)) if n not in have]
+    if not missing:
+        return state
+    made = flatten(init(key, *inputs))
+    log.info("tp.train: state made in training only, initialized: %s", ", ".join(missing))
+    return nest({**have, **{n: made[n] for n in missing}})
+
+
 @flax.struct.dataclass
 class TrainState:
     """Everything a training run needs to continue exactly: a pytree, so it can be jitted,
@@ -277,20 +299,9 @@ class Trainer:
         if not isinstance(self.model, Transformed):
             return state
         inputs = batch if self.loss_fn is None else batch[:1]
-        key = jax.random.fold_in(rng, 0x7F4A)
-
-        def init_training(key: jax.Array, *inputs: Any) -> Any:
-            with step_context.stepping(jnp.zeros((), jnp.int32)):
-                return self.model.init(key, *inputs, is_training=True)[1]
-
-        init = self._parallel(init_training, len(inputs))  # synced BatchNorm needs the mesh
-        have = flatten(state)
-        missing = [n for n in flatten(jax.eval_shape(init, key, *inputs)) if n not in have]
-        if not missing:
-            return state
-        made = flatten(init(key, *self.shard(*inputs)))
-        log.info("tp.train: state made in training only, initialized: %s", ", ".join(missing))
-        return nest({**have, **{n: made[n] for n in missing}})
+        # synced BatchNorm needs the mesh
+        init = self._parallel(functools.partial(_init_state, self.model), len(inputs))
+        return training_state(init, state, self.shard(*inputs), rng)
 
     def _frozen_names(self, params: Tree, state: Tree, *batch: Any) -> frozenset[str]:
         if not isinstance(self.model, Transformed):
