@@ -228,3 +228,13 @@ def test_symbolic_shapes_still_work() -> None:
     params, _ = jax.eval_shape(lambda x: model.init(jax.random.key(0), x), spec)
     assert params["conv"]["W"].shape == (3, 3, 3, 4)
     assert jnp.zeros((2, 3)).shape.as_list() == [2, 3]
+
+
+def test_distribution_arguments_are_checked() -> None:
+    with pytest.raises(ValueError, match=r"Categorical\('cat'\): give logits or probs"):
+        tf.distributions.Categorical(logits=[0.0, 1.0], probs=[0.5, 0.5], name="cat")
+    with pytest.raises(ValueError, match=r"Categorical\('Categorical'\): logits/probs need"):
+        tf.distributions.Categorical(logits=1.0)
+    dist = tf.distributions.Categorical(logits=jnp.zeros((4, 3)))
+    assert dist.event_size == 3 and dist.batch_shape == (4,)
+    assert tf.distributions.Normal(jnp.zeros((2, 1)), jnp.ones(3)).batch_shape == (2, 3)

@@ -16,6 +16,7 @@ MODULES = [
     ("tf.nn", "tpflax.compat.tf.nn"),
     ("tf.layers", "tpflax.compat.tf.layers"),
     ("tf.image", "tpflax.compat.tf.image"),
+    ("tf.distributions", "tpflax.compat.tf.distributions"),
     ("tf.losses", "tpflax.compat.tf.losses"),
     ("tf.math", "tpflax.compat.tf.math"),
     ("tf.summary", "tpflax.compat.tf.summary"),

@@ -698,6 +698,60 @@ def cases():
             [F(3, 5), RNG.rand(3, 5).astype("float32")],
         )
     )
+    # tf.distributions (InfoGAN's latent codes): TensorFlow's formulas, broadcasting of the
+    # classes against the batch, probs given instead of logits
+    add(
+        (
+            "dist_categorical_log_prob",
+            "lambda x, k: tf.distributions.Categorical(logits=x).log_prob(k)",
+            [F(4, 5), I(0, 5, 4)],
+        )
+    )
+    add(
+        (
+            "dist_categorical_log_prob_broadcast",
+            "lambda x, k: tf.distributions.Categorical(logits=x, name='cat').log_prob(k)",
+            [F(5), I(0, 5, 3, 2)],
+        )
+    )
+    add(
+        (
+            "dist_categorical_entropy",
+            "lambda x: tf.distributions.Categorical(logits=x).entropy(name='ent')",
+            [F(3, 6) * 2],
+        )
+    )
+    add(
+        (
+            "dist_categorical_probs",
+            "lambda p, k: tf.distributions.Categorical(probs=p).entropy() + "
+            "tf.distributions.Categorical(probs=p).prob(k)",
+            [V([[0.2, 0.3, 0.5], [0.7, 0.1, 0.2]]), I(0, 3, 2)],
+        )
+    )
+    add(
+        (
+            "dist_normal_log_prob",
+            "lambda x, m, s: tf.distributions.Normal(m, scale=s).log_prob(x)",
+            [F(4, 3), F(4, 3), P(3)],
+        )
+    )
+    add(
+        (
+            "dist_normal_entropy_moments",
+            "lambda m, s: tf.distributions.Normal(m, s).entropy() + "
+            "tf.distributions.Normal(m, s).stddev() * tf.distributions.Normal(m, s).mean()",
+            [F(2, 3), P(3)],
+        )
+    )
+    add(
+        (
+            "dist_normal_python_scale",
+            "lambda x, m: tf.distributions.Normal(m, scale=1.0).log_prob(x) + "
+            "tf.distributions.Normal(m, scale=1.0).prob(x)",
+            [F(3, 2), F(3, 2)],
+        )
+    )
     return c
 
 
@@ -724,6 +778,17 @@ RANDOM = [
         "nn_dropout_noise_shape_none",
         "lambda: tf.nn.dropout(tf.ones([400, 50]), rate=0.25, noise_shape=[None, 1])",
         True,
+    ),
+    (
+        "dist_categorical_sample",
+        "lambda: tf.distributions.Categorical(logits=[[0.0, 1.0, 2.0], [2.0, 0.0, -1.0]])"
+        ".sample(10000)",
+        True,
+    ),
+    (
+        "dist_normal_sample",
+        "lambda: tf.distributions.Normal([1.0, -2.0], scale=[0.5, 2.0]).sample([100, 50])",
+        False,
     ),
 ]
 # (id, the initializer's source, the shape it fills, bounded or exact)

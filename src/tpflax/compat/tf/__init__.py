@@ -8,7 +8,17 @@ from __future__ import annotations
 import sys
 import types
 
-from tpflax.compat.tf import _missing, image, layers, losses, math, nn, summary, train
+from tpflax.compat.tf import (
+    _missing,
+    distributions,
+    image,
+    layers,
+    losses,
+    math,
+    nn,
+    summary,
+    train,
+)
 from tpflax.compat.tf._collections import *  # noqa: F403
 from tpflax.compat.tf._collections import __all__ as _collection_names
 from tpflax.compat.tf._graph_ops import *  # noqa: F403
@@ -26,6 +36,7 @@ compat = types.SimpleNamespace(v1=sys.modules[__name__])
 __all__ = [
     "TensorShape",
     "compat",
+    "distributions",
     "image",
     "layers",
     "losses",
@@ -42,5 +53,5 @@ __all__ = [
 
 
 _missing.install(sys.modules[__name__], "tf")
-for _sub in (image, layers, losses, math, nn, summary, train):
+for _sub in (distributions, image, layers, losses, math, nn, summary, train):
     _missing.install(_sub, "tf." + _sub.__name__.rsplit(".", 1)[-1])

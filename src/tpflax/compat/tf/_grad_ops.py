@@ -54,9 +54,10 @@ def gradients(ys: Any, xs: Any, *args: Any, **kwargs: Any) -> Any:
     raise NotImplementedError(
         "tf.gradients is not supported in tpflax: JAX differentiates functions, not tensors "
         "already computed. Instead: write the part from xs to ys as a function and take "
-        "jax.grad of it, e.g. for a gradient penalty "
-        "g = jax.grad(lambda x: tf.reduce_sum(critic(x)))(interp) (layers inside reuse their "
-        "variables as in TF's reuse=True)"
+        "jax.grad of it; a layer called again needs its scope reopened to share its "
+        "variables, as in TF: for Improved-WGAN's penalty, "
+        "def critic(t): with tf.variable_scope('discrim', reuse=True): return "
+        "tf.reduce_sum(discriminator(t)); g = jax.grad(critic)(interp)"
     )
 
 
