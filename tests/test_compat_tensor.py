@@ -238,3 +238,21 @@ def test_distribution_arguments_are_checked() -> None:
     dist = tf.distributions.Categorical(logits=jnp.zeros((4, 3)))
     assert dist.event_size == 3 and dist.batch_shape == (4,)
     assert tf.distributions.Normal(jnp.zeros((2, 1)), jnp.ones(3)).batch_shape == (2, 3)
+
+
+def test_control_dependencies_on_an_assignment_warns(caplog) -> None:
+    """BEGAN reads kt inside control_dependencies([tf.assign(kt, ...)]): TensorFlow sees the
+    new value, tpflax the old one; it says so, naming the variable."""
+
+    def net(x):
+        kt = tf.get_variable("kt", [], trainable=False, initializer=tf.zeros_initializer())
+        update = tf.assign(kt, tf.clip_by_value(kt + 0.5, 0.0, 1.0))
+        with tf.control_dependencies([update]):
+            return tf.identity(kt * x, name="loss")
+
+    with caplog.at_level("WARNING", logger="tpflax"):
+        tp.transform(net).init(jax.random.key(0), jnp.ones(2))
+    assert any(
+        "a read of 'kt' inside the block sees its old value" in r.getMessage()
+        for r in caplog.records
+    )

@@ -13,6 +13,7 @@ order, and ``group`` / ``no_op`` give ``None`` (an op with no output).
 from __future__ import annotations
 
 import contextlib
+import logging
 import types
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -23,6 +24,8 @@ from jax import lax
 
 from tpflax.compat.tf._common import tensor, unsupported
 from tpflax.compat.tf._naming import named
+
+_log = logging.getLogger("tpflax")
 
 __all__ = [
     "Print",
@@ -46,8 +49,24 @@ __all__ = [
 def control_dependencies(control_inputs: Any) -> Iterator[None]:
     """``tf.control_dependencies``: runs the block as written. In JAX, data flow orders the
     computation and tpflax applies state updates (``UPDATE_OPS``, ``tf.assign``) itself, so
-    there is nothing to add (``tf.identity(x)`` inside stays ``x``)."""
-    del control_inputs
+    there is nothing to add (``tf.identity(x)`` inside stays ``x``).
+
+    One difference: in TensorFlow a variable read inside the block sees the new value of a
+    ``tf.assign`` among ``control_inputs`` (BEGAN's ``kt``); here the array read is the one
+    ``tf.get_variable`` returned, the old value. A warning names the variable: use the value
+    ``tf.assign`` returns instead."""
+    from tpflax.compat.tf._scopes import assigned_variable
+
+    for value in control_inputs if isinstance(control_inputs, list | tuple) else [control_inputs]:
+        name = assigned_variable(value)
+        if name is not None:
+            _log.warning(
+                "tf.control_dependencies([tf.assign(%s, ...)]): a read of '%s' inside the block "
+                "sees its old value in tpflax, its new one in TensorFlow; use the value "
+                "tf.assign returns (new = tf.assign(...); ... new * x)",
+                name,
+                name,
+            )
     yield
 
 

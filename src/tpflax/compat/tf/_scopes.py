@@ -75,6 +75,8 @@ class _State:
     scopes: list[VariableScope] = dataclasses.field(default_factory=list)
     variables: dict[int, str] = dataclasses.field(default_factory=dict)  # id(value) -> name
     own_regularizer: set[str] = dataclasses.field(default_factory=set)  # get_variable(regularizer=)
+    # id(value tf.assign returned) -> (the variable's name, the value, kept alive)
+    assigned: dict[int, tuple[str, Any]] = dataclasses.field(default_factory=dict)
 
 
 def _state(frame: Frame) -> _State:
@@ -442,7 +444,19 @@ def _assign(ref: Any, value: Any, who: str, name: str | None) -> jax.Array:
     scope, _, leaf = full.rpartition("/")
     with frame.absolute_scope(scope):
         assign_state(leaf, new, who=who)
-    return named(new, name)
+    result = named(new, name)
+    _state(frame).assigned[id(result)] = (full, result)
+    return result
+
+
+def assigned_variable(value: Any) -> str | None:
+    """The variable whose new value ``value`` is (what ``tf.assign`` returned), else
+    ``None``."""
+    frame = maybe_frame()
+    if frame is None:
+        return None
+    entry = _state(frame).assigned.get(id(value))
+    return entry[0] if entry is not None and entry[1] is value else None
 
 
 def assign(
