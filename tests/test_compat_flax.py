@@ -55,6 +55,7 @@ def flat(tree):
     return tp.checkpoint.flatten(tree)
 
 
+@pytest.mark.slow  # compiles NNX's value_and_grad (~9 s): make test-slow; linen's stays
 def test_compat_model_inside_nnx_equals_transform() -> None:
     params, state, cost, logits, new_state, grads = reference(train=True)
     module = tp.nnx.Model(model, X, rngs=nnx.Rngs(0), is_training=True)

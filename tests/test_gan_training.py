@@ -269,6 +269,7 @@ def test_resumes_from_tensorpack_with_its_slots(case) -> None:
     _resume(trainer, fx, _prefixed(fx, "mid/"))
 
 
+@pytest.mark.slow  # two_optimizers_advance_and_round_trip covers the names in make test
 def test_a_tf_checkpoint_round_trip_resumes(case, tmp_path) -> None:
     """tpflax's state after 5 iterations written as a TF checkpoint under tensorpack's names
     (global_step int64), read back by tp.checkpoint.load: the resumed run ends at tensorpack's
@@ -365,7 +366,7 @@ def _init(trainer, model_fn=_tiny):
     return trainer.init(params, state, x, z, rng=jax.random.key(0)), (x, z)
 
 
-@pytest.mark.parametrize("separate", [False, True])
+@pytest.mark.parametrize("separate", [False, pytest.param(True, marks=pytest.mark.slow)])
 def test_two_optimizers_advance_and_round_trip(separate) -> None:
     """Each optimizer's powers advance with its own updates (GANTrainer: one each per step;
     separate (1, 1): d, g, d, g), the shared one's with both; load_tf_variables reads back
@@ -400,7 +401,7 @@ def test_two_optimizers_advance_and_round_trip(separate) -> None:
             np.testing.assert_array_equal(v, names[k])
 
 
-@pytest.mark.parametrize("separate", [False, True])
+@pytest.mark.parametrize("separate", [False, pytest.param(True, marks=pytest.mark.slow)])
 def test_fit_resumes_two_optimizers_exactly(separate, tmp_path) -> None:
     """fit with Checkpoints: a run stopped after 3 steps and resumed (both optimizers'
     states, the step) ends bit for bit where an uninterrupted run of 6 steps ends."""

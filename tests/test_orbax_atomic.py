@@ -61,6 +61,7 @@ def test_a_reader_beside_a_writer_sees_whole_checkpoints(tmp_path) -> None:
     assert seen == {0.0, 1.0}  # both seen: the reads really overlapped the saves
 
 
+@pytest.mark.slow  # a stress run in a subprocess (~6 s): make test-slow
 def test_a_file_size_limit_mid_save_keeps_the_old_checkpoint(tmp_path) -> None:
     """RLIMIT_FSIZE makes every write past 100 KB fail (EFBIG), like a full disk."""
     path = str(tmp_path / "ckpt")

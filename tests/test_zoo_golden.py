@@ -77,7 +77,16 @@ def _build(arch: str, fmt: str):
     return tp.zoo.get(arch, data_format=fmt, **kwargs)
 
 
-@pytest.mark.parametrize("arch", sorted(NAMES))
+# The 101/152-layer variants repeat their 50-layer siblings' blocks (and Inception-BN compiles
+# slowly): their names and shapes are checked in make test-slow (the 5-minute budget).
+_DEEP = ("101", "152", "Inception")
+NAME_CASES = [
+    pytest.param(a, marks=pytest.mark.slow) if any(d in a for d in _DEEP) else a
+    for a in sorted(NAMES)
+]
+
+
+@pytest.mark.parametrize("arch", NAME_CASES)
 def test_names_and_shapes_at_224(arch) -> None:
     model = tp.transform(_build(arch, "NHWC"))
     x = jax.ShapeDtypeStruct((1, 224, 224, 3), jnp.float32)
