@@ -256,3 +256,8 @@ def test_control_dependencies_on_an_assignment_warns(caplog) -> None:
         "a read of 'kt' inside the block sees its old value" in r.getMessage()
         for r in caplog.records
     )
+
+
+def test_tensorpack_dataflow_says_it_is_not_model_code() -> None:
+    with pytest.raises(ImportError, match=r"tensorpack.dataflow.dataset is not in tpflax.compat"):
+        from tpflax.compat.tensorpack.dataflow import dataset  # noqa: F401

@@ -125,6 +125,16 @@ def get_tf_version_tuple() -> tuple[int, int]:
     return (2, 21)
 
 
+def _no_dataflow(name: str) -> Any:
+    if name.startswith("__"):
+        raise AttributeError(name)
+    raise ImportError(
+        f"tensorpack.dataflow.{name} is not in tpflax.compat: data loading is not model code. "
+        "tp.train takes any iterable of NumPy batches (data(step) -> batch, or "
+        "tp.train.epoch_batches); load the data outside the model"
+    )
+
+
 # -------------------------------------------------------------------- the modules
 
 
@@ -259,6 +269,9 @@ def install(package: types.ModuleType) -> dict[str, types.ModuleType]:
             "regularize": regularize,
         },
     )
+    dataflow = types.ModuleType(f"{root}.dataflow", "tensorpack.dataflow: not model code")
+    setattr(dataflow, "__getattr__", _no_dataflow)  # noqa: B010 (PEP 562 hook)
+    sys.modules[dataflow.__name__] = dataflow
     logger = _Logger(f"{root}.utils.logger")
     sys.modules[logger.__name__] = logger
     argtools = _module(
