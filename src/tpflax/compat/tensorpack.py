@@ -362,3 +362,6 @@ logger = _modules["logger"]
 tfutils = _modules["tfutils"]
 models = sys.modules[f"{__name__}.models"]
 utils = sys.modules[f"{__name__}.utils"]
+# importable from here too (tensorpack keeps them in tensorpack.utils.argtools)
+memoized = sys.modules[f"{__name__}.utils.argtools"].memoized
+memoized_method = sys.modules[f"{__name__}.utils.argtools"].memoized_method
