@@ -26,7 +26,7 @@ from tpflax._src.frame import Frame, assign_state, current_frame, maybe_frame
 from tpflax._src.frame import get_variable as core_get_variable
 from tpflax._src.tree import lookup
 from tpflax.compat import _optimizer_scope
-from tpflax.compat.tf._naming import named, remember
+from tpflax.compat.tf._naming import name_of, named, remember
 from tpflax.compat.tf._tensor import TensorShape
 
 __all__ = [
@@ -73,7 +73,6 @@ class _State:
     """tpflax.compat's per-call scope settings (``Frame.extensions``)."""
 
     scopes: list[VariableScope] = dataclasses.field(default_factory=list)
-    variables: dict[int, str] = dataclasses.field(default_factory=dict)  # id(value) -> name
     own_regularizer: set[str] = dataclasses.field(default_factory=set)  # get_variable(regularizer=)
     # id(value tf.assign returned) -> (the variable's name, the value, kept alive)
     assigned: dict[int, tuple[str, Any]] = dataclasses.field(default_factory=dict)
@@ -376,7 +375,6 @@ def get_variable(
     )
     if regularizer is not None and new:
         frame.reg_losses.append(regularizer(value))
-    _state(frame).variables[id(value)] = full
     return remember(value, full)
 
 
@@ -423,8 +421,8 @@ def identity(input: Any, name: str | None = None) -> Any:
 
 def _state_variable(ref: Any, who: str) -> str:
     frame = current_frame(who)
-    full = _state(frame).variables.get(id(ref))
-    if full is None:
+    full = name_of(ref)
+    if full is None or full not in frame.created:
         raise TypeError(
             f"{who}: ref must be a variable returned by tf.get_variable in this model; a "
             "computed tensor cannot be assigned"
