@@ -47,7 +47,7 @@ def reference(train: bool):
         (cost, logits), new_state = transformed.apply(p, state, X, is_training=train)
         return cost, (logits, new_state)
 
-    (cost, (logits, new_state)), grads = jax.value_and_grad(loss, has_aux=True)(params)
+    (cost, (logits, new_state)), grads = jax.jit(jax.value_and_grad(loss, has_aux=True))(params)
     return params, state, cost, logits, new_state, grads
 
 
@@ -94,7 +94,7 @@ def test_compat_model_inside_linen_equals_transform() -> None:
         )
         return got_cost, (got_logits, updates)
 
-    (got_cost, (got_logits, updates)), got_grads = jax.value_and_grad(loss, has_aux=True)(
+    (got_cost, (got_logits, updates)), got_grads = jax.jit(jax.value_and_grad(loss, has_aux=True))(
         flat(params)
     )
     np.testing.assert_allclose(got_cost, cost, rtol=1e-6)

@@ -69,34 +69,39 @@ def _blocks(page: pathlib.Path) -> list[tuple[str, str, str | None]]:
 BLOCKS = [(page, *block) for page in PAGES for block in _blocks(page)]
 
 
-@functools.cache
-def _namespace_after(page: pathlib.Path, title: str) -> dict:
-    """The namespace the first block under ``title`` of ``page`` leaves (once per process)."""
-    earlier = [code for p, heading, code, _ in BLOCKS if p == page and heading == title]
-    assert earlier, f"{_page_id(page)}: no block under the heading {title!r}"
-    namespace: dict = {"__name__": "__docs__"}
-    exec(compile(earlier[0], f"{_page_id(page)}[{title}]", "exec"), namespace)
-    return namespace
-
-
 def test_pages_have_blocks() -> None:
     assert len(BLOCKS) >= 12
     assert any(p.name == "README.md" for p, *_ in BLOCKS), "the README keeps its example"
 
 
+def _chains() -> list[list[int]]:
+    """The blocks as runs: a block, then (in page order) the blocks that continue it. A
+    continued block's run goes on in its namespace, so the two run in one test and the
+    first one runs once."""
+    chains: dict[tuple[pathlib.Path, str], list[int]] = {}
+    runs: list[list[int]] = []
+    for i, (page, heading, _, continues) in enumerate(BLOCKS):
+        if continues is None:
+            runs.append([i])
+            chains.setdefault((page, heading), runs[-1])
+        else:
+            assert (page, continues) in chains, f"{_page_id(page)}: no block {continues!r}"
+            chains[page, continues].append(i)
+    return runs
+
+
 @pytest.mark.parametrize(
-    "index",
-    range(len(BLOCKS)),
-    ids=lambda i: f"{_page_id(BLOCKS[i][0])}-{i}-{BLOCKS[i][1][:30]}",
+    "run",
+    _chains(),
+    ids=lambda run: f"{_page_id(BLOCKS[run[0]][0])}-{run[0]}-{BLOCKS[run[0]][1][:30]}",
 )
-def test_block_runs(index: int, tmp_path: pathlib.Path, monkeypatch) -> None:
+def test_block_runs(run: list[int], tmp_path: pathlib.Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
-    page, heading, code, continues = BLOCKS[index]
     namespace = {"__name__": "__docs__"}
-    if continues is not None:
-        namespace = dict(_namespace_after(page, continues))
-    exec(compile(code, f"{_page_id(page)}[{heading}]", "exec"), namespace)
-    assert os.getcwd() == str(tmp_path)
+    for index in run:
+        page, heading, code, _ = BLOCKS[index]
+        exec(compile(code, f"{_page_id(page)}[{heading}]", "exec"), namespace)
+        assert os.getcwd() == str(tmp_path)
 
 
 def public_names(module_name: str) -> list[str]:

@@ -6,6 +6,7 @@ import logging
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
 import tpflax as tp
@@ -332,3 +333,33 @@ def test_numpy_bools_are_accepted_for_the_training_flag() -> None:
     params, state = model.init(jax.random.key(0), x, is_training=np.bool_(True))
     _, new_state = model.apply(params, state, x, is_training=np.bool_(True))
     assert not np.allclose(new_state["bn"]["mean"]["EMA"], state["bn"]["mean"]["EMA"])
+
+
+def test_init_traces_once_per_shape_and_takes_non_array_arguments() -> None:
+    """init compiles one program per model, mode, shapes and non-array arguments: a second
+    init with the same ones runs the program again without running the model function; an
+    integer, a string and an unhashable argument reach the model as they are."""
+    calls: list[tuple] = []
+
+    class Options:  # unhashable: no init cache, compiled for that call only
+        __hash__ = None  # type: ignore[assignment]
+
+        def __init__(self, units: int) -> None:
+            self.units = units
+
+    def net(x, units, act="relu", options=None):
+        calls.append((x.shape, units, act))
+        units = options.units if options is not None else units
+        return tp.FullyConnected("fc", x, units, activation=getattr(jax.nn, act))
+
+    model = tp.transform(net)
+    x = jnp.ones((2, 4))
+    p1, _ = model.init(jax.random.key(0), x, 3)
+    p2, _ = model.init(jax.random.key(0), x, 3)
+    assert len(calls) == 1
+    np.testing.assert_array_equal(p1["fc"]["W"], p2["fc"]["W"])
+    model.init(jax.random.key(0), jnp.ones((5, 4)), 3, act="tanh")  # another shape
+    assert len(calls) == 2 and calls[-1] == ((5, 4), 3, "tanh")
+    p3, _ = model.init(jax.random.key(0), x, 3, options=Options(7))
+    p4, _ = model.init(jax.random.key(0), x, 3, options=Options(7))
+    assert len(calls) == 4 and p3["fc"]["W"].shape == p4["fc"]["W"].shape == (4, 7)

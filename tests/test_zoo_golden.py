@@ -31,14 +31,13 @@ FAST = {
     ("ResNet18", "NCHW"),
     ("ResNet50", "NCHW"),
     ("ResNet18-preact", "NHWC"),
-    ("VGG16-BN", "NCHW"),
     ("VGG16-GN", "NHWC"),
-    ("AlexNet", "NCHW"),
     ("ShuffleNetV1-0.5x-g=8", "NHWC"),
     ("ShuffleNetV2-0.5x", "NCHW"),
 }  # make test-slow (the 5-minute budget): Inception-BN, ResNet50-SE, ResNeXt50 and the
 # aligned-padding R50 (grouped convolutions run in ShuffleNet's, SE's parts in ResNet50's),
-# and plain VGG16 (its layers run in VGG16-BN's and VGG16-GN's)
+# plain VGG16 and VGG16-BN (their layers run in VGG16-GN's, BatchNorm in the ResNets'), and
+# AlexNet under 'auto' (it runs under 'onednn' below; its layers are VGG's and ResNet's)
 
 
 NO_ONEDNN = pytest.mark.skipif(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -66,8 +67,10 @@ def _copy_tree(tree: Any, who: str, arg: str) -> dict:
 class Transformed:
     """A model as two pure functions: ``init`` and ``apply``.
 
-    Both run the model function once under a fresh frame; they can be wrapped in ``jax.jit``
-    with ``static_argnames='is_training'``.
+    Both run the model function once under a fresh frame; ``apply`` can be wrapped in
+    ``jax.jit`` with ``static_argnames='is_training'``. ``init`` compiles itself: one program
+    of the initializers (the forward pass only gives them their shapes), traced once per
+    model, mode, argument shapes and non-array arguments, as ``jax.jit`` would.
     """
 
     fn: Callable[..., Any]
@@ -91,20 +94,23 @@ class Transformed:
             variables in ``params``, EMA statistics and other non-trainable ones in ``state``.
         """
         who = f"{self._name()}.init"
-        frame = Frame(
-            mode="init",
-            params={},
-            state={},
-            new_state={},
-            is_training=check_training_flag(is_training, who),
-            rng=_check_key(rng, who, "rng"),
-            shape_logger=self.shape_logger,
+        training = check_training_flag(is_training, who)
+        rng = _check_key(rng, who, "rng")
+        leaves, treedef = jax.tree_util.tree_flatten((inputs, kwargs))
+        traced = [isinstance(leaf, (jax.Array, np.ndarray, np.generic)) for leaf in leaves]
+        arrays = [leaf for leaf, t in zip(leaves, traced, strict=True) if t]
+        fixed = tuple(
+            (i, leaf) for i, (leaf, t) in enumerate(zip(leaves, traced, strict=True)) if not t
         )
-        self.shape_logger.begin()
-        with use_frame(frame):
-            self.fn(*inputs, **kwargs)
+        spec = _InitSpec(self, training, treedef, fixed)
+        try:
+            hash(spec)
+        except TypeError:  # an unhashable argument: compiled for this call only
+            params, state = jax.jit(functools.partial(_build, spec=spec))(rng, arrays)
+        else:
+            params, state = _build_cached(rng, arrays, spec=spec)
         self._init_inputs["shapes"] = _shapes(inputs)
-        return frame.params, frame.state
+        return params, state
 
     def apply(
         self,
@@ -173,6 +179,44 @@ class Transformed:
 
     def _name(self) -> str:
         return getattr(self.fn, "__name__", "model")
+
+
+@dataclasses.dataclass(frozen=True)
+class _InitSpec:
+    """What ``init`` compiles for, besides the shapes of its arrays: the model, the mode, and
+    the arguments that are not arrays (by their position among the flattened arguments)."""
+
+    model: Transformed
+    is_training: bool
+    treedef: Any
+    fixed: tuple[tuple[int, Any], ...]
+
+
+def _build(rng: jax.Array, arrays: list[jax.Array], *, spec: _InitSpec) -> tuple[dict, dict]:
+    """Runs the model once in an init frame; ``arrays`` are the array arguments in order."""
+    leaves: list[Any] = list(arrays)
+    for i, leaf in spec.fixed:
+        leaves.insert(i, leaf)
+    inputs, kwargs = jax.tree_util.tree_unflatten(spec.treedef, leaves)
+    model = spec.model
+    frame = Frame(
+        mode="init",
+        params={},
+        state={},
+        new_state={},
+        is_training=spec.is_training,
+        rng=rng,
+        shape_logger=model.shape_logger,
+    )
+    model.shape_logger.begin()
+    with use_frame(frame):
+        model.fn(*inputs, **kwargs)
+    return frame.params, frame.state
+
+
+# One compiled init per model, mode and argument shapes: the initializers run as one
+# program, and the forward pass that only tells them their shapes is left out of it.
+_build_cached = jax.jit(_build, static_argnames="spec")
 
 
 def select_outputs(outputs: Mapping[str, Any], names: Iterable[str], who: str) -> dict:

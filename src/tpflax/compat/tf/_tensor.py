@@ -213,6 +213,16 @@ def _install() -> None:
         for attribute, value in methods.items():
             setattr(cls, attribute, value)
         cls._tpflax_tf_methods = True
+    # A property that raises AttributeError falls back to __getattr__, where JAX's tracers
+    # answer "has no attribute op": under jit, the unnamed tensor's message is ours too.
+    jax_getattr = core.Tracer.__getattr__
+
+    def __getattr__(self: Any, name: str) -> Any:
+        if name in ("op", "name"):
+            raise AttributeError(_unnamed(name))
+        return jax_getattr(self, name)
+
+    core.Tracer.__getattr__ = __getattr__  # type: ignore[method-assign]
 
 
 _install()
