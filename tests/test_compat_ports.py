@@ -12,11 +12,9 @@ from __future__ import annotations
 import copy
 
 import jax
-import jax.numpy as jnp
 import pytest
 from golden_replay import Fixture, check_fixture, fixtures
 
-import tpflax as tp
 from tpflax.compat import tf
 from tpflax.compat.tensorpack import (
     AvgPooling,
@@ -843,39 +841,11 @@ def as_summaries(fx: Fixture) -> Fixture:
     return out
 
 
-def _gradients_work() -> bool:
-    """Whether ``tf.gradients`` runs inside a model (Improved-WGAN's gradient penalty)."""
-
-    def net(x):
-        y = x * 2.0
-        return tf.gradients(tf.reduce_sum(tf.square(y)), [y])[0]
-
-    try:
-        jax.eval_shape(lambda x: tp.transform(net).init(jax.random.key(0), x), jnp.ones(2))
-    except NotImplementedError:
-        return False
-    return True
-
-
-MARKS = {
-    "compat_wgan_gp_train": pytest.mark.xfail(
-        not _gradients_work(),
-        strict=True,
-        raises=NotImplementedError,
-        reason="tf.gradients(interp_score, [interp]) raises NotImplementedError "
-        "(compat/tf/_grad_ops.py: JAX differentiates functions, not computed tensors); "
-        "issue 20 item 7 asks for it inside model code",
-    ),
-}
-
-
 def test_every_port_has_its_fixture() -> None:
     assert sorted(FIXTURES) == sorted(PORTS)
 
 
-@pytest.mark.parametrize(
-    "fid", [pytest.param(fid, marks=MARKS.get(fid, [])) for fid in sorted(PORTS)]
-)
+@pytest.mark.parametrize("fid", sorted(PORTS))
 def test_port_matches_tensorflow(fid: str) -> None:
     """Variable names, outputs, gradients, state after one step (BatchNorm's EMA, the moving
     summaries) and the tensors captured by TensorFlow name, against the fixture its

@@ -75,8 +75,9 @@ class Transformed:
 
     fn: Callable[..., Any]
     shape_logger: ShapeLogger = dataclasses.field(default_factory=ShapeLogger, compare=False)
-    # The input shapes the last init saw, to tell a wrong input from wrong params in apply.
-    _init_inputs: dict[str, list[str]] = dataclasses.field(
+    # The input shapes the last init saw ("shapes"), to tell a wrong input from wrong params
+    # in apply; "needs_graph" once the model asked apply for a traced graph (NeedsGraph).
+    _init_inputs: dict[str, Any] = dataclasses.field(
         default_factory=dict, compare=False, repr=False
     )
 
@@ -142,30 +143,49 @@ class Transformed:
             ``new_state`` has the same structure as ``state``.
         """
         who = f"{self._name()}.apply"
-        frame = Frame(
-            mode="apply",
-            params=_copy_tree(params, who, "params"),
-            state=_copy_tree(state, who, "state"),
-            new_state=_copy_tree(state, who, "state"),
-            is_training=check_training_flag(is_training, who),
-            rng=None if rng is None else _check_key(rng, who, "rng"),
-            shape_logger=self.shape_logger,
-        )
-        self.shape_logger.begin()
-        try:
-            with use_frame(frame):
-                outputs = self.fn(*inputs, **kwargs)
-        except VariableShapeError as e:
-            seen, now = self._init_inputs.get("shapes"), _shapes(inputs)
-            if seen is None or _per_example(seen) == _per_example(now):
-                raise
-            raise VariableShapeError(
-                e.who,
-                f"the input differs from the one init saw: init had {'; '.join(seen)}, apply "
-                f"got {'; '.join(now)}",
-                f"so {e.detail}. Is it another channel count, or NCHW instead of NHWC?",
-            ) from None
-        unused = sorted(set(flatten(frame.params)) - frame.used)
+        training = check_training_flag(is_training, who)
+        key = None if rng is None else _check_key(rng, who, "rng")
+        params, state = _copy_tree(params, who, "params"), _copy_tree(state, who, "state")
+        frames: list[Frame] = []
+
+        def run(params: dict, state: dict, rng: Any, inputs: tuple, kwargs: dict) -> tuple:
+            frame = Frame(
+                mode="apply",
+                params=params,
+                state=state,
+                new_state=_copy_tree(state, who, "state"),
+                is_training=training,
+                rng=rng,
+                shape_logger=self.shape_logger,
+            )
+            frames.append(frame)
+            self.shape_logger.begin()
+            try:
+                with use_frame(frame):
+                    outputs = self.fn(*inputs, **kwargs)
+            except VariableShapeError as e:
+                seen, now = self._init_inputs.get("shapes"), _shapes(inputs)
+                if seen is None or _per_example(seen) == _per_example(now):
+                    raise
+                raise VariableShapeError(
+                    e.who,
+                    f"the input differs from the one init saw: init had {'; '.join(seen)}, "
+                    f"apply got {'; '.join(now)}",
+                    f"so {e.detail}. Is it another channel count, or NCHW instead of NHWC?",
+                ) from None
+            captured = None if capture is None else select_outputs(frame.outputs, capture, who)
+            return outputs, frame.new_state, captured
+
+        args = (params, state, key, inputs, kwargs)
+        if self._init_inputs.get("needs_graph"):
+            outputs, new_state, captured = _run_traced(run, args)
+        else:
+            try:
+                outputs, new_state, captured = run(*args)
+            except NeedsGraph:  # from now on this model runs traced, this call included
+                self._init_inputs["needs_graph"] = True
+                outputs, new_state, captured = _run_traced(run, args)
+        unused = sorted(set(flatten(frames[-1].params)) - frames[-1].used)
         if unused:
             log.warning(
                 "%s: %d variable(s) in params were not used by the model: %s",
@@ -174,11 +194,47 @@ class Transformed:
                 ", ".join(unused[:10]) + (", ..." if len(unused) > 10 else ""),
             )
         if capture is None:
-            return outputs, frame.new_state
-        return outputs, frame.new_state, select_outputs(frame.outputs, capture, who)
+            return outputs, new_state
+        return outputs, new_state, captured
 
     def _name(self) -> str:
         return getattr(self.fn, "__name__", "model")
+
+
+class NeedsGraph(Exception):
+    """Raised by model code that needs the traced graph (``tf.gradients``) when ``apply``
+    runs it on values that are not graph tracers (eagerly, or under ``jax.grad`` or
+    ``jax.vmap``): ``apply`` then runs the model again inside ``jax.jit``, where every value
+    knows the equation that made it, and keeps doing so for that model."""
+
+
+def _is_array(leaf: Any) -> bool:
+    return isinstance(leaf, (jax.Array, np.ndarray, np.generic))
+
+
+def _run_traced(fn: Callable[..., tuple], args: tuple) -> tuple:
+    """``fn(*args)`` inside ``jax.jit`` (traced each call, as the model's Python runs each
+    call): array leaves go in and come out as arguments and results, other leaves as they
+    are."""
+    leaves, treedef = jax.tree_util.tree_flatten(args)
+    mask = [_is_array(leaf) for leaf in leaves]
+    result: dict[str, Any] = {}
+
+    def traced(arrays: list[Any]) -> list[Any]:
+        it = iter(arrays)
+        out = fn(
+            *jax.tree_util.tree_unflatten(
+                treedef, [next(it) if m else leaf for leaf, m in zip(leaves, mask, strict=True)]
+            )
+        )
+        out_leaves, result["tree"] = jax.tree_util.tree_flatten(out)
+        result["leaves"] = out_leaves
+        return [leaf for leaf in out_leaves if _is_array(leaf)]
+
+    arrays = jax.jit(traced)([leaf for leaf, m in zip(leaves, mask, strict=True) if m])
+    it = iter(arrays)
+    out = [next(it) if _is_array(leaf) else leaf for leaf in result["leaves"]]
+    return jax.tree_util.tree_unflatten(result["tree"], out)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,6 +1,5 @@
 """TensorFlow's gradient ops in model code: ``tf.custom_gradient`` (on ``jax.custom_vjp``)
-and ``tf.gradients``, which raises: JAX differentiates functions, not tensors already
-computed."""
+and ``tf.gradients`` (``_graph_grad.py``: the traced graph from xs to ys, differentiated)."""
 
 from __future__ import annotations
 
@@ -10,6 +9,7 @@ from typing import Any
 import jax
 
 from tpflax.compat.tf._common import tensor
+from tpflax.compat.tf._graph_grad import gradients
 
 
 def custom_gradient(f: Callable[..., Any] | None = None) -> Any:
@@ -47,18 +47,6 @@ def custom_gradient(f: Callable[..., Any] | None = None) -> Any:
     call.__name__ = getattr(f, "__name__", "custom_gradient")
     call.__doc__ = f.__doc__
     return call
-
-
-def gradients(ys: Any, xs: Any, *args: Any, **kwargs: Any) -> Any:
-    """``tf.gradients``: raises; JAX cannot differentiate tensors that were already computed."""
-    raise NotImplementedError(
-        "tf.gradients is not supported in tpflax: JAX differentiates functions, not tensors "
-        "already computed. Instead: write the part from xs to ys as a function and take "
-        "jax.grad of it; a layer called again needs its scope reopened to share its "
-        "variables, as in TF: for Improved-WGAN's penalty, "
-        "def critic(t): with tf.variable_scope('discrim', reuse=True): return "
-        "tf.reduce_sum(discriminator(t)); g = jax.grad(critic)(interp)"
-    )
 
 
 __all__ = ["custom_gradient", "gradients"]
