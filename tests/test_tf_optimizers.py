@@ -1,7 +1,8 @@
 """tp.train.tf_optimizers against real TensorFlow: each fixture (tools/golden/tf_optimizers.py)
 holds 10 steps of `tf.compat.v1.train.<Optimizer>.apply_gradients` on three float32 variables
 with seeded gradients (in two, through tensorpack's gradient processors, wrapped by its
-`apply_grad_processors`), and every variable and slot after every step. Each is also resumed
+`apply_grad_processors`; in two, inside its `AccumGradOptimizer`), and every variable and
+slot after every step. Each is also resumed
 from TF's variables and slots after step 5.
 
 Tolerance: float32. TF's kernels are replayed in TF's order, so about a third of the arrays
@@ -47,6 +48,9 @@ def _optimizer(fx):
     gradprocs = json.loads(str(fx["gradprocs"]))
     if gradprocs is not None:
         tx = tfo.apply_grad_processors(tx, [_gradproc(*spec) for spec in gradprocs])
+    niter = json.loads(str(fx.get("accum_grad", "null")))
+    if niter is not None:
+        tx = tfo.AccumGradOptimizer(tx, niter)
     return tx
 
 
@@ -65,11 +69,17 @@ def _gradproc(kind, *args):
 
 
 @functools.cache
-def _compiled(optimizer, kwargs, schedule, gradprocs):
+def _compiled(optimizer, kwargs, schedule, gradprocs, accum_grad):
     """The optimizer and its jitted step, one per fixture's arguments (the full replay and
     the resumed one share the compilation)."""
     tx = _optimizer(
-        {"optimizer": optimizer, "kwargs": kwargs, "schedule": schedule, "gradprocs": gradprocs}
+        {
+            "optimizer": optimizer,
+            "kwargs": kwargs,
+            "schedule": schedule,
+            "gradprocs": gradprocs,
+            "accum_grad": accum_grad,
+        }
     )
 
     @jax.jit
@@ -85,7 +95,8 @@ def _replay(fx, start=0):
     TF-named slots. From ``start > 0``, the variables and slots TF held after step
     ``start - 1`` are loaded first (``load_tf_variables``): a resumed TF run."""
     names = [str(n) for n in fx["var_names"]]
-    tx, step = _compiled(*(str(fx[k]) for k in ("optimizer", "kwargs", "schedule", "gradprocs")))
+    keys = ("optimizer", "kwargs", "schedule", "gradprocs")
+    tx, step = _compiled(*(str(fx[k]) for k in keys), str(fx.get("accum_grad", "null")))
     if start == 0:
         params = tp.checkpoint.unflatten({n: jnp.asarray(fx[f"init/{n}"]) for n in names})[0]
         opt_state = tx.init(params)
@@ -110,7 +121,9 @@ def _expected(fx, step):
 
 def _rel_error(got, want):
     scale = np.max(np.abs(want)) if want.size else 0.0
-    return float(np.max(np.abs(got - want) / (np.abs(want) + scale))) if want.size else 0.0
+    if scale == 0:  # an all-zero array (AccumGrad's slots after an update): absolute error
+        return float(np.max(np.abs(got - want))) if want.size else 0.0
+    return float(np.max(np.abs(got - want) / (np.abs(want) + scale)))
 
 
 @pytest.mark.parametrize("path", FIXTURES, ids=[p.stem for p in FIXTURES])
@@ -227,6 +240,10 @@ def _adam_state():
                 _adam_state(), {"fc/W/Adam": np.zeros(3), "fc/W/Adam_1": np.zeros(2)}
             ),
             r"'fc/W/Adam' has shape \(3,\); the optimizer's slot has \(2,\)",
+        ),
+        (
+            lambda: tfo.AccumGradOptimizer(tfo.AdamOptimizer(0.1), 0),
+            r"AccumGradOptimizer: niter must be an int >= 1; got 0",
         ),
     ],
 )

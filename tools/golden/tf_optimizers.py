@@ -10,6 +10,8 @@ gradients fed through placeholders. Written to --out/<case>.npz:
     gradprocs                     tensorpack's gradient processors wrapped around the
                                   optimizer by `apply_grad_processors` (JSON list of
                                   [kind, *arguments], or "null")
+    accum_grad                    the niter of tensorpack's AccumGradOptimizer wrapped
+                                  around all that (JSON int, or "null")
     var_names                     the variables' names ("dense/W", ...)
     init/<var>                    each variable's initial value
     grad/<step>/<var>             the gradient fed at step <step>
@@ -102,7 +104,17 @@ CASES: dict[str, tuple[str, dict, dict | None]] = {
         | {"use_locking": True},
         None,
     ),
+    # tensorpack's AccumGradOptimizer(opt, niter) around the optimizer, as ACCUM_GRAD
+    "adam_accum_grad": ("AdamOptimizer", {"learning_rate": 0.01}, None),
+    "momentum_accum_grad_decay": (
+        "MomentumOptimizer",
+        {"learning_rate": 0.1, "momentum": 0.9},
+        {"learning_rate": 0.1, "decay_steps": 2, "decay_rate": 0.5, "staircase": True},
+    ),
 }
+
+# case -> AccumGradOptimizer's niter (tensorpack.tfutils.optimizer), outermost
+ACCUM_GRAD = {"adam_accum_grad": 3, "momentum_accum_grad_decay": 4}
 
 # case -> tensorpack gradient processors, in order: [kind, *arguments]
 GRADPROCS = {
@@ -185,6 +197,10 @@ def run_case(name: str, optimizer: str, kwargs: dict, schedule: dict | None, see
         from tensorpack.tfutils.optimizer import apply_grad_processors
 
         opt = apply_grad_processors(opt, tensorpack_gradprocs(GRADPROCS[name]))
+    if name in ACCUM_GRAD:
+        from tensorpack.tfutils.optimizer import AccumGradOptimizer
+
+        opt = AccumGradOptimizer(opt, ACCUM_GRAD[name])
     lr_tensor = opt._call_if_callable(kw.get("learning_rate", 0.001))
     lr_tensor = tf.convert_to_tensor(lr_tensor, tf.float32)
     train_op = opt.apply_gradients(
@@ -203,6 +219,7 @@ def run_case(name: str, optimizer: str, kwargs: dict, schedule: dict | None, see
         "var_names": np.array(list(VARS)),
         "slot_names": np.array(json.dumps(slot_names)),
         "gradprocs": np.array(json.dumps(GRADPROCS.get(name))),
+        "accum_grad": np.array(json.dumps(ACCUM_GRAD.get(name))),
     }
     for n in VARS:
         out[f"init/{n}"] = init[n]

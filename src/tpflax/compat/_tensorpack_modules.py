@@ -232,7 +232,7 @@ def install(package: types.ModuleType) -> dict[str, types.ModuleType]:
     optimizer = _module(
         f"{root}.tfutils.optimizer",
         "tensorpack.tfutils.optimizer",
-        _pick(training, ["apply_grad_processors"]),
+        _pick(training, ["apply_grad_processors", "AccumGradOptimizer"]),
     )
     tfutils = _module(
         f"{root}.tfutils",

@@ -33,7 +33,8 @@ Tensorpack's gradient processors are optax transformations too: :func:`GlobalNor
 :func:`MapGradient`, :func:`ScaleGradient`, :func:`SummaryGradient` (its summaries join
 the step's metrics: ``tp.train`` opens :func:`gradient_summaries` around the update), chained
 before the optimizer by :func:`apply_grad_processors` (tensorpack's
-``optimizer.apply_grad_processors``).
+``optimizer.apply_grad_processors``). :func:`AccumGradOptimizer` is tensorpack's optimizer
+of the same name: gradients summed over ``niter`` steps, applied together.
 
 Example:
     >>> import jax.numpy as jnp
@@ -61,6 +62,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from tpflax.train._accum_grad import AccumGradOptimizer, AccumGradState
 from tpflax.train._gradproc import (
     GlobalNormClip,
     MapGradient,
@@ -80,6 +82,8 @@ Tree = Any
 LearningRate = float | Callable[[jax.Array], Any]
 
 __all__ = [
+    "AccumGradOptimizer",
+    "AccumGradState",
     "AdagradOptimizer",
     "AdagradState",
     "AdamOptimizer",
@@ -527,7 +531,22 @@ def tf_variables(
     if isinstance(state, AdamState):
         for power in ("beta1_power", "beta2_power"):
             out[_non_slot_name(power, non_slot_scope, non_slot_index)] = getattr(state, power)
+    accum = _the_accum_state(opt_state)
+    if accum is not None:
+        for var, value in _named_leaves(accum.accum).items():
+            out[f"{var}/AccumGrad"] = value
+        out["AccumGrad/counter"] = accum.counter
     return out
+
+
+def _is_accum(x: Any) -> bool:
+    return isinstance(x, AccumGradState)
+
+
+def _the_accum_state(opt_state: Any) -> AccumGradState | None:
+    """The :func:`AccumGradOptimizer` state around the optimizer's, if any."""
+    found = [s for s in jax.tree_util.tree_leaves(opt_state, is_leaf=_is_accum) if _is_accum(s)]
+    return found[0] if found else None
 
 
 def _non_slot_name(base: str, scope: str, index: int) -> str:
@@ -619,8 +638,19 @@ def load_tf_variables(
     if step is not None:
         updates["step"] = jnp.asarray(step, state.step.dtype)
     new = dataclasses.replace(state, **updates)
-    return jax.tree.map(
+    opt_state = jax.tree.map(
         lambda x: new if x is state else x,
         opt_state,
         is_leaf=lambda x: isinstance(x, _STATES),
     )
+    accum = _the_accum_state(opt_state)
+    if accum is None:
+        return opt_state
+    loaded = dataclasses.replace(
+        accum,
+        accum=jax.tree_util.tree_map_with_path(
+            lambda path, leaf: read(f"{_path_name(path)}/AccumGrad", leaf), accum.accum
+        ),
+        counter=read("AccumGrad/counter", accum.counter),
+    )
+    return jax.tree.map(lambda x: loaded if x is accum else x, opt_state, is_leaf=_is_accum)
