@@ -63,11 +63,19 @@ def test_one_by_one_convolutions_are_dots_by_default() -> None:
     x = jnp.ones((1, 6, 6, 3))
     model = tp.transform(lambda x: tp.Conv2D("c", x, 4, 1, strides=2))
     params, state = model.init(jax.random.key(0), x)
-    text = jax.make_jaxpr(lambda x: model.apply(params, state, x)[0])(x).pretty_print()
+
+    def differentiated(x):  # the training table decides (see the next test for inference)
+        return jax.grad(lambda x: model.apply(params, state, x)[0].sum())(x)
+
+    text = jax.make_jaxpr(differentiated)(x).pretty_print()
     assert ("dot_general" in text) == (jax.default_backend() == "cpu")
-    with tp.conv_impl("xla"):
-        text = jax.make_jaxpr(lambda x: model.apply(params, state, x)[0])(x).pretty_print()
+    assert "tpflax_onednn" not in text
+    with tp.conv_impl("xla"):  # a new function: make_jaxpr caches traces by function
+        text = jax.make_jaxpr(lambda x: differentiated(x))(x).pretty_print()
     assert "conv_general_dilated" in text and "dot_general" not in text
+    # not differentiated: oneDNN where it is built and AVX-512 (conv_impl.ONEDNN_INFERENCE)
+    text = jax.make_jaxpr(lambda x: model.apply(params, state, x)[0])(x).pretty_print()
+    assert ("tpflax_onednn" in text) == (onednn.available() and onednn.has_avx512())
     with pytest.raises(
         ValueError, match=r"tp.conv_impl: expected one of \('auto', 'xla', 'onednn'\)"
     ):
@@ -88,8 +96,9 @@ def test_small_outputs_are_patch_products_and_large_ones_xla_convolutions() -> N
         x = jnp.ones(shape)
         model = tp.transform(lambda x: tp.Conv2D("c", x, 2, 3))
         params, state = model.init(jax.random.key(0), x)
-        text = jax.make_jaxpr(lambda x: model.apply(params, state, x)[0])(x).pretty_print()
-        return "conv_general_dilated" not in text
+        # differentiated: the training table (inference may run on oneDNN instead)
+        loss = jax.grad(lambda x: model.apply(params, state, x)[0].sum())
+        return "conv_general_dilated" not in jax.make_jaxpr(loss)(x).pretty_print()
 
     on_cpu = jax.default_backend() == "cpu"
     c = PATCHES_MIN_CHANNELS["cpu"]

@@ -7,11 +7,13 @@ so float32 weights with a bfloat16 input compute in bfloat16 (Keras' autocast).
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 from jax import lax
+from jax.custom_derivatives import SymbolicZero
 
 from tpflax._src import initializers, layout, onednn, utils
 from tpflax._src.activation import apply_activation
@@ -58,7 +60,52 @@ def conv2d(
         a 1x1 convolution is a matrix product, and so is a larger one with few output
         positions, over patches).
     """
-    if use_onednn(x, W, strides, dilation_rate, groups, data_format):
+    args = (strides, padding, data_format, dilation_rate, groups)
+    inference = use_onednn(x, W, strides, dilation_rate, groups, data_format, inference=True)
+    if inference == use_onednn(x, W, strides, dilation_rate, groups, data_format):
+        y = _lowered(x, W, *args, onednn_conv=inference)
+    else:  # one lowering when not differentiated, the training table's when it is
+        y = _inference_or_training(x, W, args, inference)
+    return layout.add_bias(y, b, data_format)
+
+
+def _inference_or_training(x: jax.Array, W: jax.Array, args: tuple, inference: bool) -> jax.Array:
+    """``conv(x, W)`` lowered on oneDNN or not by ``inference`` when no transformation
+    differentiates it, and as the training table says when one does: JAX calls the JVP rule
+    only then (forward and reverse mode, any order; zero tangents skipped)."""
+
+    @jax.custom_jvp
+    def conv(x: jax.Array, W: jax.Array) -> jax.Array:
+        return _lowered(x, W, *args, onednn_conv=inference)
+
+    @functools.partial(conv.defjvp, symbolic_zeros=True)
+    def conv_jvp(primals: tuple, tangents: tuple) -> tuple:
+        (x, W), (dx, dW) = primals, tangents
+        y = _lowered(x, W, *args, onednn_conv=not inference)
+        terms = [
+            _lowered(a, b, *args, onednn_conv=not inference)
+            for a, b, zero in ((dx, W, dx), (x, dW, dW))
+            if not isinstance(zero, SymbolicZero)
+        ]
+        dy = functools.reduce(jnp.add, terms) if terms else jnp.zeros_like(y)
+        return y, dy
+
+    return conv(x, W)
+
+
+def _lowered(
+    x: jax.Array,
+    W: jax.Array,
+    strides: tuple[int, int],
+    padding: str,
+    data_format: str,
+    dilation_rate: tuple[int, int],
+    groups: int,
+    *,
+    onednn_conv: bool,
+) -> jax.Array:
+    """The convolution without bias, on oneDNN or by the other lowerings' rules."""
+    if onednn_conv:
         nhwc = x if data_format == "NHWC" else x.transpose(0, 2, 3, 1)
         y = onednn.conv(
             nhwc, W, strides=strides, padding=padding, dilation=dilation_rate, groups=groups
@@ -86,7 +133,7 @@ def conv2d(
             feature_group_count=groups,
             preferred_element_type=utils.accumulation_dtype(x.dtype),
         ).astype(x.dtype)
-    return layout.add_bias(y, b, data_format)
+    return y
 
 
 def _output_map(

@@ -26,8 +26,11 @@ faster formulation.
 * with the native library built (``csrc/onednn_conv.cc``, see ``tpflax/_src/onednn.py``) and
   a CPU whose oneDNN kernels are AVX-512, a float32 NHWC convolution without dilation or
   ``split`` in the measured table (``ONEDNN_CONV``) runs on oneDNN: forward, backward-data and
-  backward-weights. With AVX2 only, oneDNN 3.2 was measured slower than XLA (0.56-0.85x
-  forward), so XLA's lowerings above stay there.
+  backward-weights. A convolution that no transformation differentiates (inference) follows
+  the forward table instead (``ONEDNN_INFERENCE``: every such convolution, measured on whole
+  ResNets): a ``custom_jvp`` runs that lowering, and JAX calls its JVP rule, which runs the
+  training table's, only when it differentiates. With AVX2 only, oneDNN 3.2 was measured
+  slower than XLA (0.56-0.85x forward), so XLA's lowerings above stay there.
 
 ``'xla'`` uses ``lax.conv_general_dilated`` and JAX's max-pool derivative everywhere, for
 debugging and comparison. ``'onednn'`` runs every float32 convolution and transposed
@@ -89,6 +92,17 @@ def ONEDNN_CONV(
         and n * out_map * kh * kw * c * filters >= ONEDNN_MIN_MACS
         and not widening
     )
+
+
+def ONEDNN_INFERENCE(
+    x_shape: tuple[int, ...], w_shape: tuple[int, ...], strides: tuple[int, int]
+) -> bool:
+    """Whether 'auto' runs this NHWC float32 convolution on oneDNN when it is not
+    differentiated (inference): every one. The whole ResNet-18 and ResNet-50 forward passes
+    with every convolution on oneDNN ran 1.16-1.20x faster than with the training table
+    (``benchmarks/RESULTS.md``, 2026-12-03), their 7x7 maps' dots and patches products
+    included."""
+    return True
 
 
 def ONEDNN_CONV_TRANSPOSE(
@@ -172,10 +186,12 @@ def use_onednn(
     groups: int,
     data_format: str,
     transpose: bool = False,
+    inference: bool = False,
 ) -> bool:
     """Whether this convolution (or, with ``transpose``, transposed convolution) runs on
-    oneDNN (see the module doc). Cheap tests first: the library loads (and warns once when it
-    is missing) only for a convolution it could take."""
+    oneDNN (see the module doc); ``inference``: when it is not differentiated (the forward
+    table, ``ONEDNN_INFERENCE``). Cheap tests first: the library loads (and warns once when
+    it is missing) only for a convolution it could take."""
     impl = current_impl()
     if impl == "xla" or jax.default_backend() != "cpu" or not onednn.supported(x, W):
         return False
@@ -183,7 +199,10 @@ def use_onednn(
         return onednn.available()
     if data_format != "NHWC" or tuple(dilation) != (1, 1) or groups != 1:
         return False
-    rule = ONEDNN_CONV_TRANSPOSE if transpose else ONEDNN_CONV
+    if inference and not transpose:
+        rule = ONEDNN_INFERENCE
+    else:
+        rule = ONEDNN_CONV_TRANSPOSE if transpose else ONEDNN_CONV
     return rule(x.shape, W.shape, strides) and onednn.available() and onednn.has_avx512()
 
 
