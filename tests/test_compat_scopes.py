@@ -99,6 +99,22 @@ def test_assign_writes_a_non_trainable_variable_to_new_state() -> None:
     assert float(new_state["kt"]) == 0.25 and float(new_state["count"]) == 2.0
 
 
+def test_no_gradient_flows_back_through_an_assignment() -> None:
+    """TF 2.21 (graph mode, resource variables): tf.gradients(tf.assign_add(v, w * 2) * 5, w)
+    is [None], measured; what the assignment returned feeds the loss, its value does not.
+    BEGAN's d_loss = L_pos - update_kt * L_neg depends on the generator through L_neg only."""
+
+    def net(x):
+        w = tf.get_variable("w", initializer=3.0)
+        v = tf.get_variable("v", initializer=1.0, trainable=False)
+        return tf.assign_add(v, w * x) * 5.0 + w
+
+    model = tp.transform(net)
+    params, state = model.init(jax.random.key(0), jnp.float32(2.0))
+    grads = jax.grad(lambda p: model.apply(p, state, jnp.float32(2.0))[0])(params)
+    assert float(grads["w"]) == 1.0  # from "+ w" only
+
+
 def test_scope_errors_name_the_call() -> None:
     def trainable_assign(x):
         return tf.assign(tf.get_variable("w", [2]), x)

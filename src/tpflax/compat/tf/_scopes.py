@@ -442,7 +442,9 @@ def _assign(ref: Any, value: Any, who: str, name: str | None) -> jax.Array:
     scope, _, leaf = full.rpartition("/")
     with frame.absolute_scope(scope):
         assign_state(leaf, new, who=who)
-    result = named(new, name)
+    # TF's assignment ops have no gradient: nothing flows back into value through the result
+    # (BEGAN's d_loss uses kt's update; its gradient to the generator only goes through L_neg)
+    result = named(jax.lax.stop_gradient(new), name)
     _state(frame).assigned[id(result)] = (full, result)
     return result
 
@@ -465,8 +467,9 @@ def assign(
     name: str | None = None,
 ) -> jax.Array:
     """``tf.assign`` on a non-trainable variable: its new value goes to ``new_state``;
-    returns the new value (reads of ``ref`` in this call still see the old one, as TF's
-    reads before the assignment do)."""
+    returns the new value, through which no gradient flows (TF's assignment ops have none;
+    reads of ``ref`` in this call still see the old one, as TF's reads before the assignment
+    do)."""
     del validate_shape, use_locking
     return _assign(ref, value, "tf.assign", name)
 
