@@ -278,3 +278,30 @@ def test_inside_shard_map_the_gradients_keep_their_sharding_types() -> None:
     want = step("xla").compile()(x, W)
     for a, b in zip(got, want, strict=True):
         _close(a, b, GRAD_RTOL)
+
+
+@pytest.mark.skipif(
+    not (onednn.available() and onednn.has_avx512()), reason="oneDNN's 'auto' tables need AVX-512"
+)
+def test_auto_reads_its_tables_by_the_nhwc_shape_in_both_layouts() -> None:
+    """'auto': a 3x3 64->64 convolution on 56x56 maps (the training table's) runs on oneDNN
+    in NHWC and NCHW, differentiated or not; a small one only when not differentiated
+    (ONEDNN_INFERENCE), its gradient on XLA."""
+
+    def lowered(shape, fmt, grad):
+        c = shape[3] if fmt == "NHWC" else shape[1]
+        x = jax.ShapeDtypeStruct(shape, jnp.float32)
+        W = jax.ShapeDtypeStruct((3, 3, c, c), jnp.float32)
+
+        def f(x, W):
+            return conv2d(x, W, None, strides=(1, 1), padding="SAME", data_format=fmt).sum()
+
+        with tp.conv_impl("auto"):
+            text = str(jax.make_jaxpr(jax.grad(f, (0, 1)) if grad else f)(x, W))
+        return "tpflax_onednn" in text, "conv_general_dilated" in text
+
+    for grad in (False, True):
+        assert lowered((8, 56, 56, 64), "NHWC", grad) == (True, False)
+        assert lowered((8, 64, 56, 56), "NCHW", grad) == (True, False)
+    assert lowered((1, 4, 6, 6), "NCHW", False) == (True, False)
+    assert lowered((1, 4, 6, 6), "NCHW", True) == (False, True)

@@ -26,11 +26,12 @@ faster formulation.
 * with the native library built (``csrc/onednn_conv.cc``, see ``tpflax/_src/onednn.py``) and
   a CPU whose oneDNN kernels are AVX-512, a float32 NHWC convolution without dilation or
   ``split`` in the measured table (``ONEDNN_CONV``) runs on oneDNN: forward, backward-data and
-  backward-weights. A convolution that no transformation differentiates (inference) follows
-  the forward table instead (``ONEDNN_INFERENCE``: every such convolution, measured on whole
-  ResNets): a ``custom_jvp`` runs that lowering, and JAX calls its JVP rule, which runs the
-  training table's, only when it differentiates. With AVX2 only, oneDNN 3.2 was measured
-  slower than XLA (0.56-0.85x forward), so XLA's lowerings above stay there.
+  backward-weights; an NCHW one too, through transposes, by its NHWC shape. A convolution
+  that no transformation differentiates (inference) follows the forward table instead
+  (``ONEDNN_INFERENCE``: every such convolution, measured on whole ResNets): a
+  ``custom_jvp`` runs that lowering, and JAX calls its JVP rule, which runs the training
+  table's, only when it differentiates. With AVX2 only, oneDNN 3.2 was measured slower than
+  XLA (0.56-0.85x forward), so XLA's lowerings above stay there.
 
 ``'xla'`` uses ``lax.conv_general_dilated`` and JAX's max-pool derivative everywhere, for
 debugging and comparison. ``'onednn'`` runs every float32 convolution and transposed
@@ -82,7 +83,8 @@ ONEDNN_TRANSPOSE_MIN_MACS = 10**6
 def ONEDNN_CONV(
     x_shape: tuple[int, ...], w_shape: tuple[int, ...], strides: tuple[int, int]
 ) -> bool:
-    """Whether 'auto' runs this NHWC float32 convolution (no dilation or ``split``) on oneDNN."""
+    """Whether 'auto' runs this float32 convolution (no dilation or ``split``; its NHWC
+    shape) on oneDNN."""
     n, h, w, c = x_shape
     kh, kw, _, filters = w_shape
     out_map = -(-h // strides[0]) * -(-w // strides[1])
@@ -197,13 +199,17 @@ def use_onednn(
         return False
     if impl == "onednn":
         return onednn.available()
-    if data_format != "NHWC" or tuple(dilation) != (1, 1) or groups != 1:
+    if tuple(dilation) != (1, 1) or groups != 1:
         return False
     if inference and not transpose:
         rule = ONEDNN_INFERENCE
     else:
         rule = ONEDNN_CONV_TRANSPOSE if transpose else ONEDNN_CONV
-    return rule(x.shape, W.shape, strides) and onednn.available() and onednn.has_avx512()
+    # NCHW runs on oneDNN through two transposes; the tables read the NHWC shape. A whole
+    # NCHW ResNet-18 (batch 8, 224x224) ran 1.47x faster in inference and 1.24x in a train
+    # step than with XLA's NCHW convolutions (benchmarks/RESULTS.md).
+    shape = x.shape if data_format == "NHWC" else (x.shape[0], *x.shape[2:], x.shape[1])
+    return rule(shape, W.shape, strides) and onednn.available() and onednn.has_avx512()
 
 
 def use_pointwise_dot(kernel_hw: tuple[int, ...], dilation: tuple[int, ...], groups: int) -> bool:
