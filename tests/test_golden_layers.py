@@ -73,8 +73,14 @@ def test_one_by_one_convolutions_are_dots_by_default() -> None:
     with tp.conv_impl("xla"):  # a new function: make_jaxpr caches traces by function
         text = jax.make_jaxpr(lambda x: differentiated(x))(x).pretty_print()
     assert "conv_general_dilated" in text and "dot_general" not in text
-    # not differentiated: oneDNN where it is built and AVX-512 (conv_impl.ONEDNN_INFERENCE)
+    # not differentiated: a dot below 1e6 multiply-adds; from there oneDNN where it is built
+    # and AVX-512 (conv_impl.ONEDNN_INFERENCE)
     text = jax.make_jaxpr(lambda x: model.apply(params, state, x)[0])(x).pretty_print()
+    assert ("dot_general" in text) == (jax.default_backend() == "cpu")
+    big = jax.ShapeDtypeStruct((1, 56, 56, 64), jnp.float32)
+    wide = tp.transform(lambda x: tp.Conv2D("c", x, 64, 1))
+    p, s = jax.eval_shape(lambda x: wide.init(jax.random.key(0), x), big)
+    text = jax.make_jaxpr(lambda p, s, x: wide.apply(p, s, x)[0])(p, s, big).pretty_print()
     assert ("tpflax_onednn" in text) == (onednn.available() and onednn.has_avx512())
     with pytest.raises(
         ValueError, match=r"tp.conv_impl: expected one of \('auto', 'xla', 'onednn'\)"

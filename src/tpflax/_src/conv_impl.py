@@ -78,6 +78,7 @@ TAP_MAX_POOL_MAX_TAPS = {"cpu": 49}
 ONEDNN_MIN_MAP = 196
 ONEDNN_MIN_MACS = 10**8
 ONEDNN_TRANSPOSE_MIN_MACS = 10**6
+ONEDNN_INFERENCE_MIN_MACS = 10**6
 
 
 def ONEDNN_CONV(
@@ -99,12 +100,16 @@ def ONEDNN_CONV(
 def ONEDNN_INFERENCE(
     x_shape: tuple[int, ...], w_shape: tuple[int, ...], strides: tuple[int, int]
 ) -> bool:
-    """Whether 'auto' runs this NHWC float32 convolution on oneDNN when it is not
-    differentiated (inference): every one. The whole ResNet-18 and ResNet-50 forward passes
-    with every convolution on oneDNN ran 1.16-1.20x faster than with the training table
-    (``benchmarks/RESULTS.md``, 2026-12-03), their 7x7 maps' dots and patches products
-    included."""
-    return True
+    """Whether 'auto' runs this float32 convolution (its NHWC shape) on oneDNN when it is not
+    differentiated (inference): every one from ``ONEDNN_INFERENCE_MIN_MACS`` multiply-adds.
+    The whole ResNet-18 and ResNet-50 forward passes with every convolution on oneDNN ran
+    1.16-1.20x faster than with the training table (``benchmarks/RESULTS.md``, 2026-12-03),
+    their 7x7 maps' dots and patches products included; a single 3x3 convolution ran 1.17x
+    faster at 7.2e6 multiply-adds and 0.55x at 1.5e5, where the call's fixed cost dominates."""
+    n, h, w, c = x_shape
+    kh, kw, _, filters = w_shape
+    out_map = -(-h // strides[0]) * -(-w // strides[1])
+    return n * out_map * kh * kw * c * filters >= ONEDNN_INFERENCE_MIN_MACS
 
 
 def ONEDNN_CONV_TRANSPOSE(
