@@ -31,13 +31,12 @@ FAST = {
     ("ResNet18", "NCHW"),
     ("ResNet50", "NCHW"),
     ("ResNet18-preact", "NHWC"),
-    ("VGG16-GN", "NHWC"),
     ("ShuffleNetV1-0.5x-g=8", "NHWC"),
     ("ShuffleNetV2-0.5x", "NCHW"),
 }  # make test-slow (the 5-minute budget): Inception-BN, ResNet50-SE, ResNeXt50 and the
 # aligned-padding R50 (grouped convolutions run in ShuffleNet's, SE's parts in ResNet50's),
-# plain VGG16 and VGG16-BN (their layers run in VGG16-GN's, BatchNorm in the ResNets'), and
-# AlexNet under 'auto' (it runs under 'onednn' below; its layers are VGG's and ResNet's)
+# the VGG16s (their layers run in AlexNet's and the ResNets'; GroupNorm in the layer
+# goldens), and AlexNet under 'auto' (it runs under 'onednn' below)
 
 
 NO_ONEDNN = pytest.mark.skipif(
