@@ -9,8 +9,9 @@ that depend on ``xs``, and runs them again on new inputs inside ``jax.vjp``; eve
 an outer ``jax.grad`` (the optimizer's) differentiates through it, as TensorFlow's
 second-order gradients do (Improved-WGAN's gradient penalty).
 
-``tp.transform``'s ``apply`` runs model code in such a trace once ``tpflax.compat`` is
-imported (``tpflax._src.transform.stage_model_code``), whatever transformation calls it.
+``tp.transform``'s ``init`` always runs model code in such a trace. When ``apply`` runs it
+outside one (eagerly, or under ``jax.grad`` or ``jax.vmap``), ``tf.gradients`` raises
+``NeedsGraph`` and ``apply`` runs that model again inside ``jax.jit``, then and from then on.
 The walk reads JAX's tracing internals (``DynamicJaxprTracer.parent``, ``TracingEqn``); a JAX
 whose tracers lack them makes ``tf.gradients`` raise rather than guess.
 """
@@ -46,9 +47,9 @@ def _graph_tracer(value: Any, what: str, trace: Any) -> Any:
         raise NotImplementedError(
             f"tf.gradients: {what} is not a tensor of a traced graph (got "
             f"{type(value).__name__}). It differentiates the graph jax.jit traces: call it "
-            "inside model code run by tp.transform's apply or init (which trace it once "
-            "tpflax.compat is imported) or inside a function under jax.jit; elsewhere write "
-            "the part from xs to ys as a function and take jax.grad of it"
+            "inside model code run by tp.transform's apply or init (which trace it when it "
+            "does) or inside a function under jax.jit; elsewhere write the part from xs to ys "
+            "as a function and take jax.grad of it"
         )
     if value._trace is not trace:
         raise NotImplementedError(
@@ -166,25 +167,15 @@ def gradients(
         ]
     eqns = _equations(y_list, x_list)
     outs, pullback = jax.vjp(_replay(eqns, x_list, y_list), *x_list)
-    connected = _connected(eqns, x_list, y_list)
+    # Every equation the walk kept lies on a path to ys, so an x reaches ys exactly when it
+    # is one of them or an input of one of them (TensorFlow gives None for the others).
+    used = {id(t.val) for eqn in eqns for t in eqn.in_tracers} | {id(y.val) for y in y_list}
+    connected = [id(x.val) in used for x in x_list]
     grads = pullback(tuple(c.astype(o.dtype) for c, o in zip(cotangents, outs, strict=True)))
     return [
         g if ok else (jnp.zeros_like(x) if unconnected_gradients == "zero" else None)
         for g, x, ok in zip(grads, x_list, connected, strict=True)
     ]
-
-
-def _connected(eqns: Sequence[Any], xs: Sequence[Any], ys: Sequence[Any]) -> list[bool]:
-    """Per x, whether some y depends on it (TensorFlow gives ``None`` for the others)."""
-    y_vars = {id(y.val) for y in ys}
-    out = []
-    for x in xs:
-        reached = {id(x.val)}
-        for eqn in eqns:
-            if any(id(t.val) in reached for t in eqn.in_tracers):
-                reached.update(id(v) for v in eqn.outvars)
-        out.append(bool(reached & y_vars))
-    return out
 
 
 __all__ = ["gradients"]
