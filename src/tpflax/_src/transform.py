@@ -97,13 +97,8 @@ class Transformed:
         who = f"{self._name()}.init"
         training = check_training_flag(is_training, who)
         rng = _check_key(rng, who, "rng")
-        leaves, treedef = jax.tree_util.tree_flatten((inputs, kwargs))
-        traced = [isinstance(leaf, (jax.Array, np.ndarray, np.generic)) for leaf in leaves]
-        arrays = [leaf for leaf, t in zip(leaves, traced, strict=True) if t]
-        fixed = tuple(
-            (i, leaf) for i, (leaf, t) in enumerate(zip(leaves, traced, strict=True)) if not t
-        )
-        spec = _InitSpec(self, training, treedef, fixed)
+        arrays, rest = _split((inputs, kwargs))
+        spec = _InitSpec(self, training, rest)
         try:
             hash(spec)
         except TypeError:  # an unhashable argument: compiled for this call only
@@ -208,52 +203,59 @@ class NeedsGraph(Exception):
     knows the equation that made it, and keeps doing so for that model."""
 
 
-def _is_array(leaf: Any) -> bool:
-    return isinstance(leaf, (jax.Array, np.ndarray, np.generic))
+@dataclasses.dataclass(frozen=True)
+class _Split:
+    """A pytree without its arrays: its structure and the other leaves, by their position
+    among the flattened leaves (hashable when those leaves are, a ``jax.jit`` static)."""
+
+    treedef: Any
+    fixed: tuple[tuple[int, Any], ...]
+
+    def join(self, arrays: Iterable[Any]) -> Any:
+        """The pytree with ``arrays`` put back in order."""
+        leaves: list[Any] = list(arrays)
+        for i, leaf in self.fixed:
+            leaves.insert(i, leaf)
+        return jax.tree_util.tree_unflatten(self.treedef, leaves)
+
+
+def _split(tree: Any) -> tuple[list[Any], _Split]:
+    """``tree``'s array leaves (JAX, NumPy), in order, and the rest of it."""
+    leaves, treedef = jax.tree_util.tree_flatten(tree)
+    mask = [isinstance(leaf, (jax.Array, np.ndarray, np.generic)) for leaf in leaves]
+    arrays = [leaf for leaf, m in zip(leaves, mask, strict=True) if m]
+    fixed = tuple((i, leaf) for i, (leaf, m) in enumerate(zip(leaves, mask, strict=True)) if not m)
+    return arrays, _Split(treedef, fixed)
 
 
 def _run_traced(fn: Callable[..., tuple], args: tuple) -> tuple:
     """``fn(*args)`` inside ``jax.jit`` (traced each call, as the model's Python runs each
     call): array leaves go in and come out as arguments and results, other leaves as they
     are."""
-    leaves, treedef = jax.tree_util.tree_flatten(args)
-    mask = [_is_array(leaf) for leaf in leaves]
-    result: dict[str, Any] = {}
+    arrays, rest = _split(args)
+    result: dict[str, _Split] = {}
 
     def traced(arrays: list[Any]) -> list[Any]:
-        it = iter(arrays)
-        out = fn(
-            *jax.tree_util.tree_unflatten(
-                treedef, [next(it) if m else leaf for leaf, m in zip(leaves, mask, strict=True)]
-            )
-        )
-        out_leaves, result["tree"] = jax.tree_util.tree_flatten(out)
-        result["leaves"] = out_leaves
-        return [leaf for leaf in out_leaves if _is_array(leaf)]
+        out_arrays, result["rest"] = _split(fn(*rest.join(arrays)))
+        return out_arrays
 
-    arrays = jax.jit(traced)([leaf for leaf, m in zip(leaves, mask, strict=True) if m])
-    it = iter(arrays)
-    out = [next(it) if _is_array(leaf) else leaf for leaf in result["leaves"]]
-    return jax.tree_util.tree_unflatten(result["tree"], out)
+    out_arrays = jax.jit(traced)(arrays)  # traces fn, which sets result["rest"]
+    return result["rest"].join(out_arrays)
 
 
 @dataclasses.dataclass(frozen=True)
 class _InitSpec:
     """What ``init`` compiles for, besides the shapes of its arrays: the model, the mode, and
-    the arguments that are not arrays (by their position among the flattened arguments)."""
+    the ``(inputs, kwargs)`` pytree without its arrays."""
 
     model: Transformed
     is_training: bool
-    treedef: Any
-    fixed: tuple[tuple[int, Any], ...]
+    rest: _Split
 
 
 def _build(rng: jax.Array, arrays: list[jax.Array], *, spec: _InitSpec) -> tuple[dict, dict]:
     """Runs the model once in an init frame; ``arrays`` are the array arguments in order."""
-    leaves: list[Any] = list(arrays)
-    for i, leaf in spec.fixed:
-        leaves.insert(i, leaf)
-    inputs, kwargs = jax.tree_util.tree_unflatten(spec.treedef, leaves)
+    inputs, kwargs = spec.rest.join(arrays)
     model = spec.model
     frame = Frame(
         mode="init",
