@@ -86,15 +86,20 @@ def ONEDNN_CONV(
 ) -> bool:
     """Whether 'auto' runs this float32 convolution (no dilation or ``split``; its NHWC
     shape) on oneDNN."""
-    n, h, w, c = x_shape
-    kh, kw, _, filters = w_shape
-    out_map = -(-h // strides[0]) * -(-w // strides[1])
+    out_map, macs = _map_and_macs(x_shape, w_shape, strides)
+    kh, kw, c, filters = w_shape
     widening = (kh, kw) == (1, 1) and filters > c
-    return (
-        out_map >= ONEDNN_MIN_MAP
-        and n * out_map * kh * kw * c * filters >= ONEDNN_MIN_MACS
-        and not widening
-    )
+    return out_map >= ONEDNN_MIN_MAP and macs >= ONEDNN_MIN_MACS and not widening
+
+
+def _map_and_macs(
+    x_shape: tuple[int, ...], w_shape: tuple[int, ...], strides: tuple[int, int]
+) -> tuple[int, int]:
+    """A SAME NHWC convolution's output pixels per image and multiply-adds in all."""
+    n, h, w, _ = x_shape
+    kh, kw, c, filters = w_shape
+    out_map = -(-h // strides[0]) * -(-w // strides[1])
+    return out_map, n * out_map * kh * kw * c * filters
 
 
 def ONEDNN_INFERENCE(
@@ -106,10 +111,7 @@ def ONEDNN_INFERENCE(
     1.16-1.20x faster than with the training table (``benchmarks/RESULTS.md``, 2026-12-03),
     their 7x7 maps' dots and patches products included; a single 3x3 convolution ran 1.17x
     faster at 7.2e6 multiply-adds and 0.55x at 1.5e5, where the call's fixed cost dominates."""
-    n, h, w, c = x_shape
-    kh, kw, _, filters = w_shape
-    out_map = -(-h // strides[0]) * -(-w // strides[1])
-    return n * out_map * kh * kw * c * filters >= ONEDNN_INFERENCE_MIN_MACS
+    return _map_and_macs(x_shape, w_shape, strides)[1] >= ONEDNN_INFERENCE_MIN_MACS
 
 
 def ONEDNN_CONV_TRANSPOSE(

@@ -42,7 +42,19 @@ def _sample_shape(sample_shape: Any, who: str) -> tuple[int, ...]:
     return tuple(static_ints(list(sample_shape), who))
 
 
-class Categorical:
+class _Distribution:
+    """What every distribution derives from its ``log_prob``."""
+
+    def log_prob(self, value: Any, name: str = "log_prob") -> jax.Array:
+        raise NotImplementedError
+
+    @_tf_broadcasting
+    def prob(self, value: Any, name: str = "prob") -> jax.Array:
+        """``p(value)``."""
+        return jnp.exp(self.log_prob(value, name))
+
+
+class Categorical(_Distribution):
     """``tf.distributions.Categorical(logits=None, probs=None, dtype=tf.int32, ...)``: a
     distribution over ``0 .. K-1`` per batch element (``logits``/``probs`` ``[..., K]``)."""
 
@@ -96,11 +108,6 @@ class Categorical:
         return jnp.take_along_axis(log_softmax, k[..., None], axis=-1)[..., 0]
 
     @_tf_broadcasting
-    def prob(self, value: Any, name: str = "prob") -> jax.Array:
-        """``p(value)``."""
-        return jnp.exp(self.log_prob(value, name))
-
-    @_tf_broadcasting
     def entropy(self, name: str = "entropy") -> jax.Array:
         """``-sum(probs * log_softmax(logits))`` over the classes."""
         del name
@@ -123,7 +130,7 @@ class Categorical:
         return draws.astype(self.dtype)
 
 
-class Normal:
+class Normal(_Distribution):
     """``tf.distributions.Normal(loc, scale, ...)``: TensorFlow's formulas, ``z = (x - loc) /
     scale``, ``log_prob = -z**2 / 2 - (log(2 pi) / 2 + log(scale))``."""
 
@@ -151,11 +158,6 @@ class Normal:
         del name
         z = (tensor(value) - self.loc) / self.scale
         return -0.5 * jnp.square(z) - (0.5 * math.log(2.0 * math.pi) + jnp.log(self.scale))
-
-    @_tf_broadcasting
-    def prob(self, value: Any, name: str = "prob") -> jax.Array:
-        """``p(value)``."""
-        return jnp.exp(self.log_prob(value, name))
 
     @_tf_broadcasting
     def entropy(self, name: str = "entropy") -> jax.Array:
