@@ -1,8 +1,11 @@
-"""Builds tpflax's one native part, oneDNN convolutions for XLA:CPU (``csrc/onednn_conv.cc``).
+"""Builds tpflax's native part (``csrc/``): oneDNN convolutions for XLA:CPU
+(``csrc/onednn_conv.cc``) and the cache that keeps XLA:CPU's large freed host buffers
+(``csrc/host_blocks.cc``, no dependency but g++ and glibc).
 
 Optional: when g++, the FFI headers (``jaxlib``) or oneDNN's headers (``onednn-devel-cpu-gomp``,
-both from ``[build-system].requires``) are missing, or the build fails, the install still
-succeeds without it and tpflax runs every convolution on XLA (it says so once at run time).
+both from ``[build-system].requires``) are missing, or a build fails, the install still
+succeeds without that library: tpflax then runs every convolution on XLA, or leaves host
+memory to glibc, and says so (``tpflax --version``).
 """
 
 from __future__ import annotations
@@ -38,13 +41,12 @@ class OptionalBuildExt(build_ext):
                 self.build_extension(ext)
                 built.append(ext)
             except Exception as e:  # any failure: install without it
-                print(
-                    f"tpflax: not building oneDNN convolutions ({e}); XLA's will run",
-                    file=sys.stderr,
-                )
+                print(f"tpflax: not building {ext.name} ({e})", file=sys.stderr)
         self.extensions[:] = built
 
     def _configure(self, ext: Extension) -> None:
+        if ext.name != "tpflax._onednn_conv":
+            return
         import jaxlib  # a build requirement: the XLA FFI headers
 
         ext.include_dirs.append(os.path.join(os.path.dirname(jaxlib.__file__), "include"))
@@ -67,7 +69,13 @@ setup(
             language="c++",
             extra_compile_args=["-std=c++17", "-O2"],
             libraries=["dnnl"],
-        )
+        ),
+        Extension(
+            "tpflax._host_blocks",
+            sources=["csrc/host_blocks.cc"],
+            language="c++",
+            extra_compile_args=["-std=c++17", "-O2"],
+        ),
     ],
     cmdclass={"build_ext": OptionalBuildExt},
 )

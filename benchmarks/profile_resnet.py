@@ -2,7 +2,8 @@
 inference and training step on this machine, summed per kind of XLA:CPU kernel.
 
 Each executed thunk of the compiled programs is matched to its HLO instruction
-(``compiled.as_text()``); convolutions and matrix products are counted with their FLOPs, so
+(``compiled.as_text()``); convolutions (XLA's or oneDNN's custom calls) and matrix products
+are counted with their FLOPs, so
 the table shows each kind's share of the time and the GFLOP/s it reaches, beside a 4096x4096
 float32 matmul's. Not part of `make bench` (it takes a minute and writes a trace); run
 ``python benchmarks/profile_resnet.py [--depth 50]``. The findings are in RESULTS.md's notes.
@@ -71,6 +72,17 @@ def kernel_kinds(hlo: str) -> dict[str, tuple[str, float]]:
         else:
             root = re.search(r"ROOT [^=]+= [^ ]+ (\w+)\(", body)
             out[name] = (f"elementwise/copy ({root.group(1) if root else '?'})", 0.0)
+    for m in re.finditer(
+        r"%([\w.\-]+) = f32\[([\d,]*)\][^ ]* custom-call\([^\n]*"
+        r"custom_call_target=\"tpflax_onednn_conv_(\w+)\", "
+        r"operand_layout_constraints=\{f32\[([\d,]*)\][^ ]*, f32\[([\d,]*)\]",
+        hlo,
+    ):
+        name, result, op, a, b = m.groups()
+        # every pass multiplies each output-gradient (or output) element by kh*kw*I taps
+        w = _dims({"fwd": b, "bwd_data": b, "bwd_weights": result}[op])
+        outputs = np.prod(_dims({"fwd": result, "bwd_data": a, "bwd_weights": b}[op]))
+        out[name] = (f"oneDNN convolution ({op})", float(2 * outputs * np.prod(w[:3])))
     return out
 
 
@@ -103,14 +115,24 @@ def main() -> int:
     parser.add_argument("--depth", type=int, default=50)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--impl", default="auto", help="tp.conv_impl: auto, xla or onednn")
+    parser.add_argument("--only", choices=("inference", "train step"), default=None)
     args = parser.parse_args()
+    with tp.conv_impl(args.impl):
+        return _main(args)
+
+
+def _main(args: argparse.Namespace) -> int:
     model = tp.transform(tp.zoo.resnet(args.depth))
     rng = np.random.RandomState(0)
     x = jnp.asarray(rng.uniform(0, 255, (args.batch, 224, 224, 3)), jnp.float32)
     y = jnp.asarray(np.arange(args.batch) % 1000, jnp.int32)
     params, state = jax.jit(model.init)(jax.random.key(0), x)
     peak = matmul_peak(args.repeats) / 1e9
-    print(f"ResNet-{args.depth} b{args.batch}; a 4096^2 float32 matmul runs at {peak:.0f} GFLOP/s")
+    print(
+        f"ResNet-{args.depth} b{args.batch}, {tp.conv_impl.active()}; "
+        f"a 4096^2 float32 matmul runs at {peak:.0f} GFLOP/s"
+    )
     runs = {
         "inference": (lambda p, s, x: model.apply(p, s, x)[0], (params, state, x)),
         "train step": (
@@ -119,6 +141,8 @@ def main() -> int:
         ),
     }
     for label, (fn, fn_args) in runs.items():
+        if args.only not in (None, label):
+            continue
         table, wall = profile(fn, fn_args, args.repeats)
         total = sum(ms for ms, _ in table.values())
         print(f"\n{label}: {wall * 1e3:.0f} ms per call; kernels sum to {total:.0f} ms")

@@ -12,6 +12,7 @@ import pytest
 
 import tpflax as tp
 from tpflax import cli
+from tpflax._src import host_memory
 
 WEIGHTS = pathlib.Path(__file__).parent / "golden" / "weights"
 
@@ -127,6 +128,7 @@ def test_help_version_and_positional_help(capsys) -> None:
     assert exit_.value.code == 0 and lines == [
         f"tpflax {tp.__version__}",
         f"convolutions: {tp.conv_impl.active()}",
+        f"host memory: {host_memory.describe()}",
     ]
     for argv in (["--help"], ["convert", "--help"], ["diff", "--help"], ["classify", "--help"]):
         with pytest.raises(SystemExit):

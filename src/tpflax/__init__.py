@@ -12,6 +12,7 @@ from tpflax import (
     train,
     zoo,
 )
+from tpflax._src import host_memory
 from tpflax._src.argscope import (
     argscope,
     enable_argscope_for_function,
@@ -46,6 +47,8 @@ from tpflax._src.regularize import (
 from tpflax._src.shapes import ConcatWith
 from tpflax._src.transform import Transformed, transform
 from tpflax.foreign import module
+
+host_memory.configure()  # XLA:CPU's large freed host buffers kept for reuse
 
 __version__ = "0.1.0"
 

@@ -270,7 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 class _Version(argparse.Action):
     """``--version``: tpflax's version, then the convolution path in force (what
-    ``tp.conv_impl.active()`` says: oneDNN and its instruction set, or XLA and why)."""
+    ``tp.conv_impl.active()`` says: oneDNN and its instruction set, or XLA and why) and what
+    host memory does (``tpflax/_src/host_memory.py``)."""
 
     def __init__(self, option_strings: list[str], version: str, **kwargs: Any) -> None:
         super().__init__(option_strings, nargs=0, default=argparse.SUPPRESS, **kwargs)
@@ -278,8 +279,12 @@ class _Version(argparse.Action):
 
     def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
         import tpflax as tp
+        from tpflax._src import host_memory
 
-        print(f"{self.version}\nconvolutions: {tp.conv_impl.active()}")
+        print(
+            f"{self.version}\nconvolutions: {tp.conv_impl.active()}\n"
+            f"host memory: {host_memory.describe()}"
+        )
         parser.exit()
 
 
