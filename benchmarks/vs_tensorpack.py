@@ -5,7 +5,8 @@ step (SGD momentum 0.9, BatchNorm in training), plus trace and compile time and 
 memory (arguments + outputs + temporaries, ``compiled.memory_analysis()``).
 
 tensorpack runs first in `.venv-golden` (benchmarks/tensorpack_resnet.py; skipped with a note
-when that venv is absent), then tpflax and flax.linen in this process, timed interleaved;
+when that venv is absent), then tpflax and flax.linen in this process, timed interleaved
+(linen without tpflax's host block cache, as plain JAX runs; see CacheSwitch);
 medians of the repeats. Also measured in the same run: a 4096x4096 float32 matmul, the
 machine's practical peak, so that each time is also a fraction of the bound
 ``FLOPs / peak`` (a training step counted as 3 forward passes). Prints ratios and appends a
@@ -34,7 +35,7 @@ from linen_resnet import ResNet
 from run import timeit
 
 import tpflax as tp
-from tpflax._src import onednn
+from tpflax._src import host_memory, onednn
 
 ROOT = pathlib.Path(__file__).parents[1]
 GOLDEN_PYTHON = ROOT / ".venv-golden" / "bin" / "python"
@@ -132,6 +133,29 @@ def linen_steps(depth: int, x: jax.Array, y: jax.Array) -> dict[str, dict[str, A
     )
 
 
+class CacheSwitch:
+    """Calls the runs with tpflax's host block cache (tpflax/_src/host_memory.py, process-wide
+    once tpflax is imported) on or off per variant: flax.linen runs without it, as plain JAX
+    does, and 'tpflax-glibc' is tpflax without it. Each switch releases the kept blocks and is
+    followed by an untimed call, so a timed call never pays for the switch."""
+
+    def __init__(self, runs: dict[str, dict[str, Any]], without: set[str]) -> None:
+        self.runs, self.without, self.on = runs, without, True
+
+    def call(self, who: str, kind: str) -> None:
+        want = who not in self.without
+        if want != self.on:
+            self.on = want
+            host_memory.set_enabled(want)
+            jax.block_until_ready(self.runs[who][kind]["call"]())
+        jax.block_until_ready(self.runs[who][kind]["call"]())
+
+    def time(self, who: str, kind: str) -> list[float]:
+        if (who not in self.without) != self.on:
+            self.call(who, kind)
+        return timeit(self.runs[who][kind]["call"], 1)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--depths", default="18,50", help="comma-separated ResNet depths")
@@ -156,10 +180,13 @@ def main() -> int:
         runs["tpflax-xla"] = tpflax_steps(depth, x, y, "xla")
         if onednn.available():
             runs["tpflax-onednn"] = tpflax_steps(depth, x, y, "onednn")
+        if host_memory.describe().startswith("XLA's"):
+            runs["tpflax-glibc"] = runs["tpflax"]
+        switch = CacheSwitch(runs, without={"linen", "tpflax-glibc"})
         times: dict[tuple[str, str], list[float]] = {}
         for who in runs:  # warm-up
             for kind in ("infer", "train"):
-                jax.block_until_ready(runs[who][kind]["call"]())
+                switch.call(who, kind)
         order = list(runs)
         for r in range(args.repeats):  # interleaved: all see the same machine load
             # rotated each round: the call right after a train step runs measurably slower
@@ -167,7 +194,7 @@ def main() -> int:
             rotated = order[r % len(order) :] + order[: r % len(order)]
             for kind in ("infer", "train"):
                 for who in rotated:
-                    times.setdefault((who, kind), []).extend(timeit(runs[who][kind]["call"], 1))
+                    times.setdefault((who, kind), []).extend(switch.time(who, kind))
         med = {k: statistics.median(v) for k, v in times.items()}
         if theirs is not None:
             for kind in ("infer", "train"):
@@ -195,7 +222,7 @@ def main() -> int:
                     f"{tpk / tpf:.2f}x tensorpack's speed"
                 )
                 cell += f" / tensorpack {tpk:.3f} s (speed {tpk / tpf:.2f}x)"
-            for who in ("tpflax-xla", "tpflax-onednn"):
+            for who in ("tpflax-xla", "tpflax-onednn", "tpflax-glibc"):
                 if who in runs:
                     t = med[(who, kind)]
                     line += f"; {who} {t:.3f} s (tpflax/{who} time {tpf / t:.2f})"

@@ -38,6 +38,7 @@ namespace {
 
 size_t g_min_block = 1 << 20;
 size_t g_capacity = 0;
+std::atomic<bool> g_enabled{true};
 std::atomic<uint64_t> g_hits{0}, g_misses{0};
 
 struct Cache {
@@ -66,7 +67,7 @@ void Forget(Cache& c, std::multimap<size_t, void*>::iterator it) {
 }
 
 int CachedMemalign(void** out, size_t alignment, size_t size) {
-  if (size >= g_min_block) {
+  if (size >= g_min_block && g_enabled.load(std::memory_order_relaxed)) {
     Cache& c = TheCache();
     std::lock_guard<std::mutex> lock(c.mu);
     for (auto it = c.by_size.lower_bound(size); it != c.by_size.end() && it->first <= 2 * size;
@@ -89,7 +90,7 @@ int CachedMemalign(void** out, size_t alignment, size_t size) {
 bool Mapped(void* block) { return (static_cast<const size_t*>(block)[-1] & 0x2) != 0; }
 
 void CachedFree(void* block) {
-  if (block != nullptr && Mapped(block)) {
+  if (block != nullptr && Mapped(block) && g_enabled.load(std::memory_order_relaxed)) {
     const size_t usable = malloc_usable_size(block);
     if (usable >= g_min_block && usable <= g_capacity) {
       Cache& c = TheCache();
@@ -197,6 +198,19 @@ extern "C" int tpflax_host_blocks_install(const char* library, size_t min_block,
   Target target{library};
   const int found = dl_iterate_phdr(Patch, &target);
   return found < 0 ? -1 : target.patched;
+}
+
+// Turns the cache on or off (off releases every kept block): for benchmarks that compare the
+// two in one process.
+extern "C" void tpflax_host_blocks_enable(int on) {
+  g_enabled.store(on != 0);
+  if (on) return;
+  Cache& c = TheCache();
+  std::lock_guard<std::mutex> lock(c.mu);
+  for (auto& entry : c.by_size) free(entry.second);
+  c.by_size.clear();
+  c.by_age.clear();
+  c.bytes = 0;
 }
 
 // Hits and misses of large requests so far, and the bytes kept now.

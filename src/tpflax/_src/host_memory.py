@@ -103,6 +103,13 @@ def describe() -> str:
     return _status
 
 
+def set_enabled(on: bool) -> None:
+    """Turns the installed cache on or off (off releases every kept block), for benchmarks
+    that compare the two in one process; nothing when it is not installed."""
+    if _lib is not None:
+        _lib.tpflax_host_blocks_enable(int(on))
+
+
 def stats() -> dict[str, int]:
     """The cache's counters: requests of at least 1 MiB it served (``hits``) and passed to
     glibc (``misses``), and the bytes it holds now (``kept``); zeros when it is off."""
