@@ -12,7 +12,9 @@ import pytest
 SCRIPT = """
 import logging, jax, jax.numpy as jnp, tpflax as tp
 def build(name):
-    tp.transform(lambda x: tp.Conv2D(name, x, 4, 3)).init(jax.random.key(0), jnp.ones((1, 5, 5, 1)))
+    # traced, not compiled (the log is written while tracing)
+    model = tp.transform(lambda x: tp.Conv2D(name, x, 4, 3))
+    jax.eval_shape(model.init, jax.random.key(0), jnp.ones((1, 5, 5, 1)))
 build('conv0')
 logging.basicConfig(level=logging.WARNING, format='ROOT %(name)s %(message)s')
 build('conv1')
