@@ -67,7 +67,8 @@ void Forget(Cache& c, std::multimap<size_t, void*>::iterator it) {
 }
 
 int CachedMemalign(void** out, size_t alignment, size_t size) {
-  if (size >= g_min_block && g_enabled.load(std::memory_order_relaxed)) {
+  const bool power_of_two = alignment != 0 && (alignment & (alignment - 1)) == 0;
+  if (size >= g_min_block && power_of_two && g_enabled.load(std::memory_order_relaxed)) {
     Cache& c = TheCache();
     std::lock_guard<std::mutex> lock(c.mu);
     for (auto it = c.by_size.lower_bound(size); it != c.by_size.end() && it->first <= 2 * size;
