@@ -19,9 +19,9 @@ compile times are unchanged (glibc's ``MALLOC_ARENA_MAX=1 MALLOC_MMAP_MAX_=0``, 
 keeps the blocks, made XLA's compiles 30-40% slower: one arena for every thread).
 
 The capacity is an eighth of the machine's memory by default; ``TPFLAX_HOST_CACHE_MB`` sets it
-in MiB, and ``0`` turns the cache off. Without the built library (``setup.py``, needs g++), on
-another C library than glibc, or on another jaxlib layout, host memory stays glibc's and
-``tpflax --version`` says why.
+in MiB, and ``0`` turns the cache off. Without the built library (``setup.py``, needs g++ and
+x86-64), on another C library than glibc, or on another jaxlib layout, host memory stays
+glibc's and ``tpflax --version`` says why.
 """
 
 from __future__ import annotations
@@ -81,7 +81,7 @@ def configure() -> str:
     if capacity == 0:
         _status = "glibc's (TPFLAX_HOST_CACHE_MB=0)"
     elif path is None:
-        _status = "glibc's (the native cache was not built at install time: needs g++)"
+        _status = "glibc's (the native cache was not built at install time: it needs g++ on x86-64)"
     elif not _is_glibc():
         _status = "the system's allocator (not glibc)"
     else:
