@@ -180,7 +180,7 @@ def main() -> int:
         runs["tpflax-xla"] = tpflax_steps(depth, x, y, "xla")
         if onednn.available():
             runs["tpflax-onednn"] = tpflax_steps(depth, x, y, "onednn")
-        if host_memory.describe().startswith("XLA's"):
+        if host_memory.installed():
             runs["tpflax-glibc"] = runs["tpflax"]
         switch = CacheSwitch(runs, without={"linen", "tpflax-glibc"})
         times: dict[tuple[str, str], list[float]] = {}

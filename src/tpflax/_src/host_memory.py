@@ -30,6 +30,8 @@ import ctypes
 import os
 from pathlib import Path
 
+from tpflax._src import utils
+
 JAXLIB_LIBRARY = b"libjax_common"  # where XLA:CPU's allocations are made
 MIN_BLOCK = 1 << 20
 
@@ -53,8 +55,7 @@ def capacity_bytes(setting: str | None, physical: int) -> int:
 
 def library_path() -> Path | None:
     """The built cache (``tpflax/_host_blocks*.so``), or ``None``."""
-    found = sorted(Path(__file__).resolve().parent.parent.glob("_host_blocks*.so"))
-    return found[0] if found else None
+    return utils.native_library("_host_blocks")
 
 
 def _physical_memory() -> int:
@@ -92,10 +93,18 @@ def configure() -> str:
         patched = install(JAXLIB_LIBRARY, MIN_BLOCK, capacity)
         if patched > 0:
             _lib = lib
-            _status = f"XLA's freed blocks from 1 MiB kept for reuse, up to {capacity >> 20} MiB"
+            _status = (
+                f"XLA's freed blocks from {MIN_BLOCK >> 20} MiB kept for reuse, up to "
+                f"{capacity >> 20} MiB"
+            )
         else:
             _status = "glibc's (jaxlib's allocation calls were not found)"
     return _status
+
+
+def installed() -> bool:
+    """Whether the cache is installed in this process."""
+    return _lib is not None
 
 
 def describe() -> str:

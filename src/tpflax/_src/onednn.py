@@ -44,6 +44,8 @@ from jax import lax
 from jax.extend.core import Primitive
 from jax.interpreters import ad, batching, mlir
 
+from tpflax._src import utils
+
 log = logging.getLogger("tpflax")
 
 TARGETS = {
@@ -70,8 +72,7 @@ _ISA_NAMES = {
 
 def library_path() -> Path | None:
     """The built extension (``tpflax/_onednn_conv*.so``), or ``None``."""
-    found = sorted(Path(__file__).resolve().parent.parent.glob("_onednn_conv*.so"))
-    return found[0] if found else None
+    return utils.native_library("_onednn_conv")
 
 
 def _set_threads() -> None:

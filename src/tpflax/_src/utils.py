@@ -7,6 +7,7 @@ what was expected and what was received.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import jax.numpy as jnp
@@ -117,3 +118,10 @@ def matmul(x: Any, W: Any) -> Any:
     that tpflax lowers to matrix products."""
     acc = accumulation_dtype(x.dtype)
     return jnp.matmul(x, W.astype(x.dtype), preferred_element_type=acc).astype(x.dtype)
+
+
+def native_library(stem: str) -> Path | None:
+    """One of tpflax's native libraries, ``tpflax/<stem>*.so`` as ``setup.py`` built it, or
+    ``None`` when it was not built."""
+    found = sorted(Path(__file__).resolve().parent.parent.glob(f"{stem}*.so"))
+    return found[0] if found else None
