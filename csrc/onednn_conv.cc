@@ -1,11 +1,15 @@
 // tpflax's native part: oneDNN convolutions as XLA FFI handlers (CPU, float32, NHWC/HWIO).
 //
-// Three handlers, all on rank-4 buffers (batching is done in Python, src/tpflax/_src/onednn.py):
+// Four handlers, all on rank-4 buffers (batching is done in Python, src/tpflax/_src/onednn.py):
 //   tpflax_onednn_conv_fwd          x [N,H,W,C], w [kh,kw,C/g,O]   -> y  [N,OH,OW,O]
 //   tpflax_onednn_conv_bwd_data     dy [N,OH,OW,O], w              -> dx [N,H,W,C]
 //   tpflax_onednn_conv_bwd_weights  x, dy                          -> dw [kh,kw,C/g,O]
+//   tpflax_onednn_conv_fwd_post     x, w, v_1 .. v_k [O]           -> y, then post-ops on y
 // Attributes: strides, pad_lo, pad_hi, dilation (int64[2] each; dilation 1 = none, as in XLA)
-// and groups (int64). Shapes come from the buffers; Python computes the output shapes.
+// and groups (int64); fwd_post also `post`, the post-ops in order (int64 codes, kPost*: add,
+// subtract or multiply by the next per-channel vector v_i, or ReLU), which oneDNN applies to
+// each float32 result before it is stored (BatchNorm's inference affine and ReLU in the
+// convolution's own pass). Shapes come from the buffers; Python computes the output shapes.
 //
 // One CPU engine per process. Primitives (and their weight reorders) are cached by shape and
 // attributes under a mutex. Executions are serialised by a second mutex: each XLA thread that
@@ -19,6 +23,7 @@
 #include <mutex>
 #include <sstream>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "dnnl.hpp"
@@ -76,19 +81,42 @@ Geometry MakeGeometry(ffi::Span<const int64_t> x_dims, ffi::Span<const int64_t> 
   return g;
 }
 
-std::string Key(const char* op, const Geometry& g) {
+// Post-op codes of tpflax_onednn_conv_fwd_post (tpflax/_src/onednn.py's POST_OPS).
+constexpr int64_t kPostAdd = 1, kPostSub = 2, kPostMul = 3, kPostRelu = 4;
+using Post = std::vector<int64_t>;
+
+std::string Key(const char* op, const Geometry& g, const Post& post) {
   std::ostringstream s;
   s << op;
-  for (const auto* v : {&g.src, &g.wei, &g.dst, &g.strides, &g.dilates, &g.pad_l, &g.pad_r}) {
+  for (const auto* v :
+       {&g.src, &g.wei, &g.dst, &g.strides, &g.dilates, &g.pad_l, &g.pad_r, &post}) {
     s << '|';
     for (auto d : *v) s << d << ',';
   }
   return s.str();
 }
 
-dnnl::primitive_attr UserScratchpad() {
+// A per-channel vector [O] as oneDNN's second operand of a binary post-op on dst {N,O,H,W}.
+memory::desc ChannelDesc(const Geometry& g) {
+  return memory::desc({1, g.dst[1], 1, 1}, dt::f32, tag::abcd);
+}
+
+dnnl::primitive_attr Attr(const Geometry& g, const Post& post) {
   dnnl::primitive_attr attr;
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  if (post.empty()) return attr;
+  dnnl::post_ops ops;
+  for (int64_t code : post) {
+    if (code == kPostRelu) {
+      ops.append_eltwise(dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+    } else {
+      const auto alg = code == kPostAdd   ? dnnl::algorithm::binary_add
+                       : code == kPostSub ? dnnl::algorithm::binary_sub
+                                          : dnnl::algorithm::binary_mul;
+      ops.append_binary(alg, ChannelDesc(g));
+    }
+  }
+  attr.set_post_ops(ops);
   return attr;
 }
 
@@ -111,20 +139,21 @@ std::map<std::string, std::shared_ptr<Entry>>& Cache() {
   return cache;
 }
 
-dnnl::convolution_forward::primitive_desc ForwardDesc(const Geometry& g, dnnl::prop_kind kind) {
+dnnl::convolution_forward::primitive_desc ForwardDesc(const Geometry& g, dnnl::prop_kind kind,
+                                                      const Post& post = {}) {
   memory::desc src(g.src, dt::f32, tag::nhwc), dst(g.dst, dt::f32, tag::nhwc);
   memory::desc wei(g.wei, dt::f32, tag::any);
   return dnnl::convolution_forward::primitive_desc(
       Engine(), kind, dnnl::algorithm::convolution_direct, src, wei, dst, g.strides, g.dilates,
-      g.pad_l, g.pad_r, UserScratchpad());
+      g.pad_l, g.pad_r, Attr(g, post));
 }
 
-std::shared_ptr<Entry> Build(const char* op, const Geometry& g) {
+std::shared_ptr<Entry> Build(const char* op, const Geometry& g, const Post& post) {
   auto entry = std::make_shared<Entry>();
   memory::desc user_wei(g.wei, dt::f32, g.wei_strides);
   const std::string name(op);
   if (name == "fwd") {
-    auto pd = ForwardDesc(g, dnnl::prop_kind::forward_inference);
+    auto pd = ForwardDesc(g, dnnl::prop_kind::forward_inference, post);
     entry->conv = dnnl::convolution_forward(pd);
     entry->scratch_md = pd.scratchpad_desc();
     entry->wei_md = pd.weights_desc();
@@ -135,14 +164,14 @@ std::shared_ptr<Entry> Build(const char* op, const Geometry& g) {
     if (name == "bwd_data") {
       dnnl::convolution_backward_data::primitive_desc pd(
           Engine(), dnnl::algorithm::convolution_direct, src, wei, dst, g.strides, g.dilates,
-          g.pad_l, g.pad_r, hint, UserScratchpad());
+          g.pad_l, g.pad_r, hint, Attr(g, {}));
       entry->conv = dnnl::convolution_backward_data(pd);
       entry->scratch_md = pd.scratchpad_desc();
       entry->wei_md = pd.weights_desc();
     } else {
       dnnl::convolution_backward_weights::primitive_desc pd(
           Engine(), dnnl::algorithm::convolution_direct, src, wei, dst, g.strides, g.dilates,
-          g.pad_l, g.pad_r, hint, UserScratchpad());
+          g.pad_l, g.pad_r, hint, Attr(g, {}));
       entry->conv = dnnl::convolution_backward_weights(pd);
       entry->scratch_md = pd.scratchpad_desc();
       entry->wei_md = pd.diff_weights_desc();
@@ -161,13 +190,13 @@ std::shared_ptr<Entry> Build(const char* op, const Geometry& g) {
   return entry;
 }
 
-std::shared_ptr<Entry> Lookup(const char* op, const Geometry& g) {
-  const std::string key = Key(op, g);
+std::shared_ptr<Entry> Lookup(const char* op, const Geometry& g, const Post& post) {
+  const std::string key = Key(op, g, post);
   std::lock_guard<std::mutex> lock(CacheMutex());
   auto& cache = Cache();
   auto it = cache.find(key);
   if (it != cache.end()) return it->second;
-  auto entry = Build(op, g);
+  auto entry = Build(op, g, post);
   cache.emplace(key, entry);
   return entry;
 }
@@ -179,10 +208,12 @@ void* Grow(int slot, size_t bytes) {
 }
 
 // Runs one convolution: `x` is src (fwd, bwd_weights) or diff_dst (bwd_data), `w_or_dy` the
-// user's HWIO weights (fwd, bwd_data) or diff_dst (bwd_weights), `out` the result.
-ffi::Error Run(const char* op, const Geometry& g, void* x, void* w_or_dy, void* out) {
+// user's HWIO weights (fwd, bwd_data) or diff_dst (bwd_weights), `out` the result; `post`
+// and `vectors` (fwd only) the post-ops and the per-channel operands of the binary ones.
+ffi::Error Run(const char* op, const Geometry& g, void* x, void* w_or_dy, void* out,
+               const Post& post = {}, const std::vector<void*>& vectors = {}) {
   try {
-    auto entry = Lookup(op, g);
+    auto entry = Lookup(op, g, post);
     auto& engine = Engine();
     memory::desc src(g.src, dt::f32, tag::nhwc), dst(g.dst, dt::f32, tag::nhwc);
     memory::desc user_wei(g.wei, dt::f32, g.wei_strides);
@@ -209,10 +240,16 @@ ffi::Error Run(const char* op, const Geometry& g, void* x, void* w_or_dy, void* 
       }
       if (name == "fwd") {
         memory src_m(src, engine, x), dst_m(dst, engine, out);
-        entry->conv.execute(stream, {{DNNL_ARG_SRC, src_m},
-                                     {DNNL_ARG_WEIGHTS, wei_m},
-                                     {DNNL_ARG_DST, dst_m},
-                                     {DNNL_ARG_SCRATCHPAD, scratch}});
+        std::unordered_map<int, memory> args = {{DNNL_ARG_SRC, src_m},
+                                                {DNNL_ARG_WEIGHTS, wei_m},
+                                                {DNNL_ARG_DST, dst_m},
+                                                {DNNL_ARG_SCRATCHPAD, scratch}};
+        for (size_t i = 0, v = 0; i < post.size(); ++i) {
+          if (post[i] == kPostRelu) continue;
+          args.emplace(DNNL_ARG_ATTR_MULTIPLE_POST_OP(static_cast<int>(i)) | DNNL_ARG_SRC_1,
+                       memory(ChannelDesc(g), engine, vectors[v++]));
+        }
+        entry->conv.execute(stream, args);
       } else {
         memory dst_m(dst, engine, x), src_m(src, engine, out);
         entry->conv.execute(stream, {{DNNL_ARG_DIFF_DST, dst_m},
@@ -231,12 +268,45 @@ ffi::Error Run(const char* op, const Geometry& g, void* x, void* w_or_dy, void* 
 
 using F32 = ffi::Buffer<ffi::F32, 4>;
 using Ints = ffi::Span<const int64_t>;
+using Vector = ffi::Buffer<ffi::F32, 1>;
 
 ffi::Error Forward(F32 x, F32 w, ffi::ResultBuffer<ffi::F32, 4> y, Ints strides, Ints pad_lo,
                    Ints pad_hi, Ints dilation, int64_t groups) {
   auto g = MakeGeometry(x.dimensions(), w.dimensions(), y->dimensions(), strides, pad_lo,
                         pad_hi, dilation, groups);
   return Run("fwd", g, x.typed_data(), w.typed_data(), y->typed_data());
+}
+
+ffi::Error ForwardPost(F32 x, F32 w, ffi::RemainingArgs rest, ffi::ResultBuffer<ffi::F32, 4> y,
+                       Ints strides, Ints pad_lo, Ints pad_hi, Ints dilation, int64_t groups,
+                       Ints post) {
+  auto g = MakeGeometry(x.dimensions(), w.dimensions(), y->dimensions(), strides, pad_lo,
+                        pad_hi, dilation, groups);
+  Post codes(post.begin(), post.end());
+  std::vector<void*> vectors;
+  for (size_t i = 0; i < rest.size(); ++i) {
+    auto v = rest.get<Vector>(i);
+    if (!v.has_value()) return v.error();
+    if (v->element_count() != static_cast<size_t>(g.dst[1])) {
+      return ffi::Error(ffi::ErrorCode::kInvalidArgument,
+                        "tpflax oneDNN convolution (fwd_post): a post-op vector's length is not "
+                        "the output's channels");
+    }
+    vectors.push_back(v->typed_data());
+  }
+  size_t binary = 0;
+  for (int64_t code : codes) {
+    if (code < kPostAdd || code > kPostRelu) {
+      return ffi::Error(ffi::ErrorCode::kInvalidArgument,
+                        "tpflax oneDNN convolution (fwd_post): unknown post-op code");
+    }
+    binary += code != kPostRelu;
+  }
+  if (binary != vectors.size()) {
+    return ffi::Error(ffi::ErrorCode::kInvalidArgument,
+                      "tpflax oneDNN convolution (fwd_post): one vector per binary post-op");
+  }
+  return Run("fwd", g, x.typed_data(), w.typed_data(), y->typed_data(), codes, vectors);
 }
 
 ffi::Error BackwardData(F32 dy, F32 w, ffi::ResultBuffer<ffi::F32, 4> dx, Ints strides,
@@ -267,6 +337,18 @@ ffi::Error BackwardWeights(F32 x, F32 dy, ffi::ResultBuffer<ffi::F32, 4> dw, Int
       .Attr<int64_t>("groups")
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(TpflaxOnednnConvFwd, Forward, TPFLAX_CONV_BINDING);
+XLA_FFI_DEFINE_HANDLER_SYMBOL(TpflaxOnednnConvFwdPost, ForwardPost,
+                              ffi::Ffi::Bind()
+                                  .Arg<F32>()
+                                  .Arg<F32>()
+                                  .RemainingArgs()
+                                  .Ret<F32>()
+                                  .Attr<Ints>("strides")
+                                  .Attr<Ints>("pad_lo")
+                                  .Attr<Ints>("pad_hi")
+                                  .Attr<Ints>("dilation")
+                                  .Attr<int64_t>("groups")
+                                  .Attr<Ints>("post"));
 XLA_FFI_DEFINE_HANDLER_SYMBOL(TpflaxOnednnConvBwdData, BackwardData, TPFLAX_CONV_BINDING);
 XLA_FFI_DEFINE_HANDLER_SYMBOL(TpflaxOnednnConvBwdWeights, BackwardWeights,
                               TPFLAX_CONV_BINDING);

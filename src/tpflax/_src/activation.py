@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import jax
+
+from tpflax._src import epilogue
+
 
 def apply_activation(activation: Any, x: Any, *, who: str) -> Any:
     """Calls ``activation(x)``; a layer passed here creates its variables in the calling
@@ -12,4 +16,6 @@ def apply_activation(activation: Any, x: Any, *, who: str) -> Any:
         return x
     if not callable(activation):
         raise TypeError(f"{who}: activation must be callable or None; got {activation!r}")
+    if activation is jax.nn.relu:  # fused into a convolution's oneDNN call where it can be
+        return epilogue.relu(x)
     return activation(x)

@@ -29,9 +29,16 @@ from typing import Any
 import jax
 import numpy as np
 
-from tpflax._src import initializers, layout, utils
+from tpflax._src import epilogue, initializers, layout, utils
 from tpflax._src.frame import Initializer, assign_sub_state, get_variable, is_training
-from tpflax._src.norm_ops import NORM_ALIASES, affine_variables, ema_delta, moments, normalize
+from tpflax._src.norm_ops import (
+    NORM_ALIASES,
+    affine_variables,
+    ema_delta,
+    moments,
+    normalize,
+    normalize_steps,
+)
 from tpflax._src.registry import layer_context, layer_register
 
 _EMA_MODES = ("default", "collection", "internal", "skip")
@@ -142,15 +149,15 @@ def BatchNorm(
         layout.per_channel(gamma, ndim, args.axis),
         layout.per_channel(beta, ndim, args.axis),
     )
-    if not args.training:
-        return normalize(
-            inputs,
+    if not args.training:  # fused into the convolution before it where it can be (epilogue)
+        steps = normalize_steps(
             layout.per_channel(moving_mean, ndim, args.axis),
             layout.per_channel(moving_var, ndim, args.axis),
             *affine,
             args.epsilon,
             centered=ndim == 4,  # tensorpack's own paths are for batch statistics only
         )
+        return epilogue.normalize(inputs, steps)
     y, ema_mean, ema_var = _batch_normalize(inputs, affine, args, sync_statistics, who)
     # Tensorpack's inference TowerContext freezes UPDATE_OPS, so a BN forced into training
     # there updates its EMA only with ema_update='internal' (control dependencies).
@@ -266,4 +273,4 @@ def BNReLU(x: jax.Array, name: str | None = None) -> jax.Array:
         ``bn/beta``, ``bn/gamma``, ``bn/mean/EMA``, ``bn/variance/EMA``.
     """
     del name  # tensorpack's deprecated output name; outputs here have no graph names
-    return jax.nn.relu(BatchNorm("bn", x))
+    return epilogue.relu(BatchNorm("bn", x))

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 from jax import lax
 from jax.custom_derivatives import SymbolicZero
 
-from tpflax._src import initializers, layout, onednn, utils
+from tpflax._src import epilogue, initializers, layout, onednn, utils
 from tpflax._src.activation import apply_activation
 from tpflax._src.conv_impl import (
     output_size,
@@ -240,9 +240,44 @@ def Conv2D(
         dilation_rate=dilation,
         groups=split,
     )
-    y = apply_activation(activation, y, who=who)
+    recipe = _epilogue_recipe(inputs, W, b, stride, pad, fmt, dilation, split)
+    with epilogue.offered(y, recipe):
+        y = apply_activation(activation, y, who=who)
     add_regularizers(who, W, b, y, *regs)
     return y
+
+
+def _epilogue_recipe(
+    x: jax.Array,
+    W: jax.Array,
+    b: jax.Array | None,
+    strides: tuple[int, int],
+    padding: str,
+    data_format: str,
+    dilation_rate: tuple[int, int],
+    groups: int,
+) -> epilogue.Recipe | None:
+    """How ``conv2d`` computes its output again with BatchNorm's affine and ReLU as oneDNN
+    post-ops (``activation=BNReLU``); ``None`` unless its inference lowering is oneDNN."""
+    if not use_onednn(x, W, strides, dilation_rate, groups, data_format, inference=True):
+        return None
+    options = {"strides": strides, "padding": padding, "dilation": dilation_rate, "groups": groups}
+    return epilogue.Recipe(
+        x=x,
+        W=W,
+        options=options,
+        data_format=data_format,
+        conv=functools.partial(
+            conv2d,
+            b=None,
+            strides=strides,
+            padding=padding,
+            data_format=data_format,
+            dilation_rate=dilation_rate,
+            groups=groups,
+        ),
+        steps=() if b is None else (("add", b.astype(jnp.float32)),),
+    )
 
 
 def _conv_args(

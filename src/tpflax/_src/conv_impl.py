@@ -31,7 +31,9 @@ faster formulation.
   (``ONEDNN_INFERENCE``: every such convolution, measured on whole ResNets): a
   ``custom_jvp`` runs that lowering, and JAX calls its JVP rule, which runs the training
   table's, only when it differentiates. With AVX2 only, oneDNN 3.2 was measured slower than
-  XLA (0.56-0.85x forward), so XLA's lowerings above stay there.
+  XLA (0.56-0.85x forward), so XLA's lowerings above stay there. Under ``jax.jit`` such an
+  inference convolution also takes the BatchNorm and ReLU of its ``activation`` into its
+  oneDNN call (``tpflax/_src/epilogue.py``).
 
 ``'xla'`` uses ``lax.conv_general_dilated`` and JAX's max-pool derivative everywhere, for
 debugging and comparison. ``'onednn'`` runs every float32 convolution and transposed

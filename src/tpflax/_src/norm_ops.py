@@ -75,17 +75,43 @@ def normalize(
       BatchNorm, training and inference). With one value per channel it returns ``beta``
       exactly, and it keeps the digits of inputs with a large mean and a small variance.
     """
+    steps = normalize_steps(mean, var, gamma, beta, epsilon, centered=centered)
+    return apply_steps(x.astype(jnp.float32), steps).astype(x.dtype)
+
+
+Steps = tuple[tuple[str, Any], ...]  # (op, operand): operand None for "relu"
+
+
+def normalize_steps(
+    mean: jax.Array,
+    var: jax.Array,
+    gamma: jax.Array | None,
+    beta: jax.Array | None,
+    epsilon: float,
+    *,
+    centered: bool,
+) -> Steps:
+    """:func:`normalize` as steps on float32 ``x``, each ``(op, operand)`` with ``op`` one of
+    ``'sub'``, ``'mul'``, ``'add'`` (:func:`apply_steps`): the one description of both
+    roundings, which a convolution's oneDNN epilogue runs too (tpflax/_src/epilogue.py)."""
     inv = lax.rsqrt(var + jnp.asarray(epsilon, jnp.float32))
     if gamma is not None:
         inv = inv * gamma
-    x32 = x.astype(jnp.float32)
     if centered:
-        y = (x32 - mean) * inv
-        return (y if beta is None else y + beta).astype(x.dtype)
+        return (("sub", mean), ("mul", inv)) + ((("add", beta),) if beta is not None else ())
     shift = -mean * inv
     if beta is not None:
         shift = shift + beta
-    return (x32 * inv + shift).astype(x.dtype)
+    return (("mul", inv), ("add", shift))
+
+
+def apply_steps(x: jax.Array, steps: Steps) -> jax.Array:
+    """``x`` through steps such as :func:`normalize_steps`', in order; ``('relu', None)`` is
+    a ReLU (``jax.nn.relu``)."""
+    ops = {"sub": jnp.subtract, "mul": jnp.multiply, "add": jnp.add}
+    for op, operand in steps:
+        x = jax.nn.relu(x) if op == "relu" else ops[op](x, operand)
+    return x
 
 
 def ema_delta(old: jax.Array, new: jax.Array, momentum: float) -> jax.Array:

@@ -50,9 +50,13 @@ log = logging.getLogger("tpflax")
 
 TARGETS = {
     "fwd": ("tpflax_onednn_conv_fwd", "TpflaxOnednnConvFwd"),
+    "fwd_post": ("tpflax_onednn_conv_fwd_post", "TpflaxOnednnConvFwdPost"),
     "bwd_data": ("tpflax_onednn_conv_bwd_data", "TpflaxOnednnConvBwdData"),
     "bwd_weights": ("tpflax_onednn_conv_bwd_weights", "TpflaxOnednnConvBwdWeights"),
 }
+# The post-ops of ``conv_post`` (csrc/onednn_conv.cc's kPost* codes): each binary one takes
+# the next per-channel vector.
+POST_OPS = {"add": 1, "sub": 2, "mul": 3, "relu": 4}
 # dnnl_cpu_isa_t values (oneDNN 3.2's dnnl_types.h) for the report.
 _ISA_NAMES = {
     0x0: "default",
@@ -208,25 +212,28 @@ def _varying_axes(a: jax.Array) -> frozenset[str]:
     return frozenset(mat.varying if mat is not None else getattr(aval, "vma", ()))
 
 
-def _call(op: str, geom: Geometry, shape: tuple[int, ...], a: jax.Array, b: jax.Array) -> Any:
+def _call(
+    op: str, geom: Geometry, shape: tuple[int, ...], *operands: jax.Array, **attrs: Any
+) -> Any:
     strides, lo, hi, dilation, groups, _, _ = geom
     out = jax.ffi.ffi_call(TARGETS[op][0], jax.ShapeDtypeStruct(shape, jnp.float32))(
-        a,
-        b,
+        *operands,
         strides=np.array(strides, np.int64),
         pad_lo=np.array(lo, np.int64),
         pad_hi=np.array(hi, np.int64),
         dilation=np.array(dilation, np.int64),
         groups=np.int64(groups),
+        **attrs,
     )
-    return _varying(out, a, b)
+    return _varying(out, *operands)
 
 
 def _out_shape(op: str, geom: Geometry, n: int) -> tuple[int, ...]:
     oh, ow = output_hw(geom)
     h, w, c = geom[5]
     w_shape = geom[6]
-    return {"fwd": (n, oh, ow, w_shape[3]), "bwd_data": (n, h, w, c), "bwd_weights": w_shape}[op]
+    fwd = (n, oh, ow, w_shape[3])
+    return {"fwd": fwd, "fwd_post": fwd, "bwd_data": (n, h, w, c), "bwd_weights": w_shape}[op]
 
 
 def _primitive(op: str) -> Primitive:
@@ -308,6 +315,55 @@ _batching(BWD_DATA, True)
 _batching(BWD_WEIGHTS, False)
 
 
+def _post_primitive() -> Primitive:
+    """``fwd_post``: the forward convolution with post-ops (``x``, ``W``, then one ``[O]``
+    vector per binary post-op; static ``geom`` and ``post``, names from ``POST_OPS``). It
+    has no derivative rules of its own: :func:`conv_post` gives it one."""
+    prim = Primitive("tpflax_onednn_fwd_post")
+
+    def impl(x: jax.Array, W: jax.Array, *vectors: jax.Array, geom: Geometry, post: Any) -> Any:
+        codes = np.array([POST_OPS[p] for p in post], np.int64)
+        return _call(
+            "fwd_post", geom, _out_shape("fwd", geom, x.shape[0]), x, W, *vectors, post=codes
+        )
+
+    def abstract(x: Any, *rest: Any, geom: Geometry, post: Any) -> Any:
+        shape = _out_shape("fwd", geom, x.shape[0])
+        replicated = x.sharding.update(spec=jax.sharding.PartitionSpec(*[None] * len(shape)))
+        return x.update(shape=shape, dtype=jnp.float32, weak_type=False, sharding=replicated)
+
+    @functools.cache
+    def compiled(geom: Geometry, post: Any) -> Any:
+        return jax.jit(functools.partial(impl, geom=geom, post=post))
+
+    def rule(args: Any, dims: Any, *, geom: Geometry, post: Any) -> tuple[jax.Array, int]:
+        x, *rest = args
+        if all(d is None for d in dims[1:]):  # one call on [B*N, ...]
+            x = jnp.moveaxis(x, dims[0], 0)
+            out = _bind_post(x.reshape(-1, *x.shape[2:]), *rest, geom=geom, post=post)
+            return out.reshape(x.shape[0], -1, *out.shape[1:]), 0
+        size = next(a.shape[d] for a, d in zip(args, dims, strict=True) if d is not None)
+        mapped = [
+            jnp.broadcast_to(a, (size, *a.shape)) if d is None else jnp.moveaxis(a, d, 0)
+            for a, d in zip(args, dims, strict=True)
+        ]
+        return lax.map(lambda ops: _bind_post(*ops, geom=geom, post=post), mapped), 0
+
+    prim.def_impl(lambda *args, geom, post: compiled(geom, post)(*args))
+    prim.def_abstract_eval(abstract)
+    mlir.register_lowering(prim, mlir.lower_fun(impl, multiple_results=False), platform="cpu")
+    batching.primitive_batchers[prim] = rule
+    return prim
+
+
+FWD_POST = _post_primitive()
+
+
+def _bind_post(x: jax.Array, W: jax.Array, *vectors: jax.Array, geom: Geometry, post: Any) -> Any:
+    operands = (x, W, *vectors)
+    return FWD_POST.bind(*(_varying(a, *operands) for a in operands), geom=geom, post=post)
+
+
 def _require() -> None:
     if library() is None:
         raise RuntimeError("oneDNN convolutions are unavailable here (see tpflax's log)")
@@ -329,6 +385,29 @@ def conv(
     _require()
     geom = geometry(x.shape, W.shape, strides, padding, dilation, groups)
     return _bind(FWD, x, W, geom)
+
+
+def conv_post(
+    x: jax.Array,
+    W: jax.Array,
+    post: tuple[str, ...],
+    vectors: tuple[jax.Array, ...],
+    *,
+    strides: tuple[int, int],
+    padding: str,
+    dilation: tuple[int, int] = (1, 1),
+    groups: int = 1,
+) -> jax.Array:
+    """:func:`conv` followed by ``post`` in oneDNN's own pass over the output: ``'add'``,
+    ``'sub'``, ``'mul'`` by the next float32 ``[filters]`` vector of ``vectors``, or
+    ``'relu'``; each applied to the float32 result before it is stored, in the order given,
+    so the values are those steps on :func:`conv`'s. Not differentiable by itself (the caller
+    wraps it: tpflax/_src/epilogue.py); ``vmap`` folds into ``N``."""
+    _require()
+    if len(vectors) != sum(op != "relu" for op in post):
+        raise ValueError(f"oneDNN conv_post: {post} needs one vector per binary op")
+    geom = geometry(x.shape, W.shape, strides, padding, dilation, groups)
+    return _bind_post(x, W, *vectors, geom=geom, post=tuple(post))
 
 
 def conv_transpose(

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from tpflax._src import epilogue
 from tpflax._src.frame import next_rng_key
 from tpflax.compat.tf._common import broadcast, static_ints, tensor
 from tpflax.compat.tf._common import keep_dims as _keep_dims
@@ -20,8 +21,9 @@ from tpflax.compat.tf._naming import named
 
 
 def relu(features: Any, name: str | None = None) -> Any:
-    """``tf.nn.relu``."""
-    return named(jax.nn.relu(tensor(features)), name)
+    """``tf.nn.relu``; as a ``Conv2D``'s ``activation``, fused into its oneDNN convolution in
+    inference, as ``jax.nn.relu`` is (see Speed)."""
+    return named(epilogue.relu(tensor(features)), name)
 
 
 def relu6(features: Any, name: str | None = None) -> Any:
