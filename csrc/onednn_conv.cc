@@ -1,10 +1,12 @@
-// tpflax's native part: oneDNN convolutions as XLA FFI handlers (CPU, float32, NHWC/HWIO).
+// tpflax's native part: oneDNN convolutions as XLA FFI handlers (CPU, float32 and a bfloat16
+// forward, NHWC/HWIO).
 //
-// Four handlers, all on rank-4 buffers (batching is done in Python, src/tpflax/_src/onednn.py):
+// Five handlers, all on rank-4 buffers (batching is done in Python, src/tpflax/_src/onednn.py):
 //   tpflax_onednn_conv_fwd          x [N,H,W,C], w [kh,kw,C/g,O]   -> y  [N,OH,OW,O]
 //   tpflax_onednn_conv_bwd_data     dy [N,OH,OW,O], w              -> dx [N,H,W,C]
 //   tpflax_onednn_conv_bwd_weights  x, dy                          -> dw [kh,kw,C/g,O]
 //   tpflax_onednn_conv_fwd_post     x, w, v_1 .. v_k [O]           -> y, then post-ops on y
+//   tpflax_onednn_conv_fwd_bf16     the forward on bfloat16 x, w, y (float32 accumulation)
 // Attributes: strides, pad_lo, pad_hi, dilation (int64[2] each; dilation 1 = none, as in XLA)
 // and groups (int64); fwd_post also `post`, the post-ops in order (int64 codes, kPost*: add,
 // subtract or multiply by the next per-channel vector v_i, or ReLU), which oneDNN applies to
@@ -39,6 +41,7 @@ namespace {
 struct Geometry {
   memory::dims src, wei, dst, strides, dilates, pad_l, pad_r;
   memory::dims wei_strides;
+  dt type = dt::f32;  // of src, weights and dst (bf16: the forward only, f32 accumulation)
 };
 
 dnnl::engine& Engine() {
@@ -87,7 +90,7 @@ using Post = std::vector<int64_t>;
 
 std::string Key(const char* op, const Geometry& g, const Post& post) {
   std::ostringstream s;
-  s << op;
+  s << op << '|' << static_cast<int>(g.type);
   for (const auto* v :
        {&g.src, &g.wei, &g.dst, &g.strides, &g.dilates, &g.pad_l, &g.pad_r, &post}) {
     s << '|';
@@ -141,8 +144,8 @@ std::map<std::string, std::shared_ptr<Entry>>& Cache() {
 
 dnnl::convolution_forward::primitive_desc ForwardDesc(const Geometry& g, dnnl::prop_kind kind,
                                                       const Post& post = {}) {
-  memory::desc src(g.src, dt::f32, tag::nhwc), dst(g.dst, dt::f32, tag::nhwc);
-  memory::desc wei(g.wei, dt::f32, tag::any);
+  memory::desc src(g.src, g.type, tag::nhwc), dst(g.dst, g.type, tag::nhwc);
+  memory::desc wei(g.wei, g.type, tag::any);
   return dnnl::convolution_forward::primitive_desc(
       Engine(), kind, dnnl::algorithm::convolution_direct, src, wei, dst, g.strides, g.dilates,
       g.pad_l, g.pad_r, Attr(g, post));
@@ -150,7 +153,7 @@ dnnl::convolution_forward::primitive_desc ForwardDesc(const Geometry& g, dnnl::p
 
 std::shared_ptr<Entry> Build(const char* op, const Geometry& g, const Post& post) {
   auto entry = std::make_shared<Entry>();
-  memory::desc user_wei(g.wei, dt::f32, g.wei_strides);
+  memory::desc user_wei(g.wei, g.type, g.wei_strides);
   const std::string name(op);
   if (name == "fwd") {
     auto pd = ForwardDesc(g, dnnl::prop_kind::forward_inference, post);
@@ -215,8 +218,8 @@ ffi::Error Run(const char* op, const Geometry& g, void* x, void* w_or_dy, void* 
   try {
     auto entry = Lookup(op, g, post);
     auto& engine = Engine();
-    memory::desc src(g.src, dt::f32, tag::nhwc), dst(g.dst, dt::f32, tag::nhwc);
-    memory::desc user_wei(g.wei, dt::f32, g.wei_strides);
+    memory::desc src(g.src, g.type, tag::nhwc), dst(g.dst, g.type, tag::nhwc);
+    memory::desc user_wei(g.wei, g.type, g.wei_strides);
     std::lock_guard<std::mutex> lock(ExecMutex());
     thread_local dnnl::stream stream(engine);
     memory scratch(entry->scratch_md, engine, Grow(0, entry->scratch_md.get_size()));
@@ -275,6 +278,16 @@ ffi::Error Forward(F32 x, F32 w, ffi::ResultBuffer<ffi::F32, 4> y, Ints strides,
   auto g = MakeGeometry(x.dimensions(), w.dimensions(), y->dimensions(), strides, pad_lo,
                         pad_hi, dilation, groups);
   return Run("fwd", g, x.typed_data(), w.typed_data(), y->typed_data());
+}
+
+using BF16 = ffi::Buffer<ffi::BF16, 4>;
+
+ffi::Error ForwardBf16(BF16 x, BF16 w, ffi::ResultBuffer<ffi::BF16, 4> y, Ints strides,
+                       Ints pad_lo, Ints pad_hi, Ints dilation, int64_t groups) {
+  auto g = MakeGeometry(x.dimensions(), w.dimensions(), y->dimensions(), strides, pad_lo,
+                        pad_hi, dilation, groups);
+  g.type = dt::bf16;
+  return Run("fwd", g, x.untyped_data(), w.untyped_data(), y->untyped_data());
 }
 
 ffi::Error ForwardPost(F32 x, F32 w, ffi::RemainingArgs rest, ffi::ResultBuffer<ffi::F32, 4> y,
@@ -349,6 +362,16 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(TpflaxOnednnConvFwdPost, ForwardPost,
                                   .Attr<Ints>("dilation")
                                   .Attr<int64_t>("groups")
                                   .Attr<Ints>("post"));
+XLA_FFI_DEFINE_HANDLER_SYMBOL(TpflaxOnednnConvFwdBf16, ForwardBf16,
+                              ffi::Ffi::Bind()
+                                  .Arg<BF16>()
+                                  .Arg<BF16>()
+                                  .Ret<BF16>()
+                                  .Attr<Ints>("strides")
+                                  .Attr<Ints>("pad_lo")
+                                  .Attr<Ints>("pad_hi")
+                                  .Attr<Ints>("dilation")
+                                  .Attr<int64_t>("groups"));
 XLA_FFI_DEFINE_HANDLER_SYMBOL(TpflaxOnednnConvBwdData, BackwardData, TPFLAX_CONV_BINDING);
 XLA_FFI_DEFINE_HANDLER_SYMBOL(TpflaxOnednnConvBwdWeights, BackwardWeights,
                               TPFLAX_CONV_BINDING);

@@ -132,15 +132,54 @@ def test_conv2d_transpose_matches_xla_both_layouts() -> None:
                 _close(a, b, GRAD_RTOL)
 
 
-def test_other_dtypes_stay_on_xla() -> None:
-    x, W = jnp.ones((1, 6, 6, 3), jnp.bfloat16), jnp.ones((3, 3, 3, 2), jnp.bfloat16)
+def _conv(x: jax.Array, W: jax.Array) -> jax.Array:
+    return conv2d(x, W, None, strides=(1, 1), padding="SAME", data_format="NHWC")
+
+
+def test_other_dtypes_stay_on_xla(monkeypatch) -> None:
+    """float16 always; bfloat16 where it is differentiated (oneDNN's bfloat16 path is the
+    forward only) or where the CPU has no bfloat16 kernels."""
+    x, W = jnp.ones((1, 6, 6, 3), jnp.float16), jnp.ones((3, 3, 3, 2), jnp.float16)
+    xb, Wb = x.astype(jnp.bfloat16), W.astype(jnp.bfloat16)
     with tp.conv_impl("onednn"):
-        text = str(
-            jax.make_jaxpr(
-                lambda x, W: conv2d(x, W, None, strides=(1, 1), padding="SAME", data_format="NHWC")
-            )(x, W)
-        )
-    assert "tpflax_onednn" not in text and "conv_general_dilated" in text
+        for text in (
+            str(jax.make_jaxpr(_conv)(x, W)),
+            str(jax.make_jaxpr(jax.grad(lambda W: jnp.sum(_conv(xb, W))))(Wb)),
+        ):
+            assert "tpflax_onednn" not in text and "conv_general_dilated" in text
+        monkeypatch.setattr(onednn, "has_bf16", lambda: False)
+        assert "tpflax_onednn" not in str(jax.make_jaxpr(_conv)(xb, Wb))
+
+
+@needs_onednn
+@pytest.mark.skipif(not onednn.has_bf16(), reason="no bfloat16 kernels on this CPU")
+def test_bfloat16_forward_runs_on_onednn_as_xla_rounds_it() -> None:
+    """A bfloat16 input with float32 weights (Keras' autocast): the product in bfloat16 of a
+    float32 sum, on oneDNN as on XLA; both within bfloat16's rounding of the exact sum."""
+    k = jax.random.split(jax.random.key(5), 2)
+    x = jax.random.normal(k[0], (2, 14, 14, 32)).astype(jnp.bfloat16)
+    W = jax.random.normal(k[1], (3, 3, 32, 48)) * 0.1
+    with tp.conv_impl("onednn"):
+        run = jax.jit(_conv).lower(x, W).compile()
+    assert "tpflax_onednn_conv_fwd_bf16" in run.as_text()
+    got = run(x, W)
+    with tp.conv_impl("xla"):
+        want = jax.jit(_conv)(x, W)
+    exact = lax.conv_general_dilated(
+        x.astype(jnp.float32),
+        W.astype(jnp.bfloat16).astype(jnp.float32),
+        (1, 1),
+        "SAME",
+        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        precision=lax.Precision.HIGHEST,
+    )
+    assert got.dtype == want.dtype == jnp.bfloat16
+    # rounding to bfloat16 (8 significant bits) moves a value by at most 2**-8 of it; the
+    # float32 sums' own error is far below, so one such rounding of the largest value is a
+    # bound with room, and a wrong product (a transposed kernel) is far above it
+    bound = 2.0**-7 * float(jnp.max(jnp.abs(exact)))
+    for y in (got, want):
+        assert float(jnp.max(jnp.abs(y.astype(jnp.float32) - exact))) <= bound
 
 
 def test_impl_names_and_report(monkeypatch) -> None:

@@ -108,7 +108,12 @@ def _lowered(
     if onednn_conv:
         nhwc = x if data_format == "NHWC" else x.transpose(0, 2, 3, 1)
         y = onednn.conv(
-            nhwc, W, strides=strides, padding=padding, dilation=dilation_rate, groups=groups
+            nhwc,
+            W.astype(x.dtype),  # bfloat16 input, float32 weights: computed in bfloat16
+            strides=strides,
+            padding=padding,
+            dilation=dilation_rate,
+            groups=groups,
         )
         y = y if data_format == "NHWC" else y.transpose(0, 3, 1, 2)
     elif use_pointwise_dot(W.shape[:2], dilation_rate, groups):
@@ -259,7 +264,9 @@ def _epilogue_recipe(
 ) -> epilogue.Recipe | None:
     """How ``conv2d`` computes its output again with BatchNorm's affine and ReLU as oneDNN
     post-ops (``activation=BNReLU``); ``None`` unless its inference lowering is oneDNN."""
-    if not use_onednn(x, W, strides, dilation_rate, groups, data_format, inference=True):
+    if x.dtype != jnp.float32 or not use_onednn(
+        x, W, strides, dilation_rate, groups, data_format, inference=True
+    ):
         return None
     options = {"strides": strides, "padding": padding, "dilation": dilation_rate, "groups": groups}
     return epilogue.Recipe(

@@ -6,7 +6,9 @@ of ``onednn-devel-cpu-gomp`` and ``jaxlib``, linked to ``libdnnl.so.3`` from
 warning and every convolution stays on XLA.
 
 What runs here: float32, NHWC input, HWIO weights, static shapes; forward, backward-data and
-backward-weights as three FFI targets, each a JAX primitive. The three are bilinear and each
+backward-weights as three FFI targets, each a JAX primitive (plus the forward on bfloat16
+where the CPU has oneDNN's bfloat16 kernels, not differentiated, and the forward with
+post-ops, :func:`conv_post`). The three are bilinear and each
 one's two transposes are the other two, so ``jax.grad``, ``jax.jvp``, ``jax.jacfwd`` and
 higher derivatives all run on oneDNN (a ``custom_vjp`` would have refused forward mode).
 ``vmap`` folds the mapped axis into the batch when the weights are not mapped (one call on
@@ -51,6 +53,7 @@ log = logging.getLogger("tpflax")
 TARGETS = {
     "fwd": ("tpflax_onednn_conv_fwd", "TpflaxOnednnConvFwd"),
     "fwd_post": ("tpflax_onednn_conv_fwd_post", "TpflaxOnednnConvFwdPost"),
+    "fwd_bf16": ("tpflax_onednn_conv_fwd_bf16", "TpflaxOnednnConvFwdBf16"),
     "bwd_data": ("tpflax_onednn_conv_bwd_data", "TpflaxOnednnConvBwdData"),
     "bwd_weights": ("tpflax_onednn_conv_bwd_weights", "TpflaxOnednnConvBwdWeights"),
 }
@@ -133,13 +136,25 @@ def has_avx512() -> bool:
     return lib is not None and int(lib.tpflax_onednn_isa()) & 0x27 == 0x27
 
 
-def supported(*arrays: jax.Array) -> bool:
-    """Whether these operands can take the oneDNN path: float32, static, non-empty shapes."""
-    return all(
-        a.dtype == jnp.float32
-        and all(isinstance(d, int) and d > 0 for d in a.shape)
-        and a.ndim == 4
-        for a in arrays
+def has_bf16() -> bool:
+    """Whether oneDNN dispatches bfloat16 kernels here (AVX-512 with BF16, or AMX)."""
+    lib = library()
+    return lib is not None and int(lib.tpflax_onednn_isa()) & 0xE7 == 0xE7
+
+
+def supported(x: jax.Array, W: jax.Array, *, forward_only: bool = False) -> bool:
+    """Whether these operands can take the oneDNN path: static, non-empty rank-4 shapes;
+    float32, or, for a forward that is not differentiated (``forward_only``), a bfloat16
+    input (weights cast to it, as XLA's path does) where the CPU has bfloat16 kernels."""
+    if not all(all(isinstance(d, int) and d > 0 for d in a.shape) and a.ndim == 4 for a in (x, W)):
+        return False
+    if x.dtype == jnp.float32 and W.dtype == jnp.float32:
+        return True
+    return (
+        forward_only
+        and x.dtype == jnp.bfloat16
+        and W.dtype in (jnp.bfloat16, jnp.float32)
+        and has_bf16()
     )
 
 
@@ -216,7 +231,10 @@ def _call(
     op: str, geom: Geometry, shape: tuple[int, ...], *operands: jax.Array, **attrs: Any
 ) -> Any:
     strides, lo, hi, dilation, groups, _, _ = geom
-    out = jax.ffi.ffi_call(TARGETS[op][0], jax.ShapeDtypeStruct(shape, jnp.float32))(
+    dtype = operands[0].dtype
+    if op == "fwd" and dtype == jnp.bfloat16:
+        op = "fwd_bf16"
+    out = jax.ffi.ffi_call(TARGETS[op][0], jax.ShapeDtypeStruct(shape, dtype))(
         *operands,
         strides=np.array(strides, np.int64),
         pad_lo=np.array(lo, np.int64),
@@ -249,7 +267,7 @@ def _primitive(op: str) -> Primitive:
         # manual axes both operands vary over (_bind); no axis of it is sharded.
         shape = _out_shape(op, geom, a.shape[0])
         replicated = a.sharding.update(spec=jax.sharding.PartitionSpec(*[None] * len(shape)))
-        return a.update(shape=shape, dtype=jnp.float32, weak_type=False, sharding=replicated)
+        return a.update(shape=shape, dtype=a.dtype, weak_type=False, sharding=replicated)
 
     @functools.cache
     def compiled(geom: Geometry) -> Any:
@@ -381,7 +399,10 @@ def conv(
     """A convolution through oneDNN: ``x`` ``[N, H, W, C]`` float32, ``W`` ``[kh, kw, C //
     groups, filters]``, TensorFlow's ``SAME``/``VALID``; the same as ``lax.conv_general_dilated``
     up to float rounding. Differentiable in both modes and to any order (the gradients are
-    oneDNN's backward-data and backward-weights); ``vmap`` folds into ``N``."""
+    oneDNN's backward-data and backward-weights); ``vmap`` folds into ``N``. A bfloat16 ``x``
+    and ``W`` (where :func:`has_bf16`) give the bfloat16 result of a float32 sum, as XLA's
+    path with ``preferred_element_type=float32``; not differentiable (``conv2d`` runs it
+    only where nothing differentiates it)."""
     _require()
     geom = geometry(x.shape, W.shape, strides, padding, dilation, groups)
     return _bind(FWD, x, W, geom)
