@@ -5,8 +5,9 @@ bfloat16 activations, products summed in float32; README "Mixed precision") agai
    on the 360 held-out images, float32 and bfloat16: accuracy, agreement of the predicted
    classes, largest logit change.
 2. Speed: ResNet-18 and ResNet-50 (tp.zoo, batch 8, 224x224, NHWC) inference in float32 and
-   in bfloat16, timed interleaved, medians; tensorpack's preprocessing runs in float32, the
-   network on its bfloat16 output.
+   in bfloat16 (under 'auto', and bfloat16 with XLA's convolutions, `tp.conv_impl('xla')`),
+   timed interleaved, medians; tensorpack's preprocessing runs in float32, the network on
+   its bfloat16 output.
 
 Appends a row to benchmarks/RESULTS.md.
 """
@@ -17,6 +18,7 @@ import argparse
 import datetime
 import statistics
 import sys
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -54,18 +56,27 @@ def resnet_speed(depth: int, batch: int, size: int, repeats: int) -> dict[str, f
     pixels = np.random.RandomState(0).uniform(0, 255, (batch, size, size, 3))
     x = tp.zoo.image_preprocess(jnp.asarray(pixels, jnp.float32))
     params, state = jax.jit(model.init)(jax.random.key(0), x)
+
+    def infer(dtype: Any, impl: str) -> Any:
+        def run(p: Any, s: Any, x: jax.Array) -> jax.Array:
+            with tp.conv_impl(impl):
+                return model.apply(p, s, x.astype(dtype))[0]
+
+        return jax.jit(run)
+
+    # 'auto' in both dtypes, and bfloat16 with XLA's own convolutions (where 'auto' ran it
+    # before oneDNN's bfloat16 kernels were used)
     fns = {
-        dtype: jax.jit(lambda p, s, x, dtype=dtype: model.apply(p, s, x.astype(dtype))[0])
-        for dtype in (jnp.float32, jnp.bfloat16)
+        "float32": infer(jnp.float32, "auto"),
+        "bfloat16": infer(jnp.bfloat16, "auto"),
+        "bfloat16-xla": infer(jnp.bfloat16, "xla"),
     }
     for f in fns.values():
         jax.block_until_ready(f(params, state, x))
     times: dict[str, list[float]] = {}
     for _ in range(repeats):
-        for dtype, f in fns.items():
-            times.setdefault(jnp.dtype(dtype).name, []).extend(
-                timeit(lambda f=f: f(params, state, x), 1)
-            )
+        for name, f in fns.items():
+            times.setdefault(name, []).extend(timeit(lambda f=f: f(params, state, x), 1))
     return {k: statistics.median(v) for k, v in times.items()}
 
 
@@ -95,11 +106,14 @@ def main() -> int:
         print(
             f"ResNet-{depth} b{args.batch} inference: float32 {t['float32']:.3f} s "
             f"({flops / t['float32'] / 1e9:.0f} GFLOP/s), bfloat16 {t['bfloat16']:.3f} s "
-            f"({flops / t['bfloat16'] / 1e9:.0f} GFLOP/s): {t['float32'] / t['bfloat16']:.2f}x"
+            f"({flops / t['bfloat16'] / 1e9:.0f} GFLOP/s): {t['float32'] / t['bfloat16']:.2f}x; "
+            f"bfloat16 on XLA's convolutions {t['bfloat16-xla']:.3f} s "
+            f"({t['float32'] / t['bfloat16-xla']:.2f}x)"
         )
         cells.append(
             f"ResNet-{depth} infer f32 {t['float32']:.3f} s / bf16 {t['bfloat16']:.3f} s "
-            f"({t['float32'] / t['bfloat16']:.2f}x)"
+            f"({t['float32'] / t['bfloat16']:.2f}x) / bf16 on XLA {t['bfloat16-xla']:.3f} s "
+            f"({t['float32'] / t['bfloat16-xla']:.2f}x)"
         )
     if not args.no_record:
         with RESULTS.open("a") as f:
