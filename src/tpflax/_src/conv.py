@@ -235,54 +235,44 @@ def Conv2D(
         )
     W = _kernel((*kernel, channels // split, filters), kernel_initializer, inputs.dtype, who)
     b = _bias(use_bias, filters, bias_initializer, inputs.dtype, who)
-    y = conv2d(
-        inputs,
-        W,
-        b,
-        strides=stride,
-        padding=pad,
-        data_format=fmt,
-        dilation_rate=dilation,
-        groups=split,
-    )
-    recipe = _epilogue_recipe(inputs, W, b, stride, pad, fmt, dilation, split)
-    with epilogue.offered(y, recipe):
+    args: dict[str, Any] = {
+        "strides": stride,
+        "padding": pad,
+        "data_format": fmt,
+        "dilation_rate": dilation,
+        "groups": split,
+    }
+    y = conv2d(inputs, W, b, **args)
+    with epilogue.offered(y, _epilogue_recipe(inputs, W, b, args)):
         y = apply_activation(activation, y, who=who)
     add_regularizers(who, W, b, y, *regs)
     return y
 
 
 def _epilogue_recipe(
-    x: jax.Array,
-    W: jax.Array,
-    b: jax.Array | None,
-    strides: tuple[int, int],
-    padding: str,
-    data_format: str,
-    dilation_rate: tuple[int, int],
-    groups: int,
+    x: jax.Array, W: jax.Array, b: jax.Array | None, args: dict[str, Any]
 ) -> epilogue.Recipe | None:
-    """How ``conv2d`` computes its output again with BatchNorm's affine and ReLU as oneDNN
-    post-ops (``activation=BNReLU``); ``None`` unless its inference lowering is oneDNN."""
+    """How ``conv2d(x, W, b, **args)`` computes its output again with BatchNorm's affine and
+    ReLU as oneDNN post-ops (``activation=BNReLU``); ``None`` unless its inference lowering is
+    oneDNN on float32."""
+    strides, dilation, groups, fmt = (
+        args[k] for k in ("strides", "dilation_rate", "groups", "data_format")
+    )
     if x.dtype != jnp.float32 or not use_onednn(
-        x, W, strides, dilation_rate, groups, data_format, inference=True
+        x, W, strides, dilation, groups, fmt, inference=True
     ):
         return None
-    options = {"strides": strides, "padding": padding, "dilation": dilation_rate, "groups": groups}
     return epilogue.Recipe(
         x=x,
         W=W,
-        options=options,
-        data_format=data_format,
-        conv=functools.partial(
-            conv2d,
-            b=None,
-            strides=strides,
-            padding=padding,
-            data_format=data_format,
-            dilation_rate=dilation_rate,
-            groups=groups,
-        ),
+        options={
+            "strides": strides,
+            "padding": args["padding"],
+            "dilation": dilation,
+            "groups": groups,
+        },
+        data_format=fmt,
+        conv=functools.partial(conv2d, b=None, **args),
         steps=() if b is None else (("add", b.astype(jnp.float32)),),
     )
 
