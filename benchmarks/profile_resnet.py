@@ -73,15 +73,17 @@ def kernel_kinds(hlo: str) -> dict[str, tuple[str, float]]:
             root = re.search(r"ROOT [^=]+= [^ ]+ (\w+)\(", body)
             out[name] = (f"elementwise/copy ({root.group(1) if root else '?'})", 0.0)
     for m in re.finditer(
-        r"%([\w.\-]+) = f32\[([\d,]*)\][^ ]* custom-call\([^\n]*"
+        r"%([\w.\-]+) = (?:f32|bf16)\[([\d,]*)\][^ ]* custom-call\([^\n]*"
         r"custom_call_target=\"tpflax_onednn_conv_(\w+)\", "
-        r"operand_layout_constraints=\{f32\[([\d,]*)\][^ ]*, f32\[([\d,]*)\]",
+        r"operand_layout_constraints=\{(?:f32|bf16)\[([\d,]*)\][^ ]*, (?:f32|bf16)\[([\d,]*)\]",
         hlo,
     ):
         name, result, op, a, b = m.groups()
-        # every pass multiplies each output-gradient (or output) element by kh*kw*I taps
-        w = _dims({"fwd": b, "bwd_data": b, "bwd_weights": result}[op])
-        outputs = np.prod(_dims({"fwd": result, "bwd_data": a, "bwd_weights": b}[op]))
+        # every pass multiplies each output-gradient (or output) element by kh*kw*I taps;
+        # fwd_post (BatchNorm/ReLU as post-ops) and fwd_bf16 are forwards
+        base = "fwd" if op.startswith("fwd") else op
+        w = _dims({"fwd": b, "bwd_data": b, "bwd_weights": result}[base])
+        outputs = np.prod(_dims({"fwd": result, "bwd_data": a, "bwd_weights": b}[base]))
         out[name] = (f"oneDNN convolution ({op})", float(2 * outputs * np.prod(w[:3])))
     return out
 
