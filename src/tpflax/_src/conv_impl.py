@@ -173,6 +173,8 @@ class ConvImpl:
         if impl == "auto" and not onednn.has_avx512():
             return f"auto: XLA ({onednn.describe()} not used: no AVX-512)"
         where = "where measured faster" if impl == "auto" else "for every float32 convolution"
+        if impl == "onednn" and onednn.has_bf16():
+            where += " and bfloat16 one in inference"
         return f"{impl}: {onednn.describe()} {where}, else XLA"
 
     def __repr__(self) -> str:
