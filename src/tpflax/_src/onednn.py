@@ -254,38 +254,61 @@ def _out_shape(op: str, geom: Geometry, n: int) -> tuple[int, ...]:
     return {"fwd": fwd, "fwd_post": fwd, "bwd_data": (n, h, w, c), "bwd_weights": w_shape}[op]
 
 
-def _primitive(op: str) -> Primitive:
-    """One FFI target as a JAX primitive (``a``, ``b``; static ``geom``): its shape rule, its
-    lowering to the FFI call, and eager evaluation through ``jit``."""
+def _primitive(op: str, fold: bool) -> Primitive:
+    """One FFI target as a JAX primitive (two operands, and for ``fwd_post`` one vector per
+    binary post-op; static ``geom``, and ``post`` for ``fwd_post``): its shape rule, its
+    lowering to the FFI call, eager evaluation through ``jit``, and ``vmap``: with only the
+    first operand mapped (and ``fold``), one call on ``[B*N, ...]``; otherwise one call per
+    example (``lax.map``)."""
     prim = Primitive(f"tpflax_onednn_{op}")
 
-    def impl(a: jax.Array, b: jax.Array, *, geom: Geometry) -> jax.Array:
-        return _call(op, geom, _out_shape(op, geom, a.shape[0]), a, b)
+    def impl(*operands: jax.Array, geom: Geometry, post: tuple[str, ...] = ()) -> jax.Array:
+        codes = np.array([POST_OPS[p] for p in post], np.int64)
+        attrs = {"post": codes} if op == "fwd_post" else {}
+        return _call(op, geom, _out_shape(op, geom, operands[0].shape[0]), *operands, **attrs)
 
-    def abstract(a: Any, b: Any, *, geom: Geometry) -> Any:
+    def abstract(a: Any, *rest: Any, geom: Geometry, post: tuple[str, ...] = ()) -> Any:
         # `a`'s type with the output's shape: under shard_map it keeps the mesh and the
-        # manual axes both operands vary over (_bind); no axis of it is sharded.
+        # manual axes all operands vary over (_bind); no axis of it is sharded.
         shape = _out_shape(op, geom, a.shape[0])
         replicated = a.sharding.update(spec=jax.sharding.PartitionSpec(*[None] * len(shape)))
         return a.update(shape=shape, dtype=a.dtype, weak_type=False, sharding=replicated)
 
     @functools.cache
-    def compiled(geom: Geometry) -> Any:
-        return jax.jit(functools.partial(impl, geom=geom))
+    def compiled(geom: Geometry, post: tuple[str, ...]) -> Any:
+        return jax.jit(functools.partial(impl, geom=geom, post=post))
 
-    prim.def_impl(lambda a, b, *, geom: compiled(geom)(a, b))
+    def batched(args: Any, dims: Any, **params: Any) -> tuple[jax.Array, int]:
+        if fold and all(d is None for d in dims[1:]):
+            a = jnp.moveaxis(args[0], dims[0], 0)
+            out = _bind(prim, a.reshape(-1, *a.shape[2:]), *args[1:], **params)
+            return out.reshape(a.shape[0], -1, *out.shape[1:]), 0
+        size = next(x.shape[d] for x, d in zip(args, dims, strict=True) if d is not None)
+        mapped = [
+            jnp.broadcast_to(x, (size, *x.shape)) if d is None else jnp.moveaxis(x, d, 0)
+            for x, d in zip(args, dims, strict=True)
+        ]
+        return lax.map(lambda ops: _bind(prim, *ops, **params), mapped), 0
+
+    prim.def_impl(lambda *args, geom, post=(): compiled(geom, post)(*args))
     prim.def_abstract_eval(abstract)
     mlir.register_lowering(prim, mlir.lower_fun(impl, multiple_results=False), platform="cpu")
+    batching.primitive_batchers[prim] = batched
     return prim
 
 
-FWD, BWD_DATA, BWD_WEIGHTS = (_primitive(op) for op in ("fwd", "bwd_data", "bwd_weights"))
+FWD = _primitive("fwd", fold=True)
+BWD_DATA = _primitive("bwd_data", fold=True)
+BWD_WEIGHTS = _primitive("bwd_weights", fold=False)
+# The forward with post-ops. It has no derivative rules of its own: its caller gives it one
+# (conv_post's doc).
+FWD_POST = _primitive("fwd_post", fold=True)
 
 
-def _bind(prim: Primitive, a: jax.Array, b: jax.Array, geom: Geometry) -> jax.Array:
-    """Binds with both operands varying over the same ``shard_map`` axes (the transpose of
+def _bind(prim: Primitive, *operands: jax.Array, **params: Any) -> jax.Array:
+    """Binds with every operand varying over the same ``shard_map`` axes (the transpose of
     that cast sums an invariant operand's gradient over the axes)."""
-    return prim.bind(_varying(a, b), _varying(b, a), geom=geom)
+    return prim.bind(*(_varying(a, *operands) for a in operands), **params)
 
 
 # All three are bilinear, and each one's transposes are the other two: y = fwd(x, W) has
@@ -293,93 +316,19 @@ def _bind(prim: Primitive, a: jax.Array, b: jax.Array, geom: Geometry) -> jax.Ar
 # mode and higher derivatives all come from these rules.
 ad.defbilinear(
     FWD,
-    lambda ct, x, W, *, geom: _bind(BWD_DATA, ct, W, geom),
-    lambda ct, x, W, *, geom: _bind(BWD_WEIGHTS, x, ct, geom),
+    lambda ct, x, W, *, geom: _bind(BWD_DATA, ct, W, geom=geom),
+    lambda ct, x, W, *, geom: _bind(BWD_WEIGHTS, x, ct, geom=geom),
 )
 ad.defbilinear(
     BWD_DATA,
-    lambda ct, dy, W, *, geom: _bind(FWD, ct, W, geom),
-    lambda ct, dy, W, *, geom: _bind(BWD_WEIGHTS, ct, dy, geom),
+    lambda ct, dy, W, *, geom: _bind(FWD, ct, W, geom=geom),
+    lambda ct, dy, W, *, geom: _bind(BWD_WEIGHTS, ct, dy, geom=geom),
 )
 ad.defbilinear(
     BWD_WEIGHTS,
-    lambda ct, x, dy, *, geom: _bind(BWD_DATA, dy, ct, geom),
-    lambda ct, x, dy, *, geom: _bind(FWD, x, ct, geom),
+    lambda ct, x, dy, *, geom: _bind(BWD_DATA, dy, ct, geom=geom),
+    lambda ct, x, dy, *, geom: _bind(FWD, x, ct, geom=geom),
 )
-
-
-def _batching(prim: Primitive, fold: bool) -> None:
-    """``vmap``: with only the first operand mapped (and ``fold``), one call on
-    ``[B*N, ...]``; otherwise one call per example (``lax.map``)."""
-
-    def rule(args: Any, dims: Any, *, geom: Geometry) -> tuple[jax.Array, int]:
-        a, b = args
-        if fold and dims[1] is None:
-            a = jnp.moveaxis(a, dims[0], 0)
-            out = _bind(prim, a.reshape(-1, *a.shape[2:]), b, geom)
-            return out.reshape(a.shape[0], -1, *out.shape[1:]), 0
-        size = next(x.shape[d] for x, d in zip(args, dims, strict=True) if d is not None)
-        a, b = (
-            jnp.broadcast_to(x, (size, *x.shape)) if d is None else jnp.moveaxis(x, d, 0)
-            for x, d in zip(args, dims, strict=True)
-        )
-        return lax.map(lambda ab: _bind(prim, ab[0], ab[1], geom), (a, b)), 0
-
-    batching.primitive_batchers[prim] = rule
-
-
-_batching(FWD, True)
-_batching(BWD_DATA, True)
-_batching(BWD_WEIGHTS, False)
-
-
-def _post_primitive() -> Primitive:
-    """``fwd_post``: the forward convolution with post-ops (``x``, ``W``, then one ``[O]``
-    vector per binary post-op; static ``geom`` and ``post``, names from ``POST_OPS``). It
-    has no derivative rules of its own: :func:`conv_post` gives it one."""
-    prim = Primitive("tpflax_onednn_fwd_post")
-
-    def impl(x: jax.Array, W: jax.Array, *vectors: jax.Array, geom: Geometry, post: Any) -> Any:
-        codes = np.array([POST_OPS[p] for p in post], np.int64)
-        return _call(
-            "fwd_post", geom, _out_shape("fwd", geom, x.shape[0]), x, W, *vectors, post=codes
-        )
-
-    def abstract(x: Any, *rest: Any, geom: Geometry, post: Any) -> Any:
-        shape = _out_shape("fwd", geom, x.shape[0])
-        replicated = x.sharding.update(spec=jax.sharding.PartitionSpec(*[None] * len(shape)))
-        return x.update(shape=shape, dtype=jnp.float32, weak_type=False, sharding=replicated)
-
-    @functools.cache
-    def compiled(geom: Geometry, post: Any) -> Any:
-        return jax.jit(functools.partial(impl, geom=geom, post=post))
-
-    def rule(args: Any, dims: Any, *, geom: Geometry, post: Any) -> tuple[jax.Array, int]:
-        x, *rest = args
-        if all(d is None for d in dims[1:]):  # one call on [B*N, ...]
-            x = jnp.moveaxis(x, dims[0], 0)
-            out = _bind_post(x.reshape(-1, *x.shape[2:]), *rest, geom=geom, post=post)
-            return out.reshape(x.shape[0], -1, *out.shape[1:]), 0
-        size = next(a.shape[d] for a, d in zip(args, dims, strict=True) if d is not None)
-        mapped = [
-            jnp.broadcast_to(a, (size, *a.shape)) if d is None else jnp.moveaxis(a, d, 0)
-            for a, d in zip(args, dims, strict=True)
-        ]
-        return lax.map(lambda ops: _bind_post(*ops, geom=geom, post=post), mapped), 0
-
-    prim.def_impl(lambda *args, geom, post: compiled(geom, post)(*args))
-    prim.def_abstract_eval(abstract)
-    mlir.register_lowering(prim, mlir.lower_fun(impl, multiple_results=False), platform="cpu")
-    batching.primitive_batchers[prim] = rule
-    return prim
-
-
-FWD_POST = _post_primitive()
-
-
-def _bind_post(x: jax.Array, W: jax.Array, *vectors: jax.Array, geom: Geometry, post: Any) -> Any:
-    operands = (x, W, *vectors)
-    return FWD_POST.bind(*(_varying(a, *operands) for a in operands), geom=geom, post=post)
 
 
 def _require() -> None:
@@ -405,7 +354,7 @@ def conv(
     only where nothing differentiates it)."""
     _require()
     geom = geometry(x.shape, W.shape, strides, padding, dilation, groups)
-    return _bind(FWD, x, W, geom)
+    return _bind(FWD, x, W, geom=geom)
 
 
 def conv_post(
@@ -428,7 +377,7 @@ def conv_post(
     if len(vectors) != sum(op != "relu" for op in post):
         raise ValueError(f"oneDNN conv_post: {post} needs one vector per binary op")
     geom = geometry(x.shape, W.shape, strides, padding, dilation, groups)
-    return _bind_post(x, W, *vectors, geom=geom, post=tuple(post))
+    return _bind(FWD_POST, x, W, *vectors, geom=geom, post=tuple(post))
 
 
 def conv_transpose(
@@ -447,4 +396,4 @@ def conv_transpose(
     geom = geometry(in_shape, W.shape, strides, padding, (1, 1), 1)
     if output_hw(geom) != tuple(x.shape[1:3]):
         raise ValueError(f"oneDNN conv_transpose: {out_hw} does not map to {x.shape[1:3]}")
-    return _bind(BWD_DATA, x, W, geom)
+    return _bind(BWD_DATA, x, W, geom=geom)
