@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from run import timeit
 
 import tpflax as tp
 from tpflax._src import epilogue, onednn
@@ -88,9 +88,7 @@ def time_interleaved(runs: dict, rounds: int) -> dict[str, list[float]]:
     order = list(runs)
     for r in range(rounds):
         for name in order[r % len(order) :] + order[: r % len(order)]:
-            start = time.perf_counter()
-            runs[name]().block_until_ready()
-            times[name].append(time.perf_counter() - start)
+            times[name].extend(timeit(runs[name], 1))
     return times
 
 

@@ -129,17 +129,22 @@ def describe() -> str:
     return f"oneDNN {version} ({_ISA_NAMES.get(isa, hex(isa))})"
 
 
+def _dispatches(isa: int) -> bool:
+    """Whether oneDNN's kernels here include instruction set ``isa`` (a dnnl_cpu_isa_t: each
+    one's bits contain those of the sets below it)."""
+    lib = library()
+    return lib is not None and int(lib.tpflax_onednn_isa()) & isa == isa
+
+
 def has_avx512() -> bool:
     """Whether oneDNN dispatches AVX-512 kernels here (it was measured slower than XLA:CPU
     with AVX2 only)."""
-    lib = library()
-    return lib is not None and int(lib.tpflax_onednn_isa()) & 0x27 == 0x27
+    return _dispatches(0x27)  # avx512_core
 
 
 def has_bf16() -> bool:
     """Whether oneDNN dispatches bfloat16 kernels here (AVX-512 with BF16, or AMX)."""
-    lib = library()
-    return lib is not None and int(lib.tpflax_onednn_isa()) & 0xE7 == 0xE7
+    return _dispatches(0xE7)  # avx512_core_bf16
 
 
 def supported(x: jax.Array, W: jax.Array, *, forward_only: bool = False) -> bool:
@@ -263,8 +268,9 @@ def _primitive(op: str, fold: bool) -> Primitive:
     prim = Primitive(f"tpflax_onednn_{op}")
 
     def impl(*operands: jax.Array, geom: Geometry, post: tuple[str, ...] = ()) -> jax.Array:
-        codes = np.array([POST_OPS[p] for p in post], np.int64)
-        attrs = {"post": codes} if op == "fwd_post" else {}
+        attrs = {}
+        if op == "fwd_post":
+            attrs["post"] = np.array([POST_OPS[p] for p in post], np.int64)
         return _call(op, geom, _out_shape(op, geom, operands[0].shape[0]), *operands, **attrs)
 
     def abstract(a: Any, *rest: Any, geom: Geometry, post: tuple[str, ...] = ()) -> Any:
