@@ -13,11 +13,8 @@
 // each float32 result before it is stored (BatchNorm's inference affine and ReLU in the
 // convolution's own pass). Shapes come from the buffers; Python computes the output shapes.
 //
-// One CPU engine per process. Primitives (and their weight reorders) are cached by shape and
-// attributes under a mutex. Executions are serialised by a second mutex: each XLA thread that
-// calls in would otherwise run its own OpenMP team at once (oversubscription). Scratchpads are
-// user-managed (one thread-local buffer per calling thread), so cached primitives are never
-// shared mutable state.
+// Primitives (and their weight reorders) are cached by shape and attributes under a mutex;
+// the engine, the one-at-a-time execution and the scratch buffers are onednn_common.h's.
 #include <cstdint>
 #include <cstring>
 #include <map>
@@ -29,6 +26,7 @@
 #include <vector>
 
 #include "dnnl.hpp"
+#include "onednn_common.h"
 #include "xla/ffi/api/ffi.h"
 
 namespace ffi = xla::ffi;
@@ -38,26 +36,15 @@ using dt = dnnl::memory::data_type;
 
 namespace {
 
+using tpflax::Engine;
+using tpflax::ExecMutex;
+using tpflax::Grow;
+
 struct Geometry {
   memory::dims src, wei, dst, strides, dilates, pad_l, pad_r;
   memory::dims wei_strides;
   dt type = dt::f32;  // of src, weights and dst (bf16: the forward only, f32 accumulation)
 };
-
-dnnl::engine& Engine() {
-  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
-  return engine;
-}
-
-std::mutex& ExecMutex() {
-  static std::mutex m;
-  return m;
-}
-
-std::vector<uint8_t>& Scratch(int slot) {
-  thread_local std::vector<uint8_t> buffers[3];
-  return buffers[slot];
-}
 
 // oneDNN's logical dims: src/dst {N, C, H, W}; weights {O, I, kh, kw} or, grouped,
 // {G, O/G, I/G, kh, kw}. The user's weights are HWIO: explicit strides describe them.
@@ -204,12 +191,6 @@ std::shared_ptr<Entry> Lookup(const char* op, const Geometry& g, const Post& pos
   return entry;
 }
 
-void* Grow(int slot, size_t bytes) {
-  auto& buffer = Scratch(slot);
-  if (buffer.size() < bytes) buffer.resize(bytes);
-  return buffer.empty() ? nullptr : buffer.data();
-}
-
 // Runs one convolution: `x` is src (fwd, bwd_weights) or diff_dst (bwd_data), `w_or_dy` the
 // user's HWIO weights (fwd, bwd_data) or diff_dst (bwd_weights), `out` the result; `post`
 // and `vectors` (fwd only) the post-ops and the per-channel operands of the binary ones.
@@ -221,7 +202,7 @@ ffi::Error Run(const char* op, const Geometry& g, void* x, void* w_or_dy, void* 
     memory::desc src(g.src, g.type, tag::nhwc), dst(g.dst, g.type, tag::nhwc);
     memory::desc user_wei(g.wei, g.type, g.wei_strides);
     std::lock_guard<std::mutex> lock(ExecMutex());
-    thread_local dnnl::stream stream(engine);
+    auto& stream = tpflax::Stream();
     memory scratch(entry->scratch_md, engine, Grow(0, entry->scratch_md.get_size()));
     const std::string name(op);
     if (name == "bwd_weights") {

@@ -19,6 +19,11 @@ updates its EMA once per call, and the updates add: every call's delta is comput
 EMA as the step began. Tensorpack runs those updates unordered, so TensorFlow usually gives
 this and sometimes applies them one after another. Every one of these rules is pinned by
 golden fixtures from real tensorpack.
+
+On CPU with tpflax's native library, the fused kernel's training path runs on oneDNN's batch
+normalization, the kernel TensorFlow itself runs there (``tp.conv_impl``: 'auto' for large
+inputs, measured; tpflax/_src/onednn_batch_norm.py); elsewhere XLA computes it from
+:func:`moments` and :func:`normalize`.
 """
 
 from __future__ import annotations
@@ -27,9 +32,10 @@ import dataclasses
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
-from tpflax._src import epilogue, initializers, layout, utils
+from tpflax._src import conv_impl, epilogue, initializers, layout, onednn_batch_norm, utils
 from tpflax._src.frame import Initializer, assign_sub_state, get_variable, is_training
 from tpflax._src.norm_ops import (
     NORM_ALIASES,
@@ -253,8 +259,15 @@ def _batch_normalize(
         gamma_g, beta_g = (None if p is None else p[None] for p in affine)
         y = normalize(grouped, mean, var, gamma_g, beta_g, eps).reshape(inputs.shape)
         return y, mean[0].reshape(channels), var[0].reshape(channels)
-    mean, var = moments(inputs, reduce_axes, sync_statistics)
-    y = normalize(inputs, mean, var, *affine, eps, centered=args.fused)
+    if args.fused and conv_impl.use_onednn_batch_norm(inputs, args.axis):
+        gamma, beta = (
+            jnp.full((channels,), fill, jnp.float32) if p is None else p.reshape(channels)
+            for p, fill in zip(affine, (1.0, 0.0), strict=True)
+        )
+        y, mean, var = onednn_batch_norm.batch_norm(inputs, gamma, beta, eps, nchw=args.axis == 1)
+    else:
+        mean, var = moments(inputs, reduce_axes, sync_statistics)
+        y = normalize(inputs, mean, var, *affine, eps, centered=args.fused)
     ema_var = var.reshape(channels)
     if args.fused:
         n = inputs.size // channels

@@ -56,6 +56,9 @@ TARGETS = {
     "fwd_bf16": ("tpflax_onednn_conv_fwd_bf16", "TpflaxOnednnConvFwdBf16"),
     "bwd_data": ("tpflax_onednn_conv_bwd_data", "TpflaxOnednnConvBwdData"),
     "bwd_weights": ("tpflax_onednn_conv_bwd_weights", "TpflaxOnednnConvBwdWeights"),
+    # BatchNorm in training (tpflax/_src/onednn_batch_norm.py)
+    "bn_fwd": ("tpflax_onednn_bn_fwd", "TpflaxOnednnBnFwd"),
+    "bn_bwd": ("tpflax_onednn_bn_bwd", "TpflaxOnednnBnBwd"),
 }
 # The post-ops of ``conv_post`` (csrc/onednn_conv.cc's kPost* codes): each binary one takes
 # the next per-channel vector.
@@ -218,7 +221,7 @@ def output_hw(geom: Geometry) -> tuple[int, int]:
     )
 
 
-def _varying(out: jax.Array, *operands: jax.Array) -> jax.Array:
+def varying(out: jax.Array, *operands: jax.Array) -> jax.Array:
     """``out`` marked as varying over every ``shard_map`` axis any operand varies over (an FFI
     call's result is not)."""
     vma = frozenset().union(*(_varying_axes(a) for a in operands))
@@ -248,7 +251,7 @@ def _call(
         groups=np.int64(groups),
         **attrs,
     )
-    return _varying(out, *operands)
+    return varying(out, *operands)
 
 
 def _out_shape(op: str, geom: Geometry, n: int) -> tuple[int, ...]:
@@ -314,7 +317,7 @@ FWD_POST = _primitive("fwd_post", fold=True)
 def _bind(prim: Primitive, *operands: jax.Array, **params: Any) -> jax.Array:
     """Binds with every operand varying over the same ``shard_map`` axes (the transpose of
     that cast sums an invariant operand's gradient over the axes)."""
-    return prim.bind(*(_varying(a, *operands) for a in operands), **params)
+    return prim.bind(*(varying(a, *operands) for a in operands), **params)
 
 
 # All three are bilinear, and each one's transposes are the other two: y = fwd(x, W) has

@@ -1,0 +1,171 @@
+// tpflax's native part: oneDNN's batch normalization with batch statistics (training) as XLA
+// FFI handlers (CPU, float32, rank-4 NHWC or NCHW).
+//
+//   tpflax_onednn_bn_fwd   x, gamma [C], beta [C]              -> y, mean [C], variance [C]
+//   tpflax_onednn_bn_bwd   x, dy, mean, variance, gamma        -> dx, dgamma [C], dbeta [C]
+// Attributes: epsilon (float32) and nchw (bool: x is [N,C,H,W], else [N,H,W,C]).
+//
+// The forward normalizes x with its own biased batch statistics, y = gamma * (x - mean) /
+// sqrt(variance + epsilon) + beta, and returns them; the backward is that function's full
+// gradient (through the statistics too) given the forward's mean and variance. These are the
+// kernels TensorFlow's FusedBatchNormV3 runs on CPU (tensorpack's BatchNorm in training).
+// Primitives are cached by shape under a mutex; executions share onednn_conv.cc's lock.
+#include <cstdint>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <sstream>
+#include <string>
+#include <unordered_map>
+
+#include "dnnl.hpp"
+#include "onednn_common.h"
+#include "xla/ffi/api/ffi.h"
+
+namespace ffi = xla::ffi;
+using dnnl::memory;
+
+namespace {
+
+using tpflax::Engine;
+
+struct Entry {
+  dnnl::batch_normalization_forward fwd;
+  dnnl::batch_normalization_backward bwd;
+  memory::desc fwd_scratch, bwd_scratch;
+};
+
+// oneDNN's logical dims {N, C, H, W} of the buffer's dims, in its layout.
+memory::desc DataDesc(ffi::Span<const int64_t> d, bool nchw) {
+  if (nchw) return memory::desc({d[0], d[1], d[2], d[3]}, memory::data_type::f32,
+                                memory::format_tag::nchw);
+  return memory::desc({d[0], d[3], d[1], d[2]}, memory::data_type::f32,
+                      memory::format_tag::nhwc);
+}
+
+memory::desc ChannelDesc(const memory::desc& data) {
+  return memory::desc({data.get_dims()[1]}, memory::data_type::f32, memory::format_tag::a);
+}
+
+std::shared_ptr<Entry> Lookup(const memory::desc& data, float epsilon, bool nchw) {
+  static std::mutex mutex;
+  static std::map<std::string, std::shared_ptr<Entry>> cache;
+  std::ostringstream key;
+  for (auto d : data.get_dims()) key << d << ',';
+  uint32_t bits;
+  std::memcpy(&bits, &epsilon, sizeof bits);
+  key << bits << ',' << nchw;
+  std::lock_guard<std::mutex> lock(mutex);
+  auto it = cache.find(key.str());
+  if (it != cache.end()) return it->second;
+  auto entry = std::make_shared<Entry>();
+  const auto flags = dnnl::normalization_flags::use_scale | dnnl::normalization_flags::use_shift;
+  dnnl::primitive_attr attr;
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  dnnl::batch_normalization_forward::primitive_desc fwd(
+      Engine(), dnnl::prop_kind::forward_training, data, data, epsilon, flags, attr);
+  dnnl::batch_normalization_backward::primitive_desc bwd(
+      Engine(), dnnl::prop_kind::backward, data, data, data, epsilon, flags, fwd, attr);
+  entry->fwd = dnnl::batch_normalization_forward(fwd);
+  entry->bwd = dnnl::batch_normalization_backward(bwd);
+  entry->fwd_scratch = fwd.scratchpad_desc();
+  entry->bwd_scratch = bwd.scratchpad_desc();
+  cache.emplace(key.str(), entry);
+  return entry;
+}
+
+using Data = ffi::Buffer<ffi::F32, 4>;
+using Vector = ffi::Buffer<ffi::F32, 1>;
+using DataOut = ffi::ResultBuffer<ffi::F32, 4>;
+using VectorOut = ffi::ResultBuffer<ffi::F32, 1>;
+
+// Runs `primitive` with `args` (each a pointer for the argument's descriptor) and a scratchpad.
+ffi::Error Execute(const char* op, const dnnl::primitive& primitive,
+                   const memory::desc& scratch_md,
+                   const std::unordered_map<int, std::pair<memory::desc, void*>>& args) {
+  try {
+    auto& engine = Engine();
+    std::lock_guard<std::mutex> lock(tpflax::ExecMutex());
+    std::unordered_map<int, memory> memories;
+    for (const auto& [arg, md_ptr] : args) {
+      memories.emplace(arg, memory(md_ptr.first, engine, md_ptr.second));
+    }
+    memories.emplace(DNNL_ARG_SCRATCHPAD,
+                     memory(scratch_md, engine, tpflax::Grow(0, scratch_md.get_size())));
+    auto& stream = tpflax::Stream();
+    primitive.execute(stream, memories);
+    stream.wait();
+  } catch (const dnnl::error& e) {
+    return ffi::Error(ffi::ErrorCode::kInternal,
+                      std::string("tpflax oneDNN batch normalization (") + op + "): " + e.what());
+  }
+  return ffi::Error::Success();
+}
+
+ffi::Error Forward(Data x, Vector gamma, Vector beta, DataOut y, VectorOut mean,
+                   VectorOut variance, float epsilon, bool nchw) {
+  const auto data = DataDesc(x.dimensions(), nchw);
+  const auto channel = ChannelDesc(data);
+  std::shared_ptr<Entry> entry;
+  try {
+    entry = Lookup(data, epsilon, nchw);
+  } catch (const dnnl::error& e) {
+    return ffi::Error(ffi::ErrorCode::kInternal,
+                      std::string("tpflax oneDNN batch normalization (fwd): ") + e.what());
+  }
+  return Execute("fwd", entry->fwd, entry->fwd_scratch,
+                 {{DNNL_ARG_SRC, {data, x.typed_data()}},
+                  {DNNL_ARG_SCALE, {channel, gamma.typed_data()}},
+                  {DNNL_ARG_SHIFT, {channel, beta.typed_data()}},
+                  {DNNL_ARG_DST, {data, y->typed_data()}},
+                  {DNNL_ARG_MEAN, {channel, mean->typed_data()}},
+                  {DNNL_ARG_VARIANCE, {channel, variance->typed_data()}}});
+}
+
+ffi::Error Backward(Data x, Data dy, Vector mean, Vector variance, Vector gamma, DataOut dx,
+                    VectorOut dgamma, VectorOut dbeta, float epsilon, bool nchw) {
+  const auto data = DataDesc(x.dimensions(), nchw);
+  const auto channel = ChannelDesc(data);
+  std::shared_ptr<Entry> entry;
+  try {
+    entry = Lookup(data, epsilon, nchw);
+  } catch (const dnnl::error& e) {
+    return ffi::Error(ffi::ErrorCode::kInternal,
+                      std::string("tpflax oneDNN batch normalization (bwd): ") + e.what());
+  }
+  return Execute("bwd", entry->bwd, entry->bwd_scratch,
+                 {{DNNL_ARG_SRC, {data, x.typed_data()}},
+                  {DNNL_ARG_DIFF_DST, {data, dy.typed_data()}},
+                  {DNNL_ARG_MEAN, {channel, mean.typed_data()}},
+                  {DNNL_ARG_VARIANCE, {channel, variance.typed_data()}},
+                  {DNNL_ARG_SCALE, {channel, gamma.typed_data()}},
+                  {DNNL_ARG_DIFF_SRC, {data, dx->typed_data()}},
+                  {DNNL_ARG_DIFF_SCALE, {channel, dgamma->typed_data()}},
+                  {DNNL_ARG_DIFF_SHIFT, {channel, dbeta->typed_data()}}});
+}
+
+}  // namespace
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(TpflaxOnednnBnFwd, Forward,
+                              ffi::Ffi::Bind()
+                                  .Arg<Data>()
+                                  .Arg<Vector>()
+                                  .Arg<Vector>()
+                                  .Ret<Data>()
+                                  .Ret<Vector>()
+                                  .Ret<Vector>()
+                                  .Attr<float>("epsilon")
+                                  .Attr<bool>("nchw"));
+XLA_FFI_DEFINE_HANDLER_SYMBOL(TpflaxOnednnBnBwd, Backward,
+                              ffi::Ffi::Bind()
+                                  .Arg<Data>()
+                                  .Arg<Data>()
+                                  .Arg<Vector>()
+                                  .Arg<Vector>()
+                                  .Arg<Vector>()
+                                  .Ret<Data>()
+                                  .Ret<Vector>()
+                                  .Ret<Vector>()
+                                  .Attr<float>("epsilon")
+                                  .Attr<bool>("nchw"));

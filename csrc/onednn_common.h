@@ -1,0 +1,44 @@
+// What tpflax's oneDNN handlers share (onednn_conv.cc, onednn_batch_norm.cc): one CPU engine
+// per process, one execution at a time, and per-thread scratch buffers.
+//
+// Executions are serialised: each XLA thread that calls in would otherwise run its own OpenMP
+// team at once (oversubscription). Scratchpads are user-managed (thread-local buffers), so
+// cached primitives are never shared mutable state.
+#ifndef TPFLAX_CSRC_ONEDNN_COMMON_H_
+#define TPFLAX_CSRC_ONEDNN_COMMON_H_
+
+#include <cstdint>
+#include <mutex>
+#include <vector>
+
+#include "dnnl.hpp"
+
+namespace tpflax {
+
+inline dnnl::engine& Engine() {
+  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  return engine;
+}
+
+inline std::mutex& ExecMutex() {
+  static std::mutex m;
+  return m;
+}
+
+// Thread-local buffer `slot` (0: scratchpads, 1: reordered weights), grown to `bytes`.
+inline void* Grow(int slot, size_t bytes) {
+  thread_local std::vector<uint8_t> buffers[2];
+  auto& buffer = buffers[slot];
+  if (buffer.size() < bytes) buffer.resize(bytes);
+  return buffer.empty() ? nullptr : buffer.data();
+}
+
+// The calling thread's stream on Engine().
+inline dnnl::stream& Stream() {
+  thread_local dnnl::stream stream(Engine());
+  return stream;
+}
+
+}  // namespace tpflax
+
+#endif  // TPFLAX_CSRC_ONEDNN_COMMON_H_
