@@ -7,7 +7,8 @@ products on CPU) and once under
 ``tp.conv_impl('xla')`` (and ``tp.conv_impl('onednn')``, every convolution on oneDNN, where
 the native library is built), timed interleaved (medians), with the largest output difference;
 then the tables behind conv_impl.py's choices (3x3 convolutions as patches, max pooling's
-derivative from the taps, oneDNN per ResNet-50 convolution). Appends rows to
+derivative from the taps, oneDNN per ResNet-50 convolution, BatchNorm in training on oneDNN
+per input and in whole ResNet train steps). Appends rows to
 benchmarks/RESULTS.md: CPU, cores, versions, date.
 """
 
@@ -281,6 +282,106 @@ def onednn_table(rounds: int, shapes=None, transpose_shapes=None) -> list[str]:
     return lines
 
 
+# BatchNorm (training) inputs: ResNet's [N, H, W, C] around conv_impl's threshold.
+BATCH_NORM_SHAPES = [
+    (8, 7, 7, 512),
+    (8, 14, 14, 256),
+    (8, 7, 7, 2048),
+    (8, 28, 28, 128),
+    (8, 14, 14, 1024),
+    (8, 56, 56, 64),
+    (8, 28, 28, 512),
+    (8, 56, 56, 256),
+    (8, 112, 112, 64),
+]
+
+
+def _batch_norm_on(threshold: int):
+    """A context in which 'auto' runs BatchNorm in training on oneDNN from ``threshold``
+    elements (conv_impl.ONEDNN_BATCH_NORM_MIN_ELEMENTS)."""
+    from unittest import mock
+
+    from tpflax._src import conv_impl
+
+    return mock.patch.object(conv_impl, "ONEDNN_BATCH_NORM_MIN_ELEMENTS", threshold)
+
+
+def onednn_batch_norm_table(rounds: int, shapes=None) -> list[str]:
+    """Time of BatchNorm + ReLU in training, forward and backward (gradients of the input,
+    gamma and beta; the EMA updated), per input shape, interleaved: XLA's path against
+    oneDNN's (tpflax/_src/onednn_batch_norm.py); the table behind
+    conv_impl.ONEDNN_BATCH_NORM_MIN_ELEMENTS. Empty when oneDNN is unavailable."""
+    from tpflax._src import onednn
+
+    if not onednn.available():
+        return []
+    model = tp.transform(lambda x: jax.nn.relu(tp.BatchNorm("bn", x)))
+    lines = []
+    for shape in BATCH_NORM_SHAPES if shapes is None else shapes:
+        rng = np.random.RandomState(0)
+        x = jnp.asarray(rng.randn(*shape) * 2 + 1, jnp.float32)
+        cot = jnp.asarray(rng.randn(*shape), jnp.float32)
+        params, state = model.init(jax.random.key(0), x)
+
+        def loss(p, x, state=state, cot=cot):
+            y, new_state = model.apply(p, state, x, is_training=True)
+            return jnp.sum(y * cot), new_state
+
+        fns = {}
+        for name, threshold in (("xla", 1 << 62), ("onednn", 1)):
+            step = jax.jit(jax.grad(loss, argnums=(0, 1), has_aux=True))
+            with _batch_norm_on(threshold), tp.conv_impl("auto"):
+                jax.block_until_ready(step(params, x))  # traced and compiled here
+            fns[name] = functools.partial(step, params, x)
+        times: dict[str, list[float]] = {}
+        for _ in range(rounds):
+            for name, f in fns.items():
+                times.setdefault(name, []).extend(timeit(f, 1))
+        med = {name: statistics.median(v) * 1e3 for name, v in times.items()}
+        lines.append(
+            f"{list(shape)} ({np.prod(shape):.1e}): XLA {med['xla']:.2f} / oneDNN "
+            f"{med['onednn']:.2f} ms ({med['xla'] / med['onednn']:.2f}x)"
+        )
+        print(lines[-1], flush=True)
+    return lines
+
+
+def batch_norm_step(rounds: int, depth: int, batch: int, size: int) -> str:
+    """The whole ResNet train step under 'auto' with BatchNorm on oneDNN where the table
+    says and with every BatchNorm on XLA, compiled in one process, timed interleaved."""
+    from tpflax._src import conv_impl, onednn
+
+    if not onednn.available():
+        return ""
+    model = tp.transform(tp.zoo.resnet(depth))
+    rng = np.random.RandomState(0)
+    x = jnp.asarray(rng.uniform(0, 255, (batch, size, size, 3)), jnp.float32)
+    y = jnp.asarray(np.arange(batch) % 1000, jnp.int32)
+    params, state = jax.jit(model.init)(jax.random.key(0), x)
+    args = (params, state, TX.init(params), x, y)
+    fns = {}
+    for name, threshold in (
+        ("oneDNN", conv_impl.ONEDNN_BATCH_NORM_MIN_ELEMENTS),
+        ("XLA", 1 << 62),
+    ):
+        step = jax.jit(train_step(lambda p, s, x: model.apply(p, s, x, is_training=True)))
+        with _batch_norm_on(threshold), tp.conv_impl("auto"):
+            compiled = step.lower(*args).compile()
+        jax.block_until_ready(compiled(*args))
+        fns[name] = functools.partial(compiled, *args)
+    times: dict[str, list[float]] = {}
+    for _ in range(rounds):
+        for name, f in fns.items():
+            times.setdefault(name, []).extend(timeit(f, 1))
+    med = {name: statistics.median(v) for name, v in times.items()}
+    line = (
+        f"ResNet-{depth} train step, BatchNorm on oneDNN (auto) {med['oneDNN']:.3f} s / on XLA "
+        f"{med['XLA']:.3f} s ({med['XLA'] / med['oneDNN']:.2f}x)"
+    )
+    print(line, flush=True)
+    return line
+
+
 # The measurements behind conv_impl's max-pool table: [N, H, W, C], window, stride, padding.
 MAX_POOL_SHAPES = [
     ((8, 112, 112, 64), 3, 2, "SAME"),  # ResNet's stem pool (NHWC zoo layout)
@@ -367,6 +468,10 @@ def main() -> None:
     if onednn.available():
         print(f"today's lowering vs {onednn.describe()} (the table in conv_impl.py):")
     dnnl = onednn_table(args.rounds)
+    if onednn.available():
+        print("BatchNorm + ReLU in training, XLA vs oneDNN (the threshold in conv_impl.py):")
+    norms = onednn_batch_norm_table(args.rounds)
+    steps = [batch_norm_step(args.rounds, d, args.batch, args.size) for d in (18, 50)]
     if not args.no_record:
         row = (
             f"| {datetime.date.today()} | conv_lowering | ResNet-50 b{args.batch} "
@@ -407,6 +512,14 @@ def main() -> None:
                 f"SAME | {machine()} | jax {jax.__version__}, {onednn.describe()} | "
                 + "; ".join(dnnl)
                 + f" | medians of {args.rounds}, interleaved; 'today' = auto without oneDNN |\n"
+            )
+        if norms:
+            row += (
+                f"| {datetime.date.today()} | onednn_batch_norm | BatchNorm+ReLU in training, "
+                f"forward and backward, f32 NHWC | {machine()} | jax {jax.__version__}, "
+                f"{onednn.describe()} | "
+                + "; ".join(norms + steps)
+                + f" | medians of {args.rounds}, interleaved |\n"
             )
         if not RESULTS.exists():
             RESULTS.write_text(

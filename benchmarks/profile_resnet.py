@@ -85,6 +85,11 @@ def kernel_kinds(hlo: str) -> dict[str, tuple[str, float]]:
         w = _dims({"fwd": b, "bwd_data": b, "bwd_weights": result}[base])
         outputs = np.prod(_dims({"fwd": result, "bwd_data": a, "bwd_weights": b}[base]))
         out[name] = (f"oneDNN convolution ({op})", float(2 * outputs * np.prod(w[:3])))
+    for m in re.finditer(
+        r"%([\w.\-]+) = [^\n]* custom-call\([^\n]*custom_call_target=\"tpflax_onednn_bn_(\w+)\"",
+        hlo,
+    ):  # BatchNorm in training (tpflax/_src/onednn_batch_norm.py)
+        out[m.group(1)] = (f"oneDNN BatchNorm ({m.group(2)})", 0.0)
     return out
 
 
