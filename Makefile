@@ -72,6 +72,7 @@ golden: $(GOLDEN_STAMP) $(STAMP)
 	$(TF_ENV) $(GOLDEN_VENV)/bin/python tools/golden/tf_gradproc.py --out tests/golden/gradproc
 	$(TF_ENV) $(GOLDEN_VENV)/bin/python tools/golden/tf_layers.py --out tests/golden
 	$(TF_ENV) $(GOLDEN_VENV)/bin/python tools/golden/tf_compat_models.py --out tests/golden
+	$(TF_ENV) $(GOLDEN_VENV)/bin/python tools/golden/tf_batch_norm_large.py --out tests/golden/batch_norm_large
 	$(MAKE) golden-digits
 	$(MAKE) golden-tf-ops
 

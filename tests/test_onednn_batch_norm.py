@@ -5,6 +5,9 @@ sends it. Tensorpack's BatchNorm goldens under 'onednn' are in test_golden_layer
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -190,3 +193,58 @@ def test_where_auto_runs_it(monkeypatch) -> None:
         assert not conv_impl.use_onednn_batch_norm(bf16, 3)
     with tp.conv_impl("xla"):
         assert not conv_impl.use_onednn_batch_norm(big, 3)
+
+
+LARGE = sorted((Path(__file__).parent / "golden" / "batch_norm_large").glob("*.npz"))
+
+
+def test_large_fixtures_exist() -> None:
+    assert len(LARGE) == 3
+
+
+@needs_onednn
+@pytest.mark.parametrize("path", LARGE, ids=lambda p: p.stem)
+def test_large_inputs_match_tensorflow_bit_for_bit(path) -> None:
+    """Tensorpack's BatchNorm in training on ResNet-sized inputs, where TensorFlow runs
+    oneDNN's kernels: the batch mean (its EMA) to the bit, the variance's EMA and the
+    gradients of gamma and beta to one rounding, the output and the input's gradient (a
+    sample) to float32 rounding of their scale."""
+    fx = np.load(path)
+    spec = json.loads(str(fx["spec"]))
+    rng = np.random.RandomState(spec["seed"])
+    shape = spec["input_shape"]
+    x = (rng.randn(*shape) * spec["input_scale"] + spec["input_shift"]).astype(np.float32)
+    cot = jnp.asarray(rng.randn(*shape).astype(np.float32))
+    model = tp.transform(lambda x: tp.BatchNorm("bn", x, data_format=spec["data_format"]))
+    params, state = jax.eval_shape(model.init, jax.random.key(0), x)
+    params = {
+        "bn": {"gamma": jnp.asarray(fx["var/bn/gamma"]), "beta": jnp.asarray(fx["var/bn/beta"])}
+    }
+    state = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), state)
+    state["bn"]["variance"]["EMA"] = jnp.ones_like(state["bn"]["variance"]["EMA"])
+
+    def step(params, x):
+        def loss(params, x):
+            y, new_state = model.apply(params, state, x, is_training=True)
+            return jnp.sum(y * cot), (y, new_state)
+
+        with tp.conv_impl("onednn"):
+            return jax.grad(loss, (0, 1), has_aux=True)(params, x)
+
+    (gp, gx), (y, new_state) = jax.jit(step)(params, jnp.asarray(x))
+    for name, got in (("output", y), ("grad/input", gx)):
+        got = np.asarray(got, np.float32)
+        sample = got.reshape(-1)[::997]
+        assert np.max(np.abs(sample - fx[f"{name}/sample"])) <= 1e-6 * fx[f"{name}/scale"], name
+    np.testing.assert_array_equal(new_state["bn"]["mean"]["EMA"], fx["state/bn/mean/EMA"])
+    np.testing.assert_allclose(
+        new_state["bn"]["variance"]["EMA"], fx["state/bn/variance/EMA"], rtol=3e-7, atol=0
+    )
+    # sums over N*H*W products of either sign: rounding on the scale of the largest sum
+    for got, key in (
+        (gp["bn"]["gamma"], "grad/var/bn/gamma"),
+        (gp["bn"]["beta"], "grad/var/bn/beta"),
+    ):
+        scale = float(np.max(np.abs(fx[key])))
+        err = float(np.max(np.abs(np.asarray(got) - fx[key])))
+        assert err <= 1e-5 * scale, f"{key}: {err:.3g} vs scale {scale:.3g}"

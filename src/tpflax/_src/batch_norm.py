@@ -172,7 +172,8 @@ def BatchNorm(
             ("mean/EMA", moving_mean, ema_mean),
             ("variance/EMA", moving_var, ema_var),
         ):
-            assign_sub_state(name, old, ema_delta(old, new, momentum), who=who)
+            delta = ema_delta(old, new, momentum, fused=args.fused)
+            assign_sub_state(name, old, delta, who=who)
     return y
 
 

@@ -114,10 +114,19 @@ def apply_steps(x: jax.Array, steps: Steps) -> jax.Array:
     return x
 
 
-def ema_delta(old: jax.Array, new: jax.Array, momentum: float) -> jax.Array:
+def ema_delta(old: jax.Array, new: jax.Array, momentum: float, *, fused: bool = False) -> jax.Array:
     """What TensorFlow's ``assign_moving_average`` (no debiasing) subtracts from ``old``:
-    ``(old - new) * (1 - momentum)``."""
-    decay = jnp.asarray(1.0 - momentum, jnp.float32)
+    ``(old - new) * (1 - momentum)``.
+
+    ``1 - momentum`` is rounded as Keras' BatchNormalization (under tensorpack's BatchNorm
+    and ``tf.layers``) computes it: from the Python float on the non-fused path, and, with
+    ``fused`` (TensorFlow's fused kernel, 4-D), in float32 from momentum as a float32 tensor
+    (``1.0f - 0.9f`` is 0.100000024, not 0.1f): measured, tensorpack's EMA after one step
+    is then bitwise ours (tests/test_onednn_batch_norm.py's large cases)."""
+    if fused:
+        decay = jnp.float32(1.0) - jnp.float32(momentum)
+    else:
+        decay = jnp.asarray(1.0 - momentum, jnp.float32)
     return (old - lax.stop_gradient(new).astype(old.dtype)) * decay
 
 

@@ -431,9 +431,9 @@ class BatchNormalization(Layer):
             if fused:  # TF's fused kernel averages the unbiased variance (measured)
                 n = math.prod(x.shape[a] for a in axes)
                 var_c = var_c * jnp.float32(n / max(n - 1, 1))
-            delta = norm_ops.ema_delta(moving_mean, mean_c, self.momentum)
+            delta = norm_ops.ema_delta(moving_mean, mean_c, self.momentum, fused=fused)
             assign_sub_state("moving_mean", moving_mean, delta, who=who)
-            delta = norm_ops.ema_delta(moving_var, var_c, self.momentum)
+            delta = norm_ops.ema_delta(moving_var, var_c, self.momentum, fused=fused)
             assign_sub_state("moving_variance", moving_var, delta, who=who)
         else:
             mean, var = per_channel(moving_mean), per_channel(moving_var)
