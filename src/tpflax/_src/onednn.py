@@ -262,6 +262,25 @@ def _out_shape(op: str, geom: Geometry, n: int) -> tuple[int, ...]:
     return {"fwd": fwd, "fwd_post": fwd, "bwd_data": (n, h, w, c), "bwd_weights": w_shape}[op]
 
 
+def result_type(a: Any, shape: tuple[int, ...]) -> Any:
+    """An FFI primitive's output type: ``a``'s (an operand's) with ``shape``. Under
+    ``shard_map`` it keeps the mesh and the manual axes all operands vary over (see
+    :func:`varying`); no axis of it is sharded."""
+    replicated = a.sharding.update(spec=jax.sharding.PartitionSpec(*[None] * len(shape)))
+    return a.update(shape=shape, dtype=a.dtype, weak_type=False, sharding=replicated)
+
+
+def per_example(call: Any, args: Any, dims: Any) -> Any:
+    """A batching rule's fallback: ``call`` once per example of the mapped axis (``lax.map``),
+    unmapped operands broadcast; the results are mapped on axis 0."""
+    size = next(x.shape[d] for x, d in zip(args, dims, strict=True) if d is not None)
+    mapped = [
+        jnp.broadcast_to(x, (size, *x.shape)) if d is None else jnp.moveaxis(x, d, 0)
+        for x, d in zip(args, dims, strict=True)
+    ]
+    return lax.map(lambda ops: call(*ops), mapped)
+
+
 def _primitive(op: str, fold: bool) -> Primitive:
     """One FFI target as a JAX primitive (two operands, and for ``fwd_post`` one vector per
     binary post-op; static ``geom``, and ``post`` for ``fwd_post``): its shape rule, its
@@ -277,11 +296,7 @@ def _primitive(op: str, fold: bool) -> Primitive:
         return _call(op, geom, _out_shape(op, geom, operands[0].shape[0]), *operands, **attrs)
 
     def abstract(a: Any, *rest: Any, geom: Geometry, post: tuple[str, ...] = ()) -> Any:
-        # `a`'s type with the output's shape: under shard_map it keeps the mesh and the
-        # manual axes all operands vary over (_bind); no axis of it is sharded.
-        shape = _out_shape(op, geom, a.shape[0])
-        replicated = a.sharding.update(spec=jax.sharding.PartitionSpec(*[None] * len(shape)))
-        return a.update(shape=shape, dtype=a.dtype, weak_type=False, sharding=replicated)
+        return result_type(a, _out_shape(op, geom, a.shape[0]))
 
     @functools.cache
     def compiled(geom: Geometry, post: tuple[str, ...]) -> Any:
@@ -292,12 +307,7 @@ def _primitive(op: str, fold: bool) -> Primitive:
             a = jnp.moveaxis(args[0], dims[0], 0)
             out = _bind(prim, a.reshape(-1, *a.shape[2:]), *args[1:], **params)
             return out.reshape(a.shape[0], -1, *out.shape[1:]), 0
-        size = next(x.shape[d] for x, d in zip(args, dims, strict=True) if d is not None)
-        mapped = [
-            jnp.broadcast_to(x, (size, *x.shape)) if d is None else jnp.moveaxis(x, d, 0)
-            for x, d in zip(args, dims, strict=True)
-        ]
-        return lax.map(lambda ops: _bind(prim, *ops, **params), mapped), 0
+        return per_example(lambda *ops: _bind(prim, *ops, **params), args, dims), 0
 
     prim.def_impl(lambda *args, geom, post=(): compiled(geom, post)(*args))
     prim.def_abstract_eval(abstract)

@@ -147,12 +147,7 @@ def _primitive(name: str, impl: Any, multiple_results: bool, out_avals: Any) -> 
         return jax.jit(functools.partial(impl, **params))
 
     def batched(args: Any, dims: Any, **params: Any) -> tuple[Any, Any]:
-        size = next(x.shape[d] for x, d in zip(args, dims, strict=True) if d is not None)
-        mapped = [
-            jnp.broadcast_to(x, (size, *x.shape)) if d is None else jnp.moveaxis(x, d, 0)
-            for x, d in zip(args, dims, strict=True)
-        ]
-        out = lax.map(lambda ops: prim.bind(*ops, **params), mapped)
+        out = onednn.per_example(lambda *ops: prim.bind(*ops, **params), args, dims)
         return out, ([0] * len(out) if multiple_results else 0)
 
     prim.def_impl(lambda *args, **params: compiled(**params)(*args))
@@ -165,13 +160,9 @@ def _primitive(name: str, impl: Any, multiple_results: bool, out_avals: Any) -> 
 
 
 def _data_and_stats(x: Any, channels: Any) -> tuple[Any, Any, Any]:
-    """Output types ``(x's, [C], [C])`` (no axis sharded)."""
-
-    def like(a: Any, shape: tuple[int, ...]) -> Any:
-        spec = jax.sharding.PartitionSpec(*[None] * len(shape))
-        return a.update(shape=shape, weak_type=False, sharding=a.sharding.update(spec=spec))
-
-    return like(x, x.shape), like(channels, channels.shape), like(channels, channels.shape)
+    """Output types: ``x``'s, and ``[C]`` twice."""
+    c = onednn.result_type(channels, channels.shape)
+    return onednn.result_type(x, x.shape), c, c
 
 
 FWD = _primitive("tpflax_onednn_bn_fwd", _forward_impl, True, lambda x, g, b: _data_and_stats(x, g))
