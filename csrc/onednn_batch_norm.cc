@@ -31,8 +31,7 @@ namespace {
 using tpflax::Engine;
 
 struct Entry {
-  dnnl::batch_normalization_forward fwd;
-  dnnl::batch_normalization_backward bwd;
+  dnnl::primitive fwd, bwd;
   memory::desc fwd_scratch, bwd_scratch;
 };
 
@@ -80,11 +79,16 @@ using Vector = ffi::Buffer<ffi::F32, 1>;
 using DataOut = ffi::ResultBuffer<ffi::F32, 4>;
 using VectorOut = ffi::ResultBuffer<ffi::F32, 1>;
 
-// Runs `primitive` with `args` (each a pointer for the argument's descriptor) and a scratchpad.
-ffi::Error Execute(const char* op, const dnnl::primitive& primitive,
-                   const memory::desc& scratch_md,
-                   const std::unordered_map<int, std::pair<memory::desc, void*>>& args) {
+using Args = std::unordered_map<int, std::pair<memory::desc, void*>>;
+
+// Runs the cached forward (or, with `backward`, backward) for `data` with `args` (each a
+// descriptor and the buffer it describes) and a scratchpad.
+ffi::Error Run(bool backward, const memory::desc& data, float epsilon, bool nchw,
+               const Args& args) {
   try {
+    auto entry = Lookup(data, epsilon, nchw);
+    const dnnl::primitive& primitive = backward ? entry->bwd : entry->fwd;
+    const memory::desc& scratch_md = backward ? entry->bwd_scratch : entry->fwd_scratch;
     auto& engine = Engine();
     std::lock_guard<std::mutex> lock(tpflax::ExecMutex());
     std::unordered_map<int, memory> memories;
@@ -98,7 +102,8 @@ ffi::Error Execute(const char* op, const dnnl::primitive& primitive,
     stream.wait();
   } catch (const dnnl::error& e) {
     return ffi::Error(ffi::ErrorCode::kInternal,
-                      std::string("tpflax oneDNN batch normalization (") + op + "): " + e.what());
+                      std::string("tpflax oneDNN batch normalization (") +
+                          (backward ? "bwd" : "fwd") + "): " + e.what());
   }
   return ffi::Error::Success();
 }
@@ -107,42 +112,28 @@ ffi::Error Forward(Data x, Vector gamma, Vector beta, DataOut y, VectorOut mean,
                    VectorOut variance, float epsilon, bool nchw) {
   const auto data = DataDesc(x.dimensions(), nchw);
   const auto channel = ChannelDesc(data);
-  std::shared_ptr<Entry> entry;
-  try {
-    entry = Lookup(data, epsilon, nchw);
-  } catch (const dnnl::error& e) {
-    return ffi::Error(ffi::ErrorCode::kInternal,
-                      std::string("tpflax oneDNN batch normalization (fwd): ") + e.what());
-  }
-  return Execute("fwd", entry->fwd, entry->fwd_scratch,
-                 {{DNNL_ARG_SRC, {data, x.typed_data()}},
-                  {DNNL_ARG_SCALE, {channel, gamma.typed_data()}},
-                  {DNNL_ARG_SHIFT, {channel, beta.typed_data()}},
-                  {DNNL_ARG_DST, {data, y->typed_data()}},
-                  {DNNL_ARG_MEAN, {channel, mean->typed_data()}},
-                  {DNNL_ARG_VARIANCE, {channel, variance->typed_data()}}});
+  return Run(false, data, epsilon, nchw,
+             {{DNNL_ARG_SRC, {data, x.typed_data()}},
+              {DNNL_ARG_SCALE, {channel, gamma.typed_data()}},
+              {DNNL_ARG_SHIFT, {channel, beta.typed_data()}},
+              {DNNL_ARG_DST, {data, y->typed_data()}},
+              {DNNL_ARG_MEAN, {channel, mean->typed_data()}},
+              {DNNL_ARG_VARIANCE, {channel, variance->typed_data()}}});
 }
 
 ffi::Error Backward(Data x, Data dy, Vector mean, Vector variance, Vector gamma, DataOut dx,
                     VectorOut dgamma, VectorOut dbeta, float epsilon, bool nchw) {
   const auto data = DataDesc(x.dimensions(), nchw);
   const auto channel = ChannelDesc(data);
-  std::shared_ptr<Entry> entry;
-  try {
-    entry = Lookup(data, epsilon, nchw);
-  } catch (const dnnl::error& e) {
-    return ffi::Error(ffi::ErrorCode::kInternal,
-                      std::string("tpflax oneDNN batch normalization (bwd): ") + e.what());
-  }
-  return Execute("bwd", entry->bwd, entry->bwd_scratch,
-                 {{DNNL_ARG_SRC, {data, x.typed_data()}},
-                  {DNNL_ARG_DIFF_DST, {data, dy.typed_data()}},
-                  {DNNL_ARG_MEAN, {channel, mean.typed_data()}},
-                  {DNNL_ARG_VARIANCE, {channel, variance.typed_data()}},
-                  {DNNL_ARG_SCALE, {channel, gamma.typed_data()}},
-                  {DNNL_ARG_DIFF_SRC, {data, dx->typed_data()}},
-                  {DNNL_ARG_DIFF_SCALE, {channel, dgamma->typed_data()}},
-                  {DNNL_ARG_DIFF_SHIFT, {channel, dbeta->typed_data()}}});
+  return Run(true, data, epsilon, nchw,
+             {{DNNL_ARG_SRC, {data, x.typed_data()}},
+              {DNNL_ARG_DIFF_DST, {data, dy.typed_data()}},
+              {DNNL_ARG_MEAN, {channel, mean.typed_data()}},
+              {DNNL_ARG_VARIANCE, {channel, variance.typed_data()}},
+              {DNNL_ARG_SCALE, {channel, gamma.typed_data()}},
+              {DNNL_ARG_DIFF_SRC, {data, dx->typed_data()}},
+              {DNNL_ARG_DIFF_SCALE, {channel, dgamma->typed_data()}},
+              {DNNL_ARG_DIFF_SHIFT, {channel, dbeta->typed_data()}}});
 }
 
 }  // namespace

@@ -152,8 +152,9 @@ def current_impl() -> str:
 
 
 class ConvImpl:
-    """Selects how convolutions traced inside the block are lowered: ``'auto'``, ``'xla'``
-    (plain ``lax.conv_general_dilated``) or ``'onednn'`` (oneDNN wherever it can run);
+    """Selects how convolutions (and BatchNorm in training) traced inside the block are
+    lowered: ``'auto'``, ``'xla'`` (plain ``lax.conv_general_dilated``, XLA's BatchNorm) or
+    ``'onednn'`` (oneDNN wherever it can run);
     ``tp.conv_impl.active()`` names the lowering in force and whether oneDNN is available.
 
     Example:
@@ -182,7 +183,11 @@ class ConvImpl:
             return f"{impl}: XLA (oneDNN unavailable)"
         if impl == "auto" and not onednn.has_avx512():
             return f"auto: XLA ({onednn.describe()} not used: no AVX-512)"
-        where = "where measured faster" if impl == "auto" else "for every float32 convolution"
+        where = (
+            "where measured faster"
+            if impl == "auto"
+            else "for every float32 convolution and 4-D BatchNorm in training"
+        )
         if impl == "onednn" and onednn.has_bf16():
             where += " and bfloat16 one in inference"
         return f"{impl}: {onednn.describe()} {where}, else XLA"
