@@ -305,9 +305,9 @@ def _primitive(op: str, fold: bool) -> Primitive:
     def batched(args: Any, dims: Any, **params: Any) -> tuple[jax.Array, int]:
         if fold and all(d is None for d in dims[1:]):
             a = jnp.moveaxis(args[0], dims[0], 0)
-            out = _bind(prim, a.reshape(-1, *a.shape[2:]), *args[1:], **params)
+            out = bind(prim, a.reshape(-1, *a.shape[2:]), *args[1:], **params)
             return out.reshape(a.shape[0], -1, *out.shape[1:]), 0
-        return per_example(lambda *ops: _bind(prim, *ops, **params), args, dims), 0
+        return per_example(lambda *ops: bind(prim, *ops, **params), args, dims), 0
 
     prim.def_impl(lambda *args, geom, post=(): compiled(geom, post)(*args))
     prim.def_abstract_eval(abstract)
@@ -324,7 +324,7 @@ BWD_WEIGHTS = _primitive("bwd_weights", fold=False)
 FWD_POST = _primitive("fwd_post", fold=True)
 
 
-def _bind(prim: Primitive, *operands: jax.Array, **params: Any) -> jax.Array:
+def bind(prim: Primitive, *operands: jax.Array, **params: Any) -> Any:
     """Binds with every operand varying over the same ``shard_map`` axes (the transpose of
     that cast sums an invariant operand's gradient over the axes)."""
     return prim.bind(*(varying(a, *operands) for a in operands), **params)
@@ -335,18 +335,18 @@ def _bind(prim: Primitive, *operands: jax.Array, **params: Any) -> jax.Array:
 # mode and higher derivatives all come from these rules.
 ad.defbilinear(
     FWD,
-    lambda ct, x, W, *, geom: _bind(BWD_DATA, ct, W, geom=geom),
-    lambda ct, x, W, *, geom: _bind(BWD_WEIGHTS, x, ct, geom=geom),
+    lambda ct, x, W, *, geom: bind(BWD_DATA, ct, W, geom=geom),
+    lambda ct, x, W, *, geom: bind(BWD_WEIGHTS, x, ct, geom=geom),
 )
 ad.defbilinear(
     BWD_DATA,
-    lambda ct, dy, W, *, geom: _bind(FWD, ct, W, geom=geom),
-    lambda ct, dy, W, *, geom: _bind(BWD_WEIGHTS, ct, dy, geom=geom),
+    lambda ct, dy, W, *, geom: bind(FWD, ct, W, geom=geom),
+    lambda ct, dy, W, *, geom: bind(BWD_WEIGHTS, ct, dy, geom=geom),
 )
 ad.defbilinear(
     BWD_WEIGHTS,
-    lambda ct, x, dy, *, geom: _bind(BWD_DATA, dy, ct, geom=geom),
-    lambda ct, x, dy, *, geom: _bind(FWD, x, ct, geom=geom),
+    lambda ct, x, dy, *, geom: bind(BWD_DATA, dy, ct, geom=geom),
+    lambda ct, x, dy, *, geom: bind(FWD, x, ct, geom=geom),
 )
 
 
@@ -373,7 +373,7 @@ def conv(
     only where nothing differentiates it)."""
     _require()
     geom = geometry(x.shape, W.shape, strides, padding, dilation, groups)
-    return _bind(FWD, x, W, geom=geom)
+    return bind(FWD, x, W, geom=geom)
 
 
 def conv_post(
@@ -396,7 +396,7 @@ def conv_post(
     if len(vectors) != sum(op != "relu" for op in post):
         raise ValueError(f"oneDNN conv_post: {post} needs one vector per binary op")
     geom = geometry(x.shape, W.shape, strides, padding, dilation, groups)
-    return _bind(FWD_POST, x, W, *vectors, geom=geom, post=tuple(post))
+    return bind(FWD_POST, x, W, *vectors, geom=geom, post=tuple(post))
 
 
 def conv_transpose(
@@ -415,4 +415,4 @@ def conv_transpose(
     geom = geometry(in_shape, W.shape, strides, padding, (1, 1), 1)
     if output_hw(geom) != tuple(x.shape[1:3]):
         raise ValueError(f"oneDNN conv_transpose: {out_hw} does not map to {x.shape[1:3]}")
-    return _bind(BWD_DATA, x, W, geom=geom)
+    return bind(BWD_DATA, x, W, geom=geom)

@@ -35,8 +35,6 @@ from jax.interpreters import ad, batching, mlir
 
 from tpflax._src import onednn
 
-Params = dict[str, Any]  # epsilon (float), nchw (bool)
-
 
 def _axes(nchw: bool) -> tuple[int, ...]:
     return (0, 2, 3) if nchw else (0, 1, 2)
@@ -104,41 +102,30 @@ def backward_reference(
     return dx, dgamma, dbeta
 
 
-def _ffi(
-    target: str,
-    outs: tuple[jax.ShapeDtypeStruct, ...],
-    *operands: jax.Array,
-    epsilon: float,
-    nchw: bool,
-) -> list[jax.Array]:
-    results = jax.ffi.ffi_call(target, outs)(
-        *operands, epsilon=np.float32(epsilon), nchw=bool(nchw)
-    )
-    return [onednn.varying(r, *operands) for r in results]
+def _channels(x: Any, nchw: bool) -> int:
+    return x.shape[1 if nchw else 3]
 
 
-def _forward_impl(x: jax.Array, gamma: jax.Array, beta: jax.Array, **params: Any) -> list:
-    c = jax.ShapeDtypeStruct(gamma.shape, jnp.float32)
-    outs = (jax.ShapeDtypeStruct(x.shape, x.dtype), c, c)
-    return _ffi("tpflax_onednn_bn_fwd", outs, x, gamma, beta, **params)
+def _ffi_impl(target: str) -> Any:
+    """The lowering of a primitive whose FFI target returns ``x``'s type and two ``[C]``
+    float32 vectors (the forward's statistics, the backward's gradients of gamma and beta),
+    from ``x`` and the other operands."""
+
+    def impl(x: jax.Array, *operands: jax.Array, epsilon: float, nchw: bool) -> list:
+        c = jax.ShapeDtypeStruct((_channels(x, nchw),), jnp.float32)
+        outs = (jax.ShapeDtypeStruct(x.shape, x.dtype), c, c)
+        results = jax.ffi.ffi_call(target, outs)(
+            x, *operands, epsilon=np.float32(epsilon), nchw=bool(nchw)
+        )
+        return [onednn.varying(r, x, *operands) for r in results]
+
+    return impl
 
 
-def _backward_impl(
-    x: jax.Array,
-    dy: jax.Array,
-    mean: jax.Array,
-    var: jax.Array,
-    gamma: jax.Array,
-    **params: Any,
-) -> list:
-    c = jax.ShapeDtypeStruct(gamma.shape, jnp.float32)
-    outs = (jax.ShapeDtypeStruct(x.shape, x.dtype), c, c)
-    return _ffi("tpflax_onednn_bn_bwd", outs, x, dy, mean, var, gamma, **params)
-
-
-def _primitive(name: str, impl: Any, multiple_results: bool, out_avals: Any) -> Primitive:
-    """A primitive with ``impl`` as its CPU lowering and (through ``jit``) eager evaluation,
-    ``out_avals(*avals)`` as its shape rule, and ``vmap`` as one call per example."""
+def _primitive(name: str, impl: Any, multiple_results: bool) -> Primitive:
+    """A primitive with ``impl`` as its CPU lowering and (through ``jit``) eager evaluation;
+    its outputs are ``x``'s type and, with ``multiple_results``, two ``[C]`` float32 vectors;
+    ``vmap`` runs one call per example."""
     prim = Primitive(name)
     prim.multiple_results = multiple_results
 
@@ -147,11 +134,18 @@ def _primitive(name: str, impl: Any, multiple_results: bool, out_avals: Any) -> 
         return jax.jit(functools.partial(impl, **params))
 
     def batched(args: Any, dims: Any, **params: Any) -> tuple[Any, Any]:
-        out = onednn.per_example(lambda *ops: prim.bind(*ops, **params), args, dims)
+        out = onednn.per_example(lambda *ops: onednn.bind(prim, *ops, **params), args, dims)
         return out, ([0] * len(out) if multiple_results else 0)
 
     prim.def_impl(lambda *args, **params: compiled(**params)(*args))
-    prim.def_abstract_eval(lambda *avals, **params: out_avals(*avals))
+
+    def abstract(x: Any, *rest: Any, epsilon: float, nchw: bool) -> Any:
+        if not multiple_results:
+            return onednn.result_type(x, x.shape)
+        c = onednn.result_type(x, (_channels(x, nchw),))
+        return onednn.result_type(x, x.shape), c, c
+
+    prim.def_abstract_eval(abstract)
     mlir.register_lowering(
         prim, mlir.lower_fun(impl, multiple_results=multiple_results), platform="cpu"
     )
@@ -159,34 +153,18 @@ def _primitive(name: str, impl: Any, multiple_results: bool, out_avals: Any) -> 
     return prim
 
 
-def _data_and_stats(x: Any, channels: Any) -> tuple[Any, Any, Any]:
-    """Output types: ``x``'s, and ``[C]`` twice."""
-    c = onednn.result_type(channels, channels.shape)
-    return onednn.result_type(x, x.shape), c, c
-
-
-FWD = _primitive("tpflax_onednn_bn_fwd", _forward_impl, True, lambda x, g, b: _data_and_stats(x, g))
-BWD = _primitive(
-    "tpflax_onednn_bn_bwd",
-    _backward_impl,
-    True,
-    lambda x, dy, m, v, g: _data_and_stats(x, g),
-)
+FWD = _primitive("tpflax_onednn_bn_fwd", _ffi_impl("tpflax_onednn_bn_fwd"), True)
+BWD = _primitive("tpflax_onednn_bn_bwd", _ffi_impl("tpflax_onednn_bn_bwd"), True)
 # The forward's output tangent, linear in (tx, tgamma, tbeta); evaluated (forward mode) by
 # XLA's formula, transposed (reverse mode) by oneDNN's backward.
-TANGENT = _primitive(
-    "tpflax_onednn_bn_tangent",
-    tangent_reference,
-    False,
-    lambda x, *rest: _data_and_stats(x, rest[0])[0],
-)
+TANGENT = _primitive("tpflax_onednn_bn_tangent", tangent_reference, False)
 
 
 def _forward_jvp(primals: Any, tangents: Any, **params: Any) -> tuple[list, list]:
     x, gamma, beta = primals
     tx, tgamma, tbeta = (ad.instantiate_zeros(t) for t in tangents)
-    y, mean, var = FWD.bind(x, gamma, beta, **params)
-    ty = TANGENT.bind(x, mean, var, gamma, tx, tgamma, tbeta, **params)
+    y, mean, var = onednn.bind(FWD, x, gamma, beta, **params)
+    ty = onednn.bind(TANGENT, x, mean, var, gamma, tx, tgamma, tbeta, **params)
     axes = _axes(params["nchw"])
     tmean = jnp.mean(tx, axes)
     tvar = 2 * jnp.mean((x - _channel(mean, params["nchw"])) * tx, axes)
@@ -200,7 +178,7 @@ def _tangent_transpose(
         raise NotImplementedError("oneDNN BatchNorm: the tangent is linear only in its last three")
     if type(ct) is ad.Zero:
         return [None] * 4 + [ad.Zero(t.aval) if ad.is_undefined_primal(t) else None for t in linear]
-    grads = BWD.bind(x, ct, mean, var, gamma, **params)
+    grads = onednn.bind(BWD, x, ct, mean, var, gamma, **params)
     return [None] * 4 + [
         g if ad.is_undefined_primal(t) else None for g, t in zip(grads, linear, strict=True)
     ]
@@ -236,8 +214,12 @@ def batch_norm(
     (see the module doc)."""
     if onednn.library() is None:
         raise RuntimeError("oneDNN BatchNorm is unavailable here (see tpflax's log)")
-    operands = (x, gamma.astype(jnp.float32), beta.astype(jnp.float32))
-    y, mean, var = FWD.bind(
-        *(onednn.varying(a, *operands) for a in operands), epsilon=float(epsilon), nchw=nchw
+    y, mean, var = onednn.bind(
+        FWD,
+        x,
+        gamma.astype(jnp.float32),
+        beta.astype(jnp.float32),
+        epsilon=float(epsilon),
+        nchw=nchw,
     )
     return y, mean, var
