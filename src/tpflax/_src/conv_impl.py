@@ -255,9 +255,8 @@ def use_onednn_batch_norm(x: jax.Array, axis: int) -> bool:
     if (
         impl == "xla"
         or jax.default_backend() != "cpu"
-        or x.ndim != 4
         or x.dtype != jnp.float32
-        or not all(isinstance(d, int) and d > 0 for d in x.shape)
+        or not onednn.static_rank4(x)
         or x.size // x.shape[axis] < 2
     ):
         return False

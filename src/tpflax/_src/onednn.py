@@ -150,11 +150,16 @@ def has_bf16() -> bool:
     return _dispatches(0xE7)  # avx512_core_bf16
 
 
+def static_rank4(a: Any) -> bool:
+    """Whether ``a`` has the shape every oneDNN call here takes: rank 4, static, non-empty."""
+    return a.ndim == 4 and all(isinstance(d, int) and d > 0 for d in a.shape)
+
+
 def supported(x: jax.Array, W: jax.Array, *, forward_only: bool = False) -> bool:
-    """Whether these operands can take the oneDNN path: static, non-empty rank-4 shapes;
-    float32, or, for a forward that is not differentiated (``forward_only``), a bfloat16
-    input (weights cast to it, as XLA's path does) where the CPU has bfloat16 kernels."""
-    if not all(all(isinstance(d, int) and d > 0 for d in a.shape) and a.ndim == 4 for a in (x, W)):
+    """Whether these operands can take the oneDNN path: :func:`static_rank4`; float32, or,
+    for a forward that is not differentiated (``forward_only``), a bfloat16 input (weights
+    cast to it, as XLA's path does) where the CPU has bfloat16 kernels."""
+    if not (static_rank4(x) and static_rank4(W)):
         return False
     if x.dtype == jnp.float32 and W.dtype == jnp.float32:
         return True
