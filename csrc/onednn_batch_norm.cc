@@ -9,10 +9,9 @@
 // sqrt(variance + epsilon) + beta, and returns them; the backward is that function's full
 // gradient (through the statistics too) given the forward's mean and variance. These are the
 // kernels TensorFlow's FusedBatchNormV3 runs on CPU (tensorpack's BatchNorm in training).
-// Primitives are cached by shape under a mutex; executions share onednn_conv.cc's lock.
+// Primitives are cached by shape (onednn_common.h); executions share the convolutions' lock.
 #include <cstdint>
 #include <cstring>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <sstream>
@@ -47,17 +46,7 @@ memory::desc ChannelDesc(const memory::desc& data) {
   return memory::desc({data.get_dims()[1]}, memory::data_type::f32, memory::format_tag::a);
 }
 
-std::shared_ptr<Entry> Lookup(const memory::desc& data, float epsilon, bool nchw) {
-  static std::mutex mutex;
-  static std::map<std::string, std::shared_ptr<Entry>> cache;
-  std::ostringstream key;
-  for (auto d : data.get_dims()) key << d << ',';
-  uint32_t bits;
-  std::memcpy(&bits, &epsilon, sizeof bits);
-  key << bits << ',' << nchw;
-  std::lock_guard<std::mutex> lock(mutex);
-  auto it = cache.find(key.str());
-  if (it != cache.end()) return it->second;
+std::shared_ptr<Entry> Build(const memory::desc& data, float epsilon) {
   auto entry = std::make_shared<Entry>();
   const auto flags = dnnl::normalization_flags::use_scale | dnnl::normalization_flags::use_shift;
   dnnl::primitive_attr attr;
@@ -70,8 +59,17 @@ std::shared_ptr<Entry> Lookup(const memory::desc& data, float epsilon, bool nchw
   entry->bwd = dnnl::batch_normalization_backward(bwd);
   entry->fwd_scratch = fwd.scratchpad_desc();
   entry->bwd_scratch = bwd.scratchpad_desc();
-  cache.emplace(key.str(), entry);
   return entry;
+}
+
+// The forward and backward for this shape, layout and epsilon (cached).
+std::shared_ptr<Entry> Lookup(const memory::desc& data, float epsilon, bool nchw) {
+  std::ostringstream key;
+  for (auto d : data.get_dims()) key << d << ',';
+  uint32_t bits;
+  std::memcpy(&bits, &epsilon, sizeof bits);
+  key << bits << ',' << nchw;
+  return tpflax::Cached<Entry>(key.str(), [&] { return Build(data, epsilon); });
 }
 
 using Data = ffi::Buffer<ffi::F32, 4>;

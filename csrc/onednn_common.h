@@ -1,5 +1,5 @@
 // What tpflax's oneDNN handlers share (onednn_conv.cc, onednn_batch_norm.cc): one CPU engine
-// per process, one execution at a time, and per-thread scratch buffers.
+// per process, the primitive caches, one execution at a time, and per-thread scratch buffers.
 //
 // Executions are serialised: each XLA thread that calls in would otherwise run its own OpenMP
 // team at once (oversubscription). Scratchpads are user-managed (thread-local buffers), so
@@ -8,7 +8,10 @@
 #define TPFLAX_CSRC_ONEDNN_COMMON_H_
 
 #include <cstdint>
+#include <map>
+#include <memory>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "dnnl.hpp"
@@ -23,6 +26,20 @@ inline dnnl::engine& Engine() {
 inline std::mutex& ExecMutex() {
   static std::mutex m;
   return m;
+}
+
+// The entry cached under `key` (one cache per Entry type, under its own mutex), made by
+// `build()` the first time it is asked for.
+template <typename Entry, typename Build>
+std::shared_ptr<Entry> Cached(const std::string& key, Build build) {
+  static std::mutex mutex;
+  static std::map<std::string, std::shared_ptr<Entry>> cache;
+  std::lock_guard<std::mutex> lock(mutex);
+  auto it = cache.find(key);
+  if (it != cache.end()) return it->second;
+  std::shared_ptr<Entry> entry = build();
+  cache.emplace(key, entry);
+  return entry;
 }
 
 // Thread-local buffer `slot` (0: scratchpads, 1: reordered weights), grown to `bytes`.

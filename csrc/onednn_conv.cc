@@ -17,7 +17,6 @@
 // the engine, the one-at-a-time execution and the scratch buffers are onednn_common.h's.
 #include <cstdint>
 #include <cstring>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <sstream>
@@ -119,16 +118,6 @@ struct Entry {
   dnnl::reorder wei_reorder;
 };
 
-std::mutex& CacheMutex() {
-  static std::mutex m;
-  return m;
-}
-
-std::map<std::string, std::shared_ptr<Entry>>& Cache() {
-  static std::map<std::string, std::shared_ptr<Entry>> cache;
-  return cache;
-}
-
 dnnl::convolution_forward::primitive_desc ForwardDesc(const Geometry& g, dnnl::prop_kind kind,
                                                       const Post& post = {}) {
   memory::desc src(g.src, g.type, tag::nhwc), dst(g.dst, g.type, tag::nhwc);
@@ -181,14 +170,7 @@ std::shared_ptr<Entry> Build(const char* op, const Geometry& g, const Post& post
 }
 
 std::shared_ptr<Entry> Lookup(const char* op, const Geometry& g, const Post& post) {
-  const std::string key = Key(op, g, post);
-  std::lock_guard<std::mutex> lock(CacheMutex());
-  auto& cache = Cache();
-  auto it = cache.find(key);
-  if (it != cache.end()) return it->second;
-  auto entry = Build(op, g, post);
-  cache.emplace(key, entry);
-  return entry;
+  return tpflax::Cached<Entry>(Key(op, g, post), [&] { return Build(op, g, post); });
 }
 
 // Runs one convolution: `x` is src (fwd, bwd_weights) or diff_dst (bwd_data), `w_or_dy` the
