@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import statistics
 import sys
 from typing import Any
@@ -24,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from conv_lowering import RESULTS, machine
-from run import timeit
+from run import time_interleaved
 
 import tpflax as tp
 from tpflax import demo
@@ -73,11 +74,8 @@ def resnet_speed(depth: int, batch: int, size: int, repeats: int) -> dict[str, f
     }
     for f in fns.values():
         jax.block_until_ready(f(params, state, x))
-    times: dict[str, list[float]] = {}
-    for _ in range(repeats):
-        for name, f in fns.items():
-            times.setdefault(name, []).extend(timeit(lambda f=f: f(params, state, x), 1))
-    return {k: statistics.median(v) for k, v in times.items()}
+    runs = {name: functools.partial(f, params, state, x) for name, f in fns.items()}
+    return {k: statistics.median(v) for k, v in time_interleaved(runs, repeats).items()}
 
 
 def main() -> int:

@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from run import timeit  # benchmarks/run.py: the same timer for every benchmark
+from run import time_interleaved, timeit  # benchmarks/run.py: the same timers everywhere
 
 import tpflax as tp
 
@@ -94,8 +94,8 @@ def matmul_peak(repeats: int) -> float:
     return 2 * 4096**3 / statistics.median(timeit(lambda: f(a), repeats))
 
 
-def build(impl: str, batch: int, size: int):
-    model = tp.transform(tp.zoo.resnet(50))
+def build(impl: str, batch: int, size: int, depth: int = 50):
+    model = tp.transform(tp.zoo.resnet(depth))
     x = jnp.asarray(np.random.RandomState(0).uniform(0, 255, (batch, size, size, 3)), jnp.float32)
     y = jnp.asarray(np.arange(batch) % 1000, jnp.int32)
     params, state = jax.jit(model.init)(jax.random.key(0), x)
@@ -147,12 +147,8 @@ def conv3x3_components(rounds: int) -> dict[str, float]:
     args = {"forward": (x, w), "d input": (x, w, dy), "d filter": (x, w, dy)}
     for name, fn in fns.items():
         jax.block_until_ready(fn(*args[name]))
-    out: dict[str, list[float]] = {}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            call = functools.partial(fn, *args[name])
-            out.setdefault(name, []).extend(timeit(call, 1))
-    return {k: statistics.median(v) for k, v in out.items()}
+    runs = {name: functools.partial(fn, *args[name]) for name, fn in fns.items()}
+    return {k: statistics.median(v) for k, v in time_interleaved(runs, rounds).items()}
 
 
 # The measurements behind conv_impl's patches table: [N, H, W, C] with C filters, 3x3 SAME.
@@ -333,10 +329,7 @@ def onednn_batch_norm_table(rounds: int, shapes=None) -> list[str]:
             with _batch_norm_on(threshold), tp.conv_impl("auto"):
                 jax.block_until_ready(step(params, x))  # traced and compiled here
             fns[name] = functools.partial(step, params, x)
-        times: dict[str, list[float]] = {}
-        for _ in range(rounds):
-            for name, f in fns.items():
-                times.setdefault(name, []).extend(timeit(f, 1))
+        times = time_interleaved(fns, rounds)
         med = {name: statistics.median(v) * 1e3 for name, v in times.items()}
         lines.append(
             f"{list(shape)} ({np.prod(shape):.1e}): XLA {med['xla']:.2f} / oneDNN "
@@ -353,27 +346,14 @@ def batch_norm_step(rounds: int, depth: int, batch: int, size: int) -> str:
 
     if not onednn.available():
         return ""
-    model = tp.transform(tp.zoo.resnet(depth))
-    rng = np.random.RandomState(0)
-    x = jnp.asarray(rng.uniform(0, 255, (batch, size, size, 3)), jnp.float32)
-    y = jnp.asarray(np.arange(batch) % 1000, jnp.int32)
-    params, state = jax.jit(model.init)(jax.random.key(0), x)
-    args = (params, state, TX.init(params), x, y)
     fns = {}
     for name, threshold in (
         ("oneDNN", conv_impl.ONEDNN_BATCH_NORM_MIN_ELEMENTS),
         ("XLA", 1 << 62),
     ):
-        step = jax.jit(train_step(lambda p, s, x: model.apply(p, s, x, is_training=True)))
-        with _batch_norm_on(threshold), tp.conv_impl("auto"):
-            compiled = step.lower(*args).compile()
-        jax.block_until_ready(compiled(*args))
-        fns[name] = functools.partial(compiled, *args)
-    times: dict[str, list[float]] = {}
-    for _ in range(rounds):
-        for name, f in fns.items():
-            times.setdefault(name, []).extend(timeit(f, 1))
-    med = {name: statistics.median(v) for name, v in times.items()}
+        with _batch_norm_on(threshold):  # build traces and compiles inside
+            fns[name] = build("auto", batch, size, depth)["train"]
+    med = {name: statistics.median(v) for name, v in time_interleaved(fns, rounds).items()}
     line = (
         f"ResNet-{depth} train step, BatchNorm on oneDNN (auto) {med['oneDNN']:.3f} s / on XLA "
         f"{med['XLA']:.3f} s ({med['XLA'] / med['oneDNN']:.2f}x)"

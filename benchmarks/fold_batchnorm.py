@@ -14,7 +14,7 @@ import statistics
 import jax
 import jax.numpy as jnp
 import numpy as np
-from run import timeit
+from run import time_interleaved
 
 import tpflax as tp
 from tpflax._src import epilogue, onednn
@@ -80,16 +80,6 @@ def main() -> None:
     print(f"  {len(folded.folded)} BatchNorms folded")
     if onednn.available():
         single_convolutions(args.rounds * 4)
-
-
-def time_interleaved(runs: dict, rounds: int) -> dict[str, list[float]]:
-    """Each callable's times over ``rounds``, interleaved, the order rotated each round."""
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    order = list(runs)
-    for r in range(rounds):
-        for name in order[r % len(order) :] + order[: r % len(order)]:
-            times[name].extend(timeit(runs[name], 1))
-    return times
 
 
 def single_convolutions(rounds: int) -> None:

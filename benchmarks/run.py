@@ -88,6 +88,17 @@ def timeit(fn, repeats: int) -> list[float]:
     return times
 
 
+def time_interleaved(runs: dict, rounds: int) -> dict:
+    """Each callable's times over ``rounds``, interleaved (every one sees the same machine
+    load), the order rotated each round."""
+    times: dict = {name: [] for name in runs}
+    order = list(runs)
+    for r in range(rounds):
+        for name in order[r % len(order) :] + order[: r % len(order)]:
+            times[name].extend(timeit(runs[name], 1))
+    return times
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=32)
