@@ -69,6 +69,7 @@ def run(case_id, shape, data_format, scale, shift, seed, out_dir):
         "input_scale": scale,
         "input_shift": shift,
         "seed": seed,
+        "sample_stride": SAMPLE_STRIDE,
         "draws": "input = randn * scale + shift, then cotangent = randn, then gamma = "
         "uniform(0.5, 1.5, C), beta = randn(C), all float32",
     }
