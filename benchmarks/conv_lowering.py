@@ -375,10 +375,13 @@ MAX_POOL_SHAPES = [
 
 
 def max_pool_table(rounds: int) -> list[str]:
-    """Gradient time of max pooling (a ReLU'd input, so windows hold ties), JAX's rule
-    (XLA's select-and-scatter) against the derivative from the taps
-    (tpflax/_src/max_pool.py), per shape."""
+    """Forward and gradient time of max pooling (a ReLU'd input, so windows hold ties): XLA's
+    ``reduce_window`` and JAX's rule (select-and-scatter) against the value and derivative
+    from the taps (tpflax/_src/max_pool.py), per shape."""
     from tpflax._src.max_pool import max_pool, reduce_window_max
+
+    def forward(fn, dims, strides, padding):
+        return jax.jit(lambda x, cot: fn(x, dims, strides, padding))
 
     def gradient(fn, dims, strides, padding):
         return jax.jit(lambda x, cot: jax.vjp(lambda x: fn(x, dims, strides, padding), x)[1](cot))
@@ -390,14 +393,26 @@ def max_pool_table(rounds: int) -> list[str]:
         x = jnp.maximum(jnp.asarray(rng.randn(*shape), jnp.float32), 0)
         out = jax.eval_shape(functools.partial(reduce_window_max, x, dims, strides, padding))
         cot = jnp.asarray(rng.randn(*out.shape), jnp.float32)
-        got = {}
-        for name, fn in (("xla", reduce_window_max), ("taps", max_pool)):
-            grad = gradient(fn, dims, strides, padding)
-            jax.block_until_ready(grad(x, cot))
-            got[name] = statistics.median(timeit(functools.partial(grad, x, cot), rounds))
+        runs = {
+            (pass_, name): functools.partial(build(fn, dims, strides, padding), x, cot)
+            for pass_, build in (("forward", forward), ("gradient", gradient))
+            for name, fn in (("xla", reduce_window_max), ("taps", max_pool))
+        }
+        for run in runs.values():
+            jax.block_until_ready(run())
+        got = {
+            key: statistics.median(times)
+            for key, times in time_interleaved(
+                {key: lambda run=run: jax.block_until_ready(run()) for key, run in runs.items()},
+                rounds,
+            ).items()
+        }
         lines.append(
-            f"{list(shape)} {k}x{k}/{s} {padding} ({k * k} taps): gradient xla "
-            f"{got['xla'] * 1e3:.1f} / taps {got['taps'] * 1e3:.1f} ms"
+            f"{list(shape)} {k}x{k}/{s} {padding} ({k * k} taps): "
+            + ", ".join(
+                f"{p} xla {got[p, 'xla'] * 1e3:.1f} / taps {got[p, 'taps'] * 1e3:.1f} ms"
+                for p in ("forward", "gradient")
+            )
         )
     return lines
 
@@ -481,7 +496,7 @@ def main() -> None:
             + f" | medians of {args.rounds} |\n"
         )
         row += (
-            f"| {datetime.date.today()} | max_pool_gradient | ReLU'd f32 input, NHWC | "
+            f"| {datetime.date.today()} | max_pool | ReLU'd f32 input, NHWC | "
             f"{machine()} | jax {jax.__version__} | "
             + "; ".join(pools)
             + f" | medians of {args.rounds} |\n"

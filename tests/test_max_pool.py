@@ -55,6 +55,23 @@ def test_gradient_is_jax_reduce_window_gradient(shape, dims, strides, padding) -
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("shape,dims,strides,padding", _configs(6))
+def test_value_from_the_taps_keeps_nan_and_infinities(shape, dims, strides, padding) -> None:
+    """The forward is the maximum of the strided views; on NaN, +-inf and ties it gives
+    XLA's ``reduce_window`` values bit for bit (NaN where a window holds one)."""
+    rng = np.random.RandomState(5)
+    x = np.maximum(np.round(rng.randn(*shape)), 0).astype(np.float32)
+    flat = x.reshape(-1)
+    picks = rng.choice(flat.size, 3 * max(flat.size // 10, 1))
+    flat[picks[0::3]], flat[picks[1::3]], flat[picks[2::3]] = np.nan, np.inf, -np.inf
+    flat[0] = np.nan  # in the first window, whatever the strides
+    x = jnp.asarray(x)
+    want = jax.jit(lambda x: reduce_window_max(x, dims, strides, padding))(x)
+    got = jax.jit(lambda x: max_pool(x, dims, strides, padding))(x)
+    assert bool(jnp.any(jnp.isnan(want)))
+    np.testing.assert_array_equal(got, want)
+
+
 def test_forward_mode_is_the_transpose_of_reverse_mode() -> None:
     """jvp works (a custom_vjp would refuse it) and is the same linear map as the vjp:
     <jvp(t), c> == <t, vjp(c)>, ties included."""

@@ -1,7 +1,10 @@
-"""Max pooling whose derivative is built from the window's taps, not XLA's select-and-scatter.
+"""Max pooling whose value and derivative are built from the window's taps, not XLA's
+``reduce_window`` and select-and-scatter.
 
-The value is XLA's ``reduce_window`` max. The derivative gives each output's gradient to the
-*first* element of its window (row-major) that holds the maximum, which is TensorFlow's
+The value is the elementwise maximum of the window's strided views of the ``-inf``-padded
+input (``taps_max``): ``reduce_window``'s values, NaN and infinities included. The
+derivative gives each output's gradient to the *first* element of its window (row-major) that
+holds the maximum, which is TensorFlow's
 ``MaxPoolGrad`` rule and JAX's reverse-mode one (JAX's forward mode may pick another of equal
 maxima; here both modes agree). It is written as a JVP of shifted strided views of the padded
 input, grouped by the residue of the tap offset modulo the stride, so that the transposed
@@ -36,6 +39,27 @@ def reduce_window_max(
     return lax.reduce_window(x, -jnp.inf, lax.max, dims, strides, padding)
 
 
+def _padded(x: jax.Array, dims: tuple[int, ...], strides: tuple[int, ...], padding: str):
+    """``x`` padded with ``-inf`` as ``reduce_window`` pads it, and the padding."""
+    pads = [(lo, hi, 0) for lo, hi in lax.padtype_to_pads(x.shape, dims, strides, padding)]
+    return lax.pad(x, jnp.asarray(-jnp.inf, x.dtype), pads), pads
+
+
+def taps_max(
+    x: jax.Array, dims: tuple[int, ...], strides: tuple[int, ...], padding: str
+) -> jax.Array:
+    """``reduce_window_max``'s values (a maximum is exact, NaN propagates the same) as the
+    elementwise maximum of the window's ``kh * kw`` strided views: one loop fusion, which
+    XLA:CPU runs 2-3x faster than its ``reduce_window`` on ResNet's 3x3/2 stem pool."""
+    xp, _ = _padded(x, dims, strides, padding)
+    out = [(n - k) // s + 1 for n, k, s in zip(xp.shape, dims, strides, strict=True)]
+    taps = list(np.ndindex(*dims))
+    y = _view(xp, taps[0], out, strides)
+    for tap in taps[1:]:
+        y = jnp.maximum(y, _view(xp, tap, out, strides))
+    return y
+
+
 def _view(
     xp: jax.Array, tap: Sequence[int], out_shape: Sequence[int], strides: Sequence[int]
 ) -> jax.Array:
@@ -62,9 +86,9 @@ def first_max_tap(
 def max_pool(
     x: jax.Array, dims: tuple[int, ...], strides: tuple[int, ...], padding: str
 ) -> jax.Array:
-    """``reduce_window`` max over ``dims``/``strides`` (``'SAME'``/``'VALID'``), with the
-    first-maximum derivative of the module doc."""
-    return reduce_window_max(x, dims, strides, padding)
+    """``reduce_window`` max over ``dims``/``strides`` (``'SAME'``/``'VALID'``), computed from
+    the taps (``taps_max``), with the first-maximum derivative of the module doc."""
+    return taps_max(x, dims, strides, padding)
 
 
 @max_pool.defjvp
@@ -76,9 +100,9 @@ def _max_pool_jvp(
     tangents: tuple[jax.Array],
 ) -> tuple[jax.Array, jax.Array]:
     (x,), (dx,) = primals, tangents
-    y = reduce_window_max(x, dims, strides, padding)
-    pads = [(lo, hi, 0) for lo, hi in lax.padtype_to_pads(x.shape, dims, strides, padding)]
-    first = first_max_tap(lax.pad(x, jnp.asarray(-jnp.inf, x.dtype), pads), y, dims, strides)
+    y = taps_max(x, dims, strides, padding)
+    xp, pads = _padded(x, dims, strides, padding)
+    first = first_max_tap(xp, y, dims, strides)
     zero = jnp.zeros((), dx.dtype)
     taps = {tap: k for k, tap in enumerate(np.ndindex(*dims))}
     per_residue = [-(-k // s) for k, s in zip(dims, strides, strict=True)]
