@@ -65,7 +65,7 @@ setup(
     ext_modules=[
         Extension(
             "tpflax._onednn_conv",
-            sources=["csrc/onednn_conv.cc", "csrc/onednn_batch_norm.cc"],
+            sources=["csrc/onednn_conv.cc", "csrc/onednn_batch_norm.cc", "csrc/onednn_max_pool.cc"],
             depends=["csrc/onednn_common.h"],
             language="c++",
             extra_compile_args=["-std=c++17", "-O2"],

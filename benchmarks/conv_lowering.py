@@ -368,6 +368,8 @@ MAX_POOL_SHAPES = [
     ((8, 113, 113, 64), 3, 2, "VALID"),  # the same after explicit padding (NCHW zoo layout)
     ((8, 224, 224, 64), 2, 2, "VALID"),  # VGG's first pool
     ((8, 28, 28, 512), 2, 2, "VALID"),
+    ((32, 28, 28, 32), 2, 2, "VALID"),  # the demo's (tpflax/demo.py) first pool
+    ((2, 14, 14, 16), 2, 2, "VALID"),  # a small one: the calls' fixed cost
     ((8, 28, 28, 256), 7, 1, "SAME"),  # 49 taps, the table's limit
     ((8, 56, 56, 64), 8, 8, "VALID"),  # 64 taps
     ((8, 14, 14, 512), 14, 14, "VALID"),  # 196 taps: a global max
@@ -377,8 +379,14 @@ MAX_POOL_SHAPES = [
 def max_pool_table(rounds: int) -> list[str]:
     """Forward and gradient time of max pooling (a ReLU'd input, so windows hold ties): XLA's
     ``reduce_window`` and JAX's rule (select-and-scatter) against the value and derivative
-    from the taps (tpflax/_src/max_pool.py), per shape."""
+    from the taps (tpflax/_src/max_pool.py), and those from oneDNN's kernel and first maxima
+    where the library is loaded, per shape."""
+    from tpflax._src import onednn
     from tpflax._src.max_pool import max_pool, reduce_window_max
+
+    impls = {"xla": reduce_window_max, "taps": max_pool}
+    if onednn.available():
+        impls["oneDNN"] = functools.partial(max_pool, on_onednn=True)
 
     def forward(fn, dims, strides, padding):
         return jax.jit(lambda x, cot: fn(x, dims, strides, padding))
@@ -396,7 +404,7 @@ def max_pool_table(rounds: int) -> list[str]:
         runs = {
             (pass_, name): functools.partial(build(fn, dims, strides, padding), x, cot)
             for pass_, build in (("forward", forward), ("gradient", gradient))
-            for name, fn in (("xla", reduce_window_max), ("taps", max_pool))
+            for name, fn in impls.items()
         }
         for run in runs.values():
             jax.block_until_ready(run())
@@ -410,7 +418,7 @@ def max_pool_table(rounds: int) -> list[str]:
         lines.append(
             f"{list(shape)} {k}x{k}/{s} {padding} ({k * k} taps): "
             + ", ".join(
-                f"{p} xla {got[p, 'xla'] * 1e3:.1f} / taps {got[p, 'taps'] * 1e3:.1f} ms"
+                f"{p} " + " / ".join(f"{name} {got[p, name] * 1e3:.2f}" for name in impls) + " ms"
                 for p in ("forward", "gradient")
             )
         )

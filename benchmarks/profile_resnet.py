@@ -90,6 +90,11 @@ def kernel_kinds(hlo: str) -> dict[str, tuple[str, float]]:
         hlo,
     ):  # BatchNorm in training (tpflax/_src/onednn_batch_norm.py)
         out[m.group(1)] = (f"oneDNN BatchNorm ({m.group(2)})", 0.0)
+    for m in re.finditer(
+        r"%([\w.\-]+) = [^\n]* custom-call\([^\n]*custom_call_target=\"tpflax_onednn_max_pool\"",
+        hlo,
+    ):  # max pooling's value and first maxima (tpflax/_src/onednn_max_pool.py)
+        out[m.group(1)] = ("oneDNN max pooling", 0.0)
     return out
 
 

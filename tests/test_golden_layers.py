@@ -59,8 +59,8 @@ def test_conv_and_max_pool_match_tensorpack_under_each_lowering(fx, impl) -> Non
     """The same Conv2D, Conv2DTranspose, MaxPooling and BatchNorm cases, values and
     gradients, with every convolution lowered by lax.conv_general_dilated and max pooling
     differentiated by JAX's own rule (tp.conv_impl('xla')), and with every float32
-    convolution and 4-D BatchNorm in training on oneDNN (tp.conv_impl('onednn')); the test
-    above runs the default lowering."""
+    convolution, 4-D BatchNorm in training and max pooling on oneDNN
+    (tp.conv_impl('onednn')); the test above runs the default lowering."""
 
     def fn(x):
         with tp.conv_impl(impl):

@@ -4,14 +4,22 @@ and where tpflax uses it. TensorFlow's tie rule is pinned by the maxpool_ties_* 
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from jax import lax
 
 import tpflax as tp
+from tpflax._src import onednn, onednn_max_pool
 from tpflax._src.conv_impl import TAP_MAX_POOL_MAX_TAPS
-from tpflax._src.max_pool import max_pool, reduce_window_max
+from tpflax._src.max_pool import first_max_tap, max_pool, reduce_window_max
+
+needs_onednn = pytest.mark.skipif(
+    not onednn.available(), reason="oneDNN extension not built or not on CPU"
+)
 
 
 def _configs(n: int) -> list[tuple]:
@@ -107,6 +115,29 @@ def test_vmap_and_second_derivative() -> None:
     np.testing.assert_allclose(hvp, 2.0 * (g[0] != 0), rtol=1e-6)
 
 
+@pytest.mark.parametrize(
+    "on_onednn", [False, pytest.param(True, marks=needs_onednn)], ids=["taps", "onednn"]
+)
+def test_hessian_vector_product_takes_the_first_maximum(on_onednn) -> None:
+    """A second derivative keeps the first-maximum rule through overlapping windows with
+    ties: for ``sum(max_pool(x) ** 2)``, ``H v`` puts ``2 * v[a]`` at each window's first
+    maximum ``a`` (NumPy, row-major), summed where windows share it."""
+    rng = np.random.RandomState(9)
+    x = np.maximum(np.round(rng.randn(2, 7, 8, 3)), 0).astype(np.float32)
+    v = rng.randn(*x.shape).astype(np.float32)
+    dims, strides = (1, 3, 3, 1), (1, 2, 2, 1)
+    f = lambda x: jnp.sum(max_pool(x, dims, strides, "SAME", on_onednn) ** 2)  # noqa: E731
+    hvp = jax.jit(lambda x, v: jax.jvp(jax.grad(f), (x,), (v,))[1])(jnp.asarray(x), v)
+    xp = np.pad(x, ((0, 0), (1, 1), (0, 1), (0, 0)), constant_values=-np.inf)
+    want = np.zeros(xp.shape, np.float32)
+    for n, i, j, ch in np.ndindex(2, 4, 4, 3):
+        window = xp[n, 2 * i : 2 * i + 3, 2 * j : 2 * j + 3, ch]
+        a, b = np.unravel_index(np.flatnonzero(window.ravel() == window.max())[0], (3, 3))
+        r, c = 2 * i + a, 2 * j + b
+        want[n, r, c, ch] += 2 * v[n, r - 1, c, ch]
+    np.testing.assert_allclose(hvp, want[:, 1:-1, :-1], rtol=1e-6)
+
+
 @pytest.mark.parametrize("dtype", [jnp.float16, jnp.bfloat16])
 def test_half_precision_gradient(dtype) -> None:
     rng = np.random.RandomState(4)
@@ -135,3 +166,99 @@ def test_max_pooling_uses_the_taps_on_cpu_by_default() -> None:
     assert not _uses_taps(side + 1, 2 * side + 2)  # too many taps: select-and-scatter
     with tp.conv_impl("xla"):
         assert not _uses_taps(3)
+
+
+def _onednn_pool(x, dims, strides, padding):
+    pads = [tuple(p) for p in lax.padtype_to_pads(x.shape, dims, strides, padding)]
+    win = onednn_max_pool.window(x.shape, dims, strides, pads)
+    return jax.jit(lambda x: onednn_max_pool.POOL.bind(x, win=win))(x)
+
+
+@needs_onednn
+@pytest.mark.parametrize("shape,dims,strides,padding", _configs(24))
+def test_onednn_values_and_first_maxima_are_the_taps(shape, dims, strides, padding) -> None:
+    """oneDNN's pooling and its workspace are exactly XLA's maxima and ``first_max_tap``'s
+    row-major first-maximum indices (padded taps counted), ties included, NHWC and NCHW."""
+    rng = np.random.RandomState(6)
+    for ties in (False, True):
+        x = rng.randn(*shape).astype(np.float32)
+        x = jnp.asarray(np.maximum(np.round(x), 0) if ties else x)
+        y, first = _onednn_pool(x, dims, strides, padding)
+        pads = [(lo, hi, 0) for lo, hi in lax.padtype_to_pads(x.shape, dims, strides, padding)]
+        want = reduce_window_max(x, dims, strides, padding)
+        want_first = first_max_tap(lax.pad(x, -jnp.inf, pads), want, dims, strides)
+        assert first.dtype == jnp.uint8
+        np.testing.assert_array_equal(y, want)
+        np.testing.assert_array_equal(first.astype(np.int32), want_first.astype(np.int32))
+
+
+@needs_onednn
+@pytest.mark.parametrize("shape,dims,strides,padding", _configs(8))
+def test_onednn_gradient_forward_mode_vmap_and_second_derivative(
+    shape, dims, strides, padding
+) -> None:
+    """The oneDNN path's derivatives are the taps path's (the same first maxima): reverse
+    and forward mode, vmap (folded into the batch) and a Hessian-vector product."""
+    rng = np.random.RandomState(7)
+    x = jnp.asarray(np.maximum(np.round(rng.randn(3, *shape)), 0).astype(np.float32))
+    t = jnp.asarray(rng.randn(*shape).astype(np.float32))
+
+    def loss(on_onednn):
+        return lambda x: jnp.sum(max_pool(x, dims, strides, padding, on_onednn) ** 2)
+
+    for fn in (
+        lambda on: jax.vmap(jax.grad(loss(on)))(x),
+        lambda on: jax.jvp(lambda x: max_pool(x, dims, strides, padding, on), (x[0],), (t,)),
+        lambda on: jax.jvp(jax.grad(loss(on)), (x[1],), (t,))[1],
+    ):
+        got, want = (jax.jit(functools.partial(fn, on))() for on in (True, False))
+        jax.tree.map(np.testing.assert_array_equal, got, want)
+    text = str(jax.make_jaxpr(jax.grad(loss(True)))(x[0]))
+    assert "tpflax_onednn_max_pool" in text and "reduce_window" not in text
+
+
+@needs_onednn
+def test_onednn_skips_nan_and_floors_at_float32_lowest_as_tensorflow_does() -> None:
+    """oneDNN's maximum starts from float32's lowest value and skips NaN: a window's value is
+    ``max(lowest, max of its non-NaN taps)``, so a window of only NaN or -inf gives
+    -3.4028235e38 (measured: TensorFlow 2.21's CPU MaxPool, which is oneDNN's, gives the
+    same); XLA's maximum propagates NaN and keeps -inf."""
+    rng = np.random.RandomState(8)
+    x = np.maximum(np.round(rng.randn(2, 9, 9, 3)), 0).astype(np.float32)
+    x[0, 1, 1, 0] = x[1, 4, 5, 2] = np.nan
+    x[0, 6:9, 6:9, 1] = np.nan  # a whole window
+    x[1, 0:3, 3:6, 0] = -np.inf  # another
+    x[1, 3:6, 0:3, 1] = -np.inf
+    x[1, 4, 1, 1] = np.nan  # and one of both
+    dims, strides = (1, 3, 3, 1), (1, 3, 3, 1)
+    y, _ = _onednn_pool(jnp.asarray(x), dims, strides, "VALID")
+    windows = x.reshape(2, 3, 3, 3, 3, 3).transpose(0, 1, 3, 5, 2, 4).reshape(2, 3, 3, 3, 9)
+    lowest = np.finfo(np.float32).min
+    want = np.maximum(np.where(np.isnan(windows), -np.inf, windows).max(-1), lowest)
+    np.testing.assert_array_equal(y, want)
+    xla = np.asarray(reduce_window_max(jnp.asarray(x), dims, strides, "VALID"))
+    assert np.isnan(xla[0, 0, 0, 0]) and xla[1, 0, 1, 0] == -np.inf
+
+
+def _uses_onednn(shape, pool: int, stride: int) -> bool:
+    x = jnp.ones(shape)
+    model = tp.transform(lambda x: tp.MaxPooling("pool", x, pool, stride, padding="SAME"))
+    params, state = model.init(jax.random.key(0), x)
+    jaxpr = jax.make_jaxpr(jax.grad(lambda x: jnp.sum(model.apply(params, state, x)[0])))(x)
+    return "tpflax_onednn_max_pool" in str(jaxpr)
+
+
+def test_which_max_pooling_runs_on_onednn() -> None:
+    """'auto': overlapping windows on large float32 inputs, with AVX-512 (ResNet's stem pool);
+    not a 2x2/2 pool (measured at par) nor a small input; 'onednn': every pool the taps
+    path takes; 'xla': none."""
+    on = onednn.available() and onednn.has_avx512()
+    stem = (8, 112, 112, 64)
+    assert _uses_onednn(stem, 3, 2) == on
+    assert not _uses_onednn(stem, 2, 2)
+    assert not _uses_onednn((2, 14, 14, 8), 3, 2)
+    with tp.conv_impl("onednn"):
+        assert _uses_onednn((2, 14, 14, 8), 3, 2) == onednn.available()
+        assert not _uses_onednn((2, 14, 14, 8), 8, 8)  # 64 taps: select-and-scatter
+    with tp.conv_impl("xla"):
+        assert not _uses_onednn(stem, 3, 2)

@@ -44,13 +44,21 @@ faster formulation.
   backward (``tpflax/_src/onednn_batch_norm.py``): the kernels TensorFlow runs there, 1.1-1.6x
   faster than XLA's passes on ResNet's large maps and slower below about a million elements;
   the ResNet-50 train step ran 1.07-1.10x faster with it.
+* with that library and AVX-512, max pooling with overlapping windows (a stride smaller than
+  the window, at most 49 taps) on float32 rank-4 inputs of at least
+  ``ONEDNN_MAX_POOL_MIN_ELEMENTS`` takes its value and each window's first maximum from
+  oneDNN's kernel, TensorFlow's on CPU (``tpflax/_src/onednn_max_pool.py``); the derivative
+  is the taps' one above, reading those indices: ResNet's 3x3/2 stem pool 2x faster forward
+  and 5-12x in its gradient (XLA recomputed the indices inside the gradient's fusion).
+  Values and derivatives are the taps path's, but for a window with NaN or -inf: oneDNN (and
+  so TensorFlow on CPU) skips NaN and starts from float32's lowest value.
 
 ``'xla'`` uses ``lax.conv_general_dilated``, JAX's max-pool derivative and XLA's BatchNorm
 everywhere, for debugging and comparison. ``'onednn'`` runs every float32 convolution,
-transposed convolution and 4-D BatchNorm in training it can on oneDNN (NCHW through
-transposes; any dilation and ``split``) and the rest as ``'auto'`` does; without the library
-it says so once and is ``'auto'``. Choose with ``with tp.conv_impl('xla'):`` or the
-environment variable ``TPFLAX_CONV=xla``;
+transposed convolution, 4-D BatchNorm in training and max pooling (of the taps path) it can
+on oneDNN (NCHW through transposes; any dilation and ``split``) and the rest as ``'auto'``
+does; without the library it says so once and is ``'auto'``. Choose with
+``with tp.conv_impl('xla'):`` or the environment variable ``TPFLAX_CONV=xla``;
 ``tp.conv_impl.active()`` says what runs. Like argscope, the choice is read when a function
 is traced: open the block inside the function you ``jax.jit``, or before its first call.
 """
@@ -95,6 +103,11 @@ ONEDNN_INFERENCE_MIN_MACS = 10**6
 # BatchNorm with batch statistics on oneDNN (forward and backward, AVX-512) from this many
 # input elements (benchmarks/conv_lowering.py, onednn_batch_norm_table).
 ONEDNN_BATCH_NORM_MIN_ELEMENTS = 1 << 20
+# Max pooling with overlapping windows on oneDNN (its value and first maxima; AVX-512) from
+# this many input elements (benchmarks/conv_lowering.py, max_pool_table): ResNet's 3x3/2 stem
+# pool's gradient 5-12x faster than from XLA's taps, its forward 2x; windows that do not
+# overlap (2x2/2) measured at par, small inputs slower (the call's fixed cost).
+ONEDNN_MAX_POOL_MIN_ELEMENTS = 1 << 20
 
 
 def ONEDNN_CONV(
@@ -188,7 +201,7 @@ class ConvImpl:
         where = (
             "where measured faster"
             if impl == "auto"
-            else "for every float32 convolution and 4-D BatchNorm in training"
+            else "for every float32 convolution, 4-D BatchNorm in training and max pooling"
         )
         if impl == "onednn" and onednn.has_bf16():
             where += " and bfloat16 one in inference"
@@ -265,6 +278,31 @@ def use_onednn_batch_norm(x: jax.Array, axis: int) -> bool:
     if impl == "onednn":
         return onednn.available()
     return x.size >= ONEDNN_BATCH_NORM_MIN_ELEMENTS and onednn.available() and onednn.has_avx512()
+
+
+def use_onednn_max_pool(x: jax.Array, pool: tuple[int, int], stride: tuple[int, int]) -> bool:
+    """Whether max pooling with this window, on this input, runs on oneDNN (see the module
+    doc): where the derivative comes from the taps (:func:`use_tap_max_pool`), on a float32
+    rank-4 input with static shape; under 'auto' only for overlapping windows (a stride
+    smaller than the window) from ``ONEDNN_MAX_POOL_MIN_ELEMENTS`` input elements, on
+    AVX-512."""
+    impl = current_impl()
+    if (
+        not use_tap_max_pool(pool)
+        or jax.default_backend() != "cpu"
+        or x.dtype != jnp.float32
+        or not onednn.static_rank4(x)
+    ):
+        return False
+    if impl == "onednn":
+        return onednn.available()
+    overlapping = any(s < k for s, k in zip(stride, pool, strict=True))
+    return (
+        overlapping
+        and x.size >= ONEDNN_MAX_POOL_MIN_ELEMENTS
+        and onednn.available()
+        and onednn.has_avx512()
+    )
 
 
 def use_pointwise_dot(kernel_hw: tuple[int, ...], dilation: tuple[int, ...], groups: int) -> bool:

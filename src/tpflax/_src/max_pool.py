@@ -18,18 +18,30 @@ input, grouped by the residue of the tap offset modulo the stride, so that the t
 
 On XLA:CPU this is 3-15x faster than the select-and-scatter that JAX's own rule becomes
 (``benchmarks/conv_lowering.py``, the max-pool table in ``benchmarks/RESULTS.md``). Being a
-``custom_jvp``, it supports forward mode, reverse mode, ``vmap`` and higher derivatives.
+``custom_jvp``, it supports forward mode, reverse mode, ``vmap`` and higher derivatives (the
+value inside the rule is taken through the rule again, so that its own tangent also takes
+the first maximum).
+
+With ``on_onednn`` (:func:`tpflax._src.conv_impl.use_onednn_max_pool`) the value and
+``first`` come from oneDNN's pooling kernel (:mod:`tpflax._src.onednn_max_pool`) and the
+tangent is the same one: XLA then reads ``first`` from a buffer, where with ``first`` computed
+in XLA it fuses that computation into the transposed pass and repeats it for every window
+an element belongs to (the stem pool's gradient 5-12x slower).
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from jax.interpreters import ad
+
+from tpflax._src import onednn_max_pool
 
 
 def reduce_window_max(
@@ -82,13 +94,34 @@ def first_max_tap(
     return first
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(1, 2, 3))
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1, 2, 3, 4))
 def max_pool(
-    x: jax.Array, dims: tuple[int, ...], strides: tuple[int, ...], padding: str
+    x: jax.Array,
+    dims: tuple[int, ...],
+    strides: tuple[int, ...],
+    padding: str,
+    on_onednn: bool = False,
 ) -> jax.Array:
     """``reduce_window`` max over ``dims``/``strides`` (``'SAME'``/``'VALID'``), computed from
-    the taps (``taps_max``), with the first-maximum derivative of the module doc."""
+    the taps (``taps_max``), with the first-maximum derivative of the module doc. With
+    ``on_onednn`` (a float32 rank-4 ``x`` pooled over its two spatial axes, oneDNN loaded), the
+    value and each window's first maximum come from oneDNN's kernel instead
+    (:mod:`tpflax._src.onednn_max_pool`): the same values and the same derivative, but for NaN,
+    which oneDNN skips (as TensorFlow's CPU kernel, which is oneDNN's, does) where XLA's
+    maximum propagates it."""
+    if on_onednn:
+        return onednn_max_pool.POOL.bind(x, win=_onednn_window(x.shape, dims, strides, padding))[0]
     return taps_max(x, dims, strides, padding)
+
+
+def _onednn_window(
+    shape: tuple[int, ...], dims: tuple[int, ...], strides: tuple[int, ...], padding: str
+) -> onednn_max_pool.Window:
+    pads = [(int(lo), int(hi)) for lo, hi in lax.padtype_to_pads(shape, dims, strides, padding)]
+    win = onednn_max_pool.window(shape, dims, strides, pads)
+    if win is None:
+        raise ValueError(f"oneDNN max pooling: {dims} / {strides} does not pool two spatial axes")
+    return win
 
 
 @max_pool.defjvp
@@ -96,25 +129,44 @@ def _max_pool_jvp(
     dims: tuple[int, ...],
     strides: tuple[int, ...],
     padding: str,
+    on_onednn: bool,
     primals: tuple[jax.Array],
     tangents: tuple[jax.Array],
 ) -> tuple[jax.Array, jax.Array]:
     (x,), (dx,) = primals, tangents
-    y = taps_max(x, dims, strides, padding)
-    xp, pads = _padded(x, dims, strides, padding)
-    first = first_max_tap(xp, y, dims, strides)
+    pads = [(lo, hi, 0) for lo, hi in lax.padtype_to_pads(x.shape, dims, strides, padding)]
+    if on_onednn:
+        y, first = onednn_max_pool.POOL.bind(x, win=_onednn_window(x.shape, dims, strides, padding))
+    else:
+        # the value through this rule again, so that a higher derivative's tangent of it also
+        # takes the first maximum (taps_max's own would split ties between jnp.maximum's two
+        # operands)
+        y = max_pool(x, dims, strides, padding, False)
+        first = first_max_tap(_padded(x, dims, strides, padding)[0], y, dims, strides)
+    return y, tangent(first, dx, dims, strides, pads)
+
+
+def tangent(
+    first: jax.Array,
+    dx: jax.Array,
+    dims: tuple[int, ...],
+    strides: tuple[int, ...],
+    pads: Sequence[tuple[int, int, int]],
+) -> jax.Array:
+    """Max pooling's output tangent given each window's first maximum (``first``, the
+    row-major tap index): the tangent ``dx`` of the tap it points at."""
     zero = jnp.zeros((), dx.dtype)
     taps = {tap: k for k, tap in enumerate(np.ndindex(*dims))}
     per_residue = [-(-k // s) for k, s in zip(dims, strides, strict=True)]
-    block = [o + q - 1 for o, q in zip(y.shape, per_residue, strict=True)]
+    block = [o + q - 1 for o, q in zip(first.shape, per_residue, strict=True)]
     # The tangent padded like x, and at the end to whole blocks of every residue's lane
     # (zeros that only non-taps would read).
     ends = [
         (lo, max(hi, b * s - n - lo), 0)
-        for (lo, hi, _), b, s, n in zip(pads, block, strides, x.shape, strict=True)
+        for (lo, hi, _), b, s, n in zip(pads, block, strides, dx.shape, strict=True)
     ]
     dxp = lax.pad(dx, zero, ends)
-    dy = jnp.zeros(y.shape, dx.dtype)
+    dy = jnp.zeros(first.shape, dx.dtype)
     for residue in np.ndindex(*strides):
         # padded positions residue + stride * b, b < block (transposed: one interior padding)
         lane = _view(dxp, residue, block, strides)
@@ -122,7 +174,22 @@ def _max_pool_jvp(
             tap = tuple(q * s + r for q, s, r in zip(shift, strides, residue, strict=True))
             if tap in taps:  # (the last shift of a residue may lie past the window)
                 part = lax.slice(
-                    lane, shift, tuple(q + o for q, o in zip(shift, y.shape, strict=True))
+                    lane, shift, tuple(q + o for q, o in zip(shift, first.shape, strict=True))
                 )
                 dy = dy + jnp.where(first == taps[tap], part, zero)
-    return y, dy
+    return dy
+
+
+def _onednn_pool_jvp(
+    primals: tuple[jax.Array], tangents: tuple[Any], *, win: onednn_max_pool.Window
+) -> tuple[list, list]:
+    """oneDNN's pooling differentiated (forward mode, and so every higher derivative): the
+    value's tangent from the first maxima; the indices have none."""
+    (x,), (dx,) = primals, tangents
+    y, first = onednn_max_pool.POOL.bind(x, win=win)
+    dims, strides, pads = onednn_max_pool.full_window(win)
+    ty = tangent(first, ad.instantiate_zeros(dx), dims, strides, [(lo, hi, 0) for lo, hi in pads])
+    return [y, first], [ty, ad.Zero(jax.typeof(first).to_tangent_aval())]
+
+
+ad.primitive_jvps[onednn_max_pool.POOL] = _onednn_pool_jvp

@@ -59,6 +59,8 @@ TARGETS = {
     # BatchNorm in training (tpflax/_src/onednn_batch_norm.py)
     "bn_fwd": ("tpflax_onednn_bn_fwd", "TpflaxOnednnBnFwd"),
     "bn_bwd": ("tpflax_onednn_bn_bwd", "TpflaxOnednnBnBwd"),
+    # max pooling and its first maxima (tpflax/_src/max_pool.py)
+    "max_pool": ("tpflax_onednn_max_pool", "TpflaxOnednnMaxPool"),
 }
 # The post-ops of ``conv_post`` (csrc/onednn_conv.cc's kPost* codes): each binary one takes
 # the next per-channel vector.

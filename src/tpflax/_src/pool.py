@@ -12,7 +12,7 @@ from jax import lax
 
 from tpflax._src import max_pool as tap_max_pool
 from tpflax._src import utils
-from tpflax._src.conv_impl import use_tap_max_pool
+from tpflax._src.conv_impl import use_onednn_max_pool, use_tap_max_pool
 from tpflax._src.registry import layer_context, layer_register
 from tpflax._src.types import Size2D
 
@@ -31,7 +31,9 @@ def max_pool(
     per ``tp.conv_impl`` it is built from the taps (faster on CPU) or is XLA's."""
     dims, strides = _window(fmt, pool, stride)
     if use_tap_max_pool(pool):
-        return tap_max_pool.max_pool(x, dims, strides, padding)
+        return tap_max_pool.max_pool(
+            x, dims, strides, padding, use_onednn_max_pool(x, pool, stride)
+        )
     return tap_max_pool.reduce_window_max(x, dims, strides, padding)
 
 
