@@ -3,12 +3,12 @@
 
 The value is the elementwise maximum of the window's strided views of the ``-inf``-padded
 input (``taps_max``): ``reduce_window``'s values, NaN and infinities included. The
-derivative gives each output's gradient to the *first* element of its window (row-major) that
-holds the maximum, which is TensorFlow's
-``MaxPoolGrad`` rule and JAX's reverse-mode one (JAX's forward mode may pick another of equal
-maxima; here both modes agree). It is written as a JVP of shifted strided views of the padded
-input, grouped by the residue of the tap offset modulo the stride, so that the transposed
-(reverse-mode) pass is a few padded sums over output-sized arrays:
+derivative gives each output's gradient to the *first* element of its window (row-major)
+that holds the maximum, which is TensorFlow's ``MaxPoolGrad`` rule and JAX's reverse-mode
+one (JAX's forward mode may pick another of equal maxima; here both modes agree). It is
+written as a JVP of shifted strided views of the padded input, grouped by the residue of the
+tap offset modulo the stride, so that the transposed (reverse-mode) pass is a few padded sums
+over output-sized arrays:
 
 * ``first``: for every output, the index of the first tap equal to the output (one pass over
   the ``kh * kw`` views, an ``int8``/``int32`` array of the output's shape);
@@ -51,7 +51,9 @@ def reduce_window_max(
     return lax.reduce_window(x, -jnp.inf, lax.max, dims, strides, padding)
 
 
-def _padded(x: jax.Array, dims: tuple[int, ...], strides: tuple[int, ...], padding: str):
+def _padded(
+    x: jax.Array, dims: tuple[int, ...], strides: tuple[int, ...], padding: str
+) -> tuple[jax.Array, list[tuple[int, int, int]]]:
     """``x`` padded with ``-inf`` as ``reduce_window`` pads it, and the padding."""
     pads = [(lo, hi, 0) for lo, hi in lax.padtype_to_pads(x.shape, dims, strides, padding)]
     return lax.pad(x, jnp.asarray(-jnp.inf, x.dtype), pads), pads
@@ -106,9 +108,9 @@ def max_pool(
     the taps (``taps_max``), with the first-maximum derivative of the module doc. With
     ``on_onednn`` (a float32 rank-4 ``x`` pooled over its two spatial axes, oneDNN loaded), the
     value and each window's first maximum come from oneDNN's kernel instead
-    (:mod:`tpflax._src.onednn_max_pool`): the same values and the same derivative, but for NaN,
-    which oneDNN skips (as TensorFlow's CPU kernel, which is oneDNN's, does) where XLA's
-    maximum propagates it."""
+    (:mod:`tpflax._src.onednn_max_pool`): the same values and the same derivative, but where
+    a window holds NaN or only -inf: oneDNN (and so TensorFlow's CPU kernel) skips NaN and
+    starts from float32's lowest value, where XLA's maximum propagates NaN and keeps -inf."""
     if on_onednn:
         return onednn_max_pool.POOL.bind(x, win=_onednn_window(x.shape, dims, strides, padding))[0]
     return taps_max(x, dims, strides, padding)
