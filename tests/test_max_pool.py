@@ -179,14 +179,19 @@ def _onednn_pool(x, dims, strides, padding):
 def test_onednn_values_and_first_maxima_are_the_taps(shape, dims, strides, padding) -> None:
     """oneDNN's pooling and its workspace are exactly XLA's maxima and ``first_max_tap``'s
     row-major first-maximum indices (padded taps counted), ties included, NHWC and NCHW."""
+    pads = [(lo, hi, 0) for lo, hi in lax.padtype_to_pads(shape, dims, strides, padding)]
+
+    @jax.jit
+    def reference(x):
+        y = reduce_window_max(x, dims, strides, padding)
+        return y, first_max_tap(lax.pad(x, -jnp.inf, pads), y, dims, strides)
+
     rng = np.random.RandomState(6)
     for ties in (False, True):
         x = rng.randn(*shape).astype(np.float32)
         x = jnp.asarray(np.maximum(np.round(x), 0) if ties else x)
         y, first = _onednn_pool(x, dims, strides, padding)
-        pads = [(lo, hi, 0) for lo, hi in lax.padtype_to_pads(x.shape, dims, strides, padding)]
-        want = reduce_window_max(x, dims, strides, padding)
-        want_first = first_max_tap(lax.pad(x, -jnp.inf, pads), want, dims, strides)
+        want, want_first = reference(x)
         assert first.dtype == jnp.uint8
         np.testing.assert_array_equal(y, want)
         np.testing.assert_array_equal(first.astype(np.int32), want_first.astype(np.int32))
