@@ -69,7 +69,7 @@ setup(
             depends=["csrc/onednn_common.h"],
             language="c++",
             extra_compile_args=["-std=c++17", "-O2"],
-            libraries=["dnnl"],
+            libraries=["dnnl", "gomp"],  # gomp: omp_set_num_threads (onednn_common.h)
         ),
         Extension(
             "tpflax._host_blocks",

@@ -3,7 +3,8 @@
 //
 //   tpflax_onednn_bn_fwd   x, gamma [C], beta [C]              -> y, mean [C], variance [C]
 //   tpflax_onednn_bn_bwd   x, dy, mean, variance, gamma        -> dx, dgamma [C], dbeta [C]
-// Attributes: epsilon (float32) and nchw (bool: x is [N,C,H,W], else [N,H,W,C]).
+// Attributes: epsilon (float32), nchw (bool: x is [N,C,H,W], else [N,H,W,C]) and one_thread
+// (bool: run on one OpenMP thread, onednn_common.h's OneThread; the caller's choice by size).
 //
 // The forward normalizes x with its own biased batch statistics, y = gamma * (x - mean) /
 // sqrt(variance + epsilon) + beta, and returns them; the backward is that function's full
@@ -63,12 +64,13 @@ std::shared_ptr<Entry> Build(const memory::desc& data, float epsilon) {
 }
 
 // The forward and backward for this shape, layout and epsilon (cached).
-std::shared_ptr<Entry> Lookup(const memory::desc& data, float epsilon, bool nchw) {
+std::shared_ptr<Entry> Lookup(const memory::desc& data, float epsilon, bool nchw,
+                              bool one_thread) {
   std::ostringstream key;
   for (auto d : data.get_dims()) key << d << ',';
   uint32_t bits;
   std::memcpy(&bits, &epsilon, sizeof bits);
-  key << bits << ',' << nchw;
+  key << bits << ',' << nchw << ',' << one_thread;
   return tpflax::Cached<Entry>(key.str(), [&] { return Build(data, epsilon); });
 }
 
@@ -82,9 +84,11 @@ using Args = std::unordered_map<int, std::pair<memory::desc, void*>>;
 // Runs the cached forward (or, with `backward`, backward) for `data` with `args` (each a
 // descriptor and the buffer it describes) and a scratchpad.
 ffi::Error Run(bool backward, const memory::desc& data, float epsilon, bool nchw,
-               const Args& args) {
+               bool one_thread, const Args& args) {
   try {
-    auto entry = Lookup(data, epsilon, nchw);
+    std::unique_ptr<tpflax::OneThread> single;
+    if (one_thread) single = std::make_unique<tpflax::OneThread>();
+    auto entry = Lookup(data, epsilon, nchw, one_thread);
     const dnnl::primitive& primitive = backward ? entry->bwd : entry->fwd;
     const memory::desc& scratch_md = backward ? entry->bwd_scratch : entry->fwd_scratch;
     auto& engine = Engine();
@@ -107,10 +111,10 @@ ffi::Error Run(bool backward, const memory::desc& data, float epsilon, bool nchw
 }
 
 ffi::Error Forward(Data x, Vector gamma, Vector beta, DataOut y, VectorOut mean,
-                   VectorOut variance, float epsilon, bool nchw) {
+                   VectorOut variance, float epsilon, bool nchw, bool one_thread) {
   const auto data = DataDesc(x.dimensions(), nchw);
   const auto channel = ChannelDesc(data);
-  return Run(false, data, epsilon, nchw,
+  return Run(false, data, epsilon, nchw, one_thread,
              {{DNNL_ARG_SRC, {data, x.typed_data()}},
               {DNNL_ARG_SCALE, {channel, gamma.typed_data()}},
               {DNNL_ARG_SHIFT, {channel, beta.typed_data()}},
@@ -120,10 +124,11 @@ ffi::Error Forward(Data x, Vector gamma, Vector beta, DataOut y, VectorOut mean,
 }
 
 ffi::Error Backward(Data x, Data dy, Vector mean, Vector variance, Vector gamma, DataOut dx,
-                    VectorOut dgamma, VectorOut dbeta, float epsilon, bool nchw) {
+                    VectorOut dgamma, VectorOut dbeta, float epsilon, bool nchw,
+                    bool one_thread) {
   const auto data = DataDesc(x.dimensions(), nchw);
   const auto channel = ChannelDesc(data);
-  return Run(true, data, epsilon, nchw,
+  return Run(true, data, epsilon, nchw, one_thread,
              {{DNNL_ARG_SRC, {data, x.typed_data()}},
               {DNNL_ARG_DIFF_DST, {data, dy.typed_data()}},
               {DNNL_ARG_MEAN, {channel, mean.typed_data()}},
@@ -145,7 +150,8 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(TpflaxOnednnBnFwd, Forward,
                                   .Ret<Vector>()
                                   .Ret<Vector>()
                                   .Attr<float>("epsilon")
-                                  .Attr<bool>("nchw"));
+                                  .Attr<bool>("nchw")
+                                  .Attr<bool>("one_thread"));
 XLA_FFI_DEFINE_HANDLER_SYMBOL(TpflaxOnednnBnBwd, Backward,
                               ffi::Ffi::Bind()
                                   .Arg<Data>()
@@ -157,4 +163,5 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(TpflaxOnednnBnBwd, Backward,
                                   .Ret<Vector>()
                                   .Ret<Vector>()
                                   .Attr<float>("epsilon")
-                                  .Attr<bool>("nchw"));
+                                  .Attr<bool>("nchw")
+                                  .Attr<bool>("one_thread"));

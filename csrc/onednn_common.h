@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include <omp.h>
+
 #include "dnnl.hpp"
 
 namespace tpflax {
@@ -49,6 +51,22 @@ inline void* Grow(int slot, size_t bytes) {
   if (buffer.size() < bytes) buffer.resize(bytes);
   return buffer.empty() ? nullptr : buffer.data();
 }
+
+// Runs oneDNN on one OpenMP thread in this scope (the calling thread's setting, restored on
+// exit). For batch normalization below a size the caller chooses: with two threads its calls
+// stalled for 2-10x their time in many rounds, on one thread never, and as fast
+// (docs/speed.md). Primitives created and run in such a scope see one thread both times, and
+// are cached apart from the two-thread ones (the caller's key says which).
+class OneThread {
+ public:
+  OneThread() : saved_(omp_get_max_threads()) { omp_set_num_threads(1); }
+  ~OneThread() { omp_set_num_threads(saved_); }
+  OneThread(const OneThread&) = delete;
+  OneThread& operator=(const OneThread&) = delete;
+
+ private:
+  int saved_;
+};
 
 // The calling thread's stream on Engine().
 inline dnnl::stream& Stream() {

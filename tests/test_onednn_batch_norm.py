@@ -174,11 +174,30 @@ def test_the_layer_on_onednn_matches_its_xla_path(data_format, affine) -> None:
         _close(a, b, 1e-4)
 
 
+@pytest.mark.skipif(not onednn.available(), reason="oneDNN extension not built or not on CPU")
+def test_one_thread_below_two_to_the_twenty_elements() -> None:
+    """Inputs below obn.ONE_THREAD_BELOW run on one OpenMP thread, larger ones on all (where
+    the statistics are bitwise TensorFlow's: the large goldens above); both ways the values
+    are XLA's to float rounding."""
+    rng = np.random.RandomState(5)
+    for shape in ((8, 14, 14, 32), (4, 64, 64, 64)):
+        x = jnp.asarray(rng.randn(*shape).astype(np.float32))
+        gamma, beta = jnp.ones(shape[-1]), jnp.zeros(shape[-1])
+        fn = jax.jit(lambda x, g, b: obn.batch_norm(x, g, b, 1e-3, nchw=False))
+        text = fn.lower(x, gamma, beta).as_text()
+        one = x.size < obn.ONE_THREAD_BELOW
+        assert f"one_thread = {str(one).lower()}" in text, shape
+        y, mean, var = fn(x, gamma, beta)
+        _close(mean, jnp.mean(x, (0, 1, 2)))
+        _close(var, jnp.var(x, (0, 1, 2)))
+        _close(y, (x - mean[None, None, None]) * jax.lax.rsqrt(var[None, None, None] + 1e-3))
+
+
 def test_where_auto_runs_it(monkeypatch) -> None:
     """'auto' from ONEDNN_BATCH_NORM_MIN_ELEMENTS on AVX-512; 'onednn' for every float32
     4-D input with two values per channel; never under 'xla', for other dtypes or ranks."""
     big = jax.ShapeDtypeStruct((8, 64, 64, 32), jnp.float32)  # 2^20 elements
-    small = jax.ShapeDtypeStruct((8, 16, 16, 32), jnp.float32)
+    small = jax.ShapeDtypeStruct((8, 8, 16, 32), jnp.float32)  # 2^15: below the threshold
     fast = onednn.available() and onednn.has_avx512()
     with tp.conv_impl("auto"):
         assert conv_impl.use_onednn_batch_norm(big, 3) == fast

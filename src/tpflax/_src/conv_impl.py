@@ -41,9 +41,11 @@ faster formulation.
 * with that library and AVX-512, BatchNorm in training (TensorFlow's fused kernel: float32,
   4-D, no ``sync_statistics`` or virtual batches) on inputs of at least
   ``ONEDNN_BATCH_NORM_MIN_ELEMENTS`` runs on oneDNN's batch normalization, forward and
-  backward (``tpflax/_src/onednn_batch_norm.py``): the kernels TensorFlow runs there, 1.1-1.6x
-  faster than XLA's passes on ResNet's large maps and slower below about a million elements;
-  the ResNet-50 train step ran 1.07-1.10x faster with it.
+  backward (``tpflax/_src/onednn_batch_norm.py``): the kernels TensorFlow runs there, 1.1-1.8x
+  faster than XLA's passes on ResNet's large maps; below 2^20 elements on one OpenMP thread,
+  1.2-3x faster (with two threads these were erratic, often slower than XLA); the ResNet-50
+  train step ran 1.07-1.10x faster with it, and 1.02-1.03x more (ResNet-18 1.09x) when the
+  threshold came down from 2^20 to 2^16 with the small ones on one thread.
 * with that library and AVX-512, max pooling with overlapping windows (a stride smaller than
   the window, at most 49 taps) on float32 rank-4 inputs of at least
   ``ONEDNN_MAX_POOL_MIN_ELEMENTS`` takes its value and each window's first maximum from
@@ -101,8 +103,10 @@ ONEDNN_MIN_MACS = 10**8
 ONEDNN_TRANSPOSE_MIN_MACS = 10**6
 ONEDNN_INFERENCE_MIN_MACS = 10**6
 # BatchNorm with batch statistics on oneDNN (forward and backward, AVX-512) from this many
-# input elements (benchmarks/conv_lowering.py, onednn_batch_norm_table).
-ONEDNN_BATCH_NORM_MIN_ELEMENTS = 1 << 20
+# input elements (benchmarks/conv_lowering.py, onednn_batch_norm_table): below 2^20 elements
+# on one thread (onednn_batch_norm.ONE_THREAD_BELOW), 1.2-3x faster than XLA from 6.6e4,
+# at par at 3.3e4.
+ONEDNN_BATCH_NORM_MIN_ELEMENTS = 1 << 16
 # Max pooling with overlapping windows on oneDNN (its value and first maxima; AVX-512) from
 # this many input elements (benchmarks/conv_lowering.py, max_pool_table): ResNet's 3x3/2 stem
 # pool's gradient 5-12x faster than from XLA's taps, its forward 2x; windows that do not

@@ -35,6 +35,13 @@ from jax.interpreters import ad, batching, mlir
 
 from tpflax._src import onednn
 
+# Below this many input elements oneDNN's batch normalization runs on one OpenMP thread
+# (onednn_common.h's OneThread): with two, its barriers stalled for 2-10x the call's time
+# whenever the other core was busy, and one thread reads these sizes as fast
+# (benchmarks/RESULTS.md, 2026-12-04). From it, two threads: faster on ResNet's largest maps,
+# and there the statistics are bitwise TensorFlow's, which runs two threads too.
+ONE_THREAD_BELOW = 1 << 20
+
 
 def _axes(nchw: bool) -> tuple[int, ...]:
     return (0, 2, 3) if nchw else (0, 1, 2)
@@ -111,11 +118,13 @@ def _ffi_impl(target: str) -> Any:
     float32 vectors (the forward's statistics, the backward's gradients of gamma and beta),
     from ``x`` and the other operands."""
 
-    def impl(x: jax.Array, *operands: jax.Array, epsilon: float, nchw: bool) -> list:
+    def impl(
+        x: jax.Array, *operands: jax.Array, epsilon: float, nchw: bool, one_thread: bool
+    ) -> list:
         c = jax.ShapeDtypeStruct((_channels(x, nchw),), jnp.float32)
         outs = (jax.ShapeDtypeStruct(x.shape, x.dtype), c, c)
         results = jax.ffi.ffi_call(target, outs)(
-            x, *operands, epsilon=np.float32(epsilon), nchw=bool(nchw)
+            x, *operands, epsilon=np.float32(epsilon), nchw=bool(nchw), one_thread=bool(one_thread)
         )
         return [onednn.varying(r, x, *operands) for r in results]
 
@@ -139,7 +148,7 @@ def _primitive(name: str, impl: Any, multiple_results: bool) -> Primitive:
 
     prim.def_impl(lambda *args, **params: compiled(**params)(*args))
 
-    def abstract(x: Any, *rest: Any, epsilon: float, nchw: bool) -> Any:
+    def abstract(x: Any, *rest: Any, epsilon: float, nchw: bool, one_thread: bool) -> Any:
         if not multiple_results:
             return onednn.result_type(x, x.shape)
         c = onednn.result_type(x, (_channels(x, nchw),))
@@ -157,7 +166,9 @@ FWD = _primitive("tpflax_onednn_bn_fwd", _ffi_impl("tpflax_onednn_bn_fwd"), True
 BWD = _primitive("tpflax_onednn_bn_bwd", _ffi_impl("tpflax_onednn_bn_bwd"), True)
 # The forward's output tangent, linear in (tx, tgamma, tbeta); evaluated (forward mode) by
 # XLA's formula, transposed (reverse mode) by oneDNN's backward.
-TANGENT = _primitive("tpflax_onednn_bn_tangent", tangent_reference, False)
+TANGENT = _primitive(
+    "tpflax_onednn_bn_tangent", lambda *a, one_thread, **p: tangent_reference(*a, **p), False
+)
 
 
 def _forward_jvp(primals: Any, tangents: Any, **params: Any) -> tuple[list, list]:
@@ -187,6 +198,7 @@ def _tangent_transpose(
 def _reference_jvp(reference: Any, multiple: bool) -> Any:
     def jvp(primals: Any, tangents: Any, **params: Any) -> Any:
         tangents = tuple(ad.instantiate_zeros(t) for t in tangents)
+        params = {k: v for k, v in params.items() if k != "one_thread"}
         out, tout = jax.jvp(functools.partial(reference, **params), tuple(primals), tangents)
         return (list(out), list(tout)) if multiple else (out, tout)
 
@@ -221,5 +233,6 @@ def batch_norm(
         beta.astype(jnp.float32),
         epsilon=float(epsilon),
         nchw=nchw,
+        one_thread=x.size < ONE_THREAD_BELOW,
     )
     return y, mean, var
