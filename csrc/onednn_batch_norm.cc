@@ -15,6 +15,7 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <unordered_map>
@@ -35,12 +36,9 @@ struct Entry {
   memory::desc fwd_scratch, bwd_scratch;
 };
 
-// oneDNN's logical dims {N, C, H, W} of the buffer's dims, in its layout.
+// The float32 data buffer's descriptor, in its layout.
 memory::desc DataDesc(ffi::Span<const int64_t> d, bool nchw) {
-  if (nchw) return memory::desc({d[0], d[1], d[2], d[3]}, memory::data_type::f32,
-                                memory::format_tag::nchw);
-  return memory::desc({d[0], d[3], d[1], d[2]}, memory::data_type::f32,
-                      memory::format_tag::nhwc);
+  return tpflax::PlainDesc(tpflax::NchwDims(d, nchw), memory::data_type::f32, nchw);
 }
 
 memory::desc ChannelDesc(const memory::desc& data) {
@@ -86,8 +84,8 @@ using Args = std::unordered_map<int, std::pair<memory::desc, void*>>;
 ffi::Error Run(bool backward, const memory::desc& data, float epsilon, bool nchw,
                bool one_thread, const Args& args) {
   try {
-    std::unique_ptr<tpflax::OneThread> single;
-    if (one_thread) single = std::make_unique<tpflax::OneThread>();
+    std::optional<tpflax::OneThread> single;
+    if (one_thread) single.emplace();
     auto entry = Lookup(data, epsilon, nchw, one_thread);
     const dnnl::primitive& primitive = backward ? entry->bwd : entry->fwd;
     const memory::desc& scratch_md = backward ? entry->bwd_scratch : entry->fwd_scratch;

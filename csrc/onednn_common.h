@@ -68,6 +68,21 @@ class OneThread {
   int saved_;
 };
 
+// oneDNN's logical dims {N, C, H, W} of a rank-4 buffer laid out [N, C, H, W] (`nchw`) or
+// [N, H, W, C].
+template <typename Dims>
+dnnl::memory::dims NchwDims(const Dims& d, bool nchw) {
+  return nchw ? dnnl::memory::dims{d[0], d[1], d[2], d[3]}
+              : dnnl::memory::dims{d[0], d[3], d[1], d[2]};
+}
+
+// The plain (unblocked) descriptor of such a buffer: its logical dims, `type`, its layout.
+inline dnnl::memory::desc PlainDesc(const dnnl::memory::dims& nchw_dims,
+                                    dnnl::memory::data_type type, bool nchw) {
+  return dnnl::memory::desc(
+      nchw_dims, type, nchw ? dnnl::memory::format_tag::nchw : dnnl::memory::format_tag::nhwc);
+}
+
 // The calling thread's stream on Engine().
 inline dnnl::stream& Stream() {
   thread_local dnnl::stream stream(Engine());

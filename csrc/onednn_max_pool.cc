@@ -26,20 +26,15 @@ using dnnl::memory;
 namespace {
 
 using tpflax::Engine;
+using tpflax::NchwDims;
+using tpflax::PlainDesc;
+constexpr auto kF32 = memory::data_type::f32;
+constexpr auto kU8 = memory::data_type::u8;
 
 struct Entry {
   dnnl::primitive pool;
   memory::desc scratch;
 };
-
-memory::desc Desc(const memory::dims& nchw_dims, memory::data_type type, bool nchw) {
-  return memory::desc(nchw_dims, type, nchw ? memory::format_tag::nchw : memory::format_tag::nhwc);
-}
-
-// oneDNN's logical dims {N, C, H, W} of a buffer's dims, in its layout.
-memory::dims Logical(ffi::Span<const int64_t> d, bool nchw) {
-  return nchw ? memory::dims{d[0], d[1], d[2], d[3]} : memory::dims{d[0], d[3], d[1], d[2]};
-}
 
 memory::dims Pair(ffi::Span<const int64_t> v) { return {v[0], v[1]}; }
 
@@ -48,12 +43,11 @@ std::shared_ptr<Entry> Build(const memory::dims& src, const memory::dims& dst,
                              const memory::dims& lo, const memory::dims& hi, bool nchw) {
   dnnl::primitive_attr attr;
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-  const auto dst_md = Desc(dst, memory::data_type::f32, nchw);
   dnnl::pooling_forward::primitive_desc pd(
       Engine(), dnnl::prop_kind::forward_training, dnnl::algorithm::pooling_max,
-      Desc(src, memory::data_type::f32, nchw), dst_md, strides, kernel, memory::dims{0, 0}, lo,
-      hi, attr);
-  if (pd.workspace_desc() != Desc(dst, memory::data_type::u8, nchw)) {
+      PlainDesc(src, kF32, nchw), PlainDesc(dst, kF32, nchw), strides, kernel,
+      memory::dims{0, 0}, lo, hi, attr);
+  if (pd.workspace_desc() != PlainDesc(dst, kU8, nchw)) {
     throw std::runtime_error("the workspace is not one uint8 index per output");
   }
   auto entry = std::make_shared<Entry>();
@@ -74,8 +68,8 @@ ffi::Error MaxPool(Data x, DataOut y, IndexOut first, Ints kernel, Ints strides,
     if (kernel.size() != 2 || strides.size() != 2 || pad_lo.size() != 2 || pad_hi.size() != 2) {
       throw std::runtime_error("kernel, strides, pad_lo and pad_hi need two values each");
     }
-    const auto src = Logical(x.dimensions(), nchw);
-    const auto dst = Logical(y->dimensions(), nchw);
+    const auto src = NchwDims(x.dimensions(), nchw);
+    const auto dst = NchwDims(y->dimensions(), nchw);
     std::ostringstream key;
     for (const auto& dims : {src, dst, Pair(kernel), Pair(strides), Pair(pad_lo), Pair(pad_hi)}) {
       for (auto d : dims) key << d << ',';
@@ -89,10 +83,9 @@ ffi::Error MaxPool(Data x, DataOut y, IndexOut first, Ints kernel, Ints strides,
     auto& stream = tpflax::Stream();
     entry->pool.execute(
         stream,
-        {{DNNL_ARG_SRC, memory(Desc(src, memory::data_type::f32, nchw), engine, x.typed_data())},
-         {DNNL_ARG_DST, memory(Desc(dst, memory::data_type::f32, nchw), engine, y->typed_data())},
-         {DNNL_ARG_WORKSPACE,
-          memory(Desc(dst, memory::data_type::u8, nchw), engine, first->typed_data())},
+        {{DNNL_ARG_SRC, memory(PlainDesc(src, kF32, nchw), engine, x.typed_data())},
+         {DNNL_ARG_DST, memory(PlainDesc(dst, kF32, nchw), engine, y->typed_data())},
+         {DNNL_ARG_WORKSPACE, memory(PlainDesc(dst, kU8, nchw), engine, first->typed_data())},
          {DNNL_ARG_SCRATCHPAD,
           memory(entry->scratch, engine, tpflax::Grow(0, entry->scratch.get_size()))}});
     stream.wait();

@@ -162,13 +162,17 @@ def _primitive(name: str, impl: Any, multiple_results: bool) -> Primitive:
     return prim
 
 
+def _reference(fn: Any) -> Any:
+    """An XLA reference formula called with the primitives' parameters: it ignores
+    ``one_thread``, which only tells oneDNN how to run."""
+    return lambda *args, one_thread, **params: fn(*args, **params)
+
+
 FWD = _primitive("tpflax_onednn_bn_fwd", _ffi_impl("tpflax_onednn_bn_fwd"), True)
 BWD = _primitive("tpflax_onednn_bn_bwd", _ffi_impl("tpflax_onednn_bn_bwd"), True)
 # The forward's output tangent, linear in (tx, tgamma, tbeta); evaluated (forward mode) by
 # XLA's formula, transposed (reverse mode) by oneDNN's backward.
-TANGENT = _primitive(
-    "tpflax_onednn_bn_tangent", lambda *a, one_thread, **p: tangent_reference(*a, **p), False
-)
+TANGENT = _primitive("tpflax_onednn_bn_tangent", _reference(tangent_reference), False)
 
 
 def _forward_jvp(primals: Any, tangents: Any, **params: Any) -> tuple[list, list]:
@@ -198,8 +202,9 @@ def _tangent_transpose(
 def _reference_jvp(reference: Any, multiple: bool) -> Any:
     def jvp(primals: Any, tangents: Any, **params: Any) -> Any:
         tangents = tuple(ad.instantiate_zeros(t) for t in tangents)
-        params = {k: v for k, v in params.items() if k != "one_thread"}
-        out, tout = jax.jvp(functools.partial(reference, **params), tuple(primals), tangents)
+        out, tout = jax.jvp(
+            functools.partial(_reference(reference), **params), tuple(primals), tangents
+        )
         return (list(out), list(tout)) if multiple else (out, tout)
 
     return jvp
