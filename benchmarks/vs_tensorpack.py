@@ -4,13 +4,15 @@ batch: ResNet-18 and ResNet-50 (NHWC, float32, batch 8, 224x224), inference and 
 step (SGD momentum 0.9, BatchNorm in training), plus trace and compile time and XLA's peak
 memory (arguments + outputs + temporaries, ``compiled.memory_analysis()``).
 
-tensorpack runs first in `.venv-golden` (benchmarks/tensorpack_resnet.py; skipped with a note
-when that venv is absent) and again after tpflax (its median pools both); tpflax and flax.linen
-run in this process, timed interleaved (linen without tpflax's host block cache, as plain JAX
-runs; see CacheSwitch); medians of the repeats. Also measured in the same run: a 4096x4096
-float32 matmul, the machine's practical peak, so that each time is also a fraction of the
-bound ``FLOPs / peak`` (a training step counted as 3 forward passes). Prints ratios and appends a
-row per depth to benchmarks/RESULTS.md.
+tensorpack runs in `.venv-golden` (benchmarks/tensorpack_resnet.py --serve, kept running beside
+this process; skipped with a note when that venv is absent); tpflax and flax.linen run in this
+process (linen without tpflax's host block cache, as plain JAX runs; see CacheSwitch). All are
+timed interleaved, one call each per round in a rotating order, so every variant sees the same
+machine load (tensorpack timed alone, before and after tpflax, moved 10-40% between its own
+runs); medians of the repeats, and tensorpack's ratio per round beside it. Also measured in
+the same run: a 4096x4096 float32 matmul, the machine's practical peak, so that each time is
+also a fraction of the bound ``FLOPs / peak`` (a training step counted as 3 forward passes).
+Prints ratios and appends a row per depth to benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -41,25 +43,49 @@ ROOT = pathlib.Path(__file__).parents[1]
 GOLDEN_PYTHON = ROOT / ".venv-golden" / "bin" / "python"
 
 
-def tensorpack_times(depth: int, batch: int, size: int, repeats: int) -> dict[str, Any] | None:
-    if not GOLDEN_PYTHON.exists():
-        return None
-    env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
-    done = subprocess.run(
-        [
-            str(GOLDEN_PYTHON),
-            str(pathlib.Path(__file__).with_name("tensorpack_resnet.py")),
-            f"--depth={depth}",
-            f"--batch={batch}",
-            f"--size={size}",
-            f"--repeats={repeats}",
-        ],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=True,
-    )
-    return json.loads(done.stdout.strip().splitlines()[-1])
+class Tensorpack:
+    """tensorpack in `.venv-golden` (benchmarks/tensorpack_resnet.py --serve), kept running
+    beside this process: :meth:`time` asks it for one timed call, so its calls join the
+    interleaved rounds of tpflax's variants and see the same machine load."""
+
+    def __init__(self, depth: int, batch: int, size: int) -> None:
+        env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+        script = pathlib.Path(__file__).with_name("tensorpack_resnet.py")
+        self.proc = subprocess.Popen(
+            [
+                str(GOLDEN_PYTHON),
+                str(script),
+                f"--depth={depth}",
+                f"--batch={batch}",
+                f"--size={size}",
+                "--serve",
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=env,
+        )
+        self.versions = json.loads(self._reply())  # built and warmed up: nothing else runs
+
+    def _reply(self) -> str:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"tensorpack_resnet.py --serve exited ({self.proc.wait()})")
+        return line
+
+    def time(self, kind: str) -> list[float]:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(kind + "\n")
+        self.proc.stdin.flush()
+        return [float(self._reply())]
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write("quit\n")
+        self.proc.stdin.close()
+        self.proc.wait()
 
 
 def compiled(fn: Callable, *args: Any) -> dict[str, Any]:
@@ -156,6 +182,34 @@ class CacheSwitch:
         return timeit(self.runs[who][kind]["call"], 1)
 
 
+def time_rounds(
+    runs: dict[str, dict[str, Any]], theirs: Tensorpack | None, repeats: int
+) -> dict[tuple[str, str], list[float]]:
+    """Every variant's inference and train-step times, ``{(who, kind): [seconds per round]}``,
+    one call of each per round (tensorpack's too, when given), after one warm-up call each."""
+    switch = CacheSwitch(runs, without={"linen", "tpflax-glibc"})
+
+    def timed(who: str, kind: str) -> list[float]:
+        if who == "tensorpack":
+            assert theirs is not None
+            return theirs.time(kind)
+        return switch.time(who, kind)
+
+    order = list(runs) + (["tensorpack"] if theirs else [])
+    for who in order:  # warm-up
+        for kind in ("infer", "train"):
+            timed(who, kind)
+    times: dict[tuple[str, str], list[float]] = {}
+    for r in range(repeats):  # interleaved: all see the same machine load
+        # rotated each round: the call right after a train step runs measurably slower
+        # (17% for ResNet-50 inference), so no variant always takes that place
+        rotated = order[r % len(order) :] + order[: r % len(order)]
+        for kind in ("infer", "train"):
+            for who in rotated:
+                times.setdefault((who, kind), []).extend(timed(who, kind))
+    return times
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--depths", default="18,50", help="comma-separated ResNet depths")
@@ -173,7 +227,7 @@ def main() -> int:
         f"{args.batch}, {args.size}x{args.size}, float32, medians of {args.repeats}"
     )
     for depth in [int(d) for d in args.depths.split(",")]:
-        theirs = tensorpack_times(depth, args.batch, args.size, args.repeats)
+        theirs = Tensorpack(depth, args.batch, args.size) if GOLDEN_PYTHON.exists() else None
         runs = {"tpflax": tpflax_steps(depth, x, y), "linen": linen_steps(depth, x, y)}
         # The default ('auto': oneDNN where conv_impl's table says, when built) beside plain
         # XLA convolutions and oneDNN for every convolution.
@@ -182,30 +236,10 @@ def main() -> int:
             runs["tpflax-onednn"] = tpflax_steps(depth, x, y, "onednn")
         if host_memory.installed():
             runs["tpflax-glibc"] = runs["tpflax"]
-        switch = CacheSwitch(runs, without={"linen", "tpflax-glibc"})
-        times: dict[tuple[str, str], list[float]] = {}
-        for who in runs:  # warm-up
-            for kind in ("infer", "train"):
-                switch.call(who, kind)
-        order = list(runs)
-        for r in range(args.repeats):  # interleaved: all see the same machine load
-            # rotated each round: the call right after a train step runs measurably slower
-            # (17% for ResNet-50 inference), so no variant always takes that place
-            rotated = order[r % len(order) :] + order[: r % len(order)]
-            for kind in ("infer", "train"):
-                for who in rotated:
-                    times.setdefault((who, kind), []).extend(switch.time(who, kind))
-        med = {k: statistics.median(v) for k, v in times.items()}
+        times = time_rounds(runs, theirs, args.repeats)
         if theirs is not None:
-            # tensorpack again after tpflax: its times moved up to 20% between runs, so its
-            # median pools both sides of tpflax's measurements
-            after = tensorpack_times(depth, args.batch, args.size, args.repeats)
-            for kind in ("infer", "train"):
-                med[("tensorpack", kind)] = statistics.median(theirs[kind] + after[kind])
-                print(
-                    f"  tensorpack {kind}: {statistics.median(theirs[kind]):.3f} s before, "
-                    f"{statistics.median(after[kind]):.3f} s after tpflax"
-                )
+            theirs.close()
+        med = {k: statistics.median(v) for k, v in times.items()}
         peak = matmul_peak(args.repeats)
         flops = 2 * tp.zoo.count_macs(tp.zoo.resnet(depth)) * args.batch
         bound = {"infer": flops / peak, "train": 3 * flops / peak}
@@ -224,9 +258,18 @@ def main() -> int:
             cell = f"{kind} tpflax {tpf:.3f} s / linen {lin:.3f} s ({tpf / lin:.2f})"
             if ("tensorpack", kind) in med:
                 tpk = med[("tensorpack", kind)]
+                # the same ratio per round (tensorpack's call and tpflax's in one round): how
+                # far the machine's load moved it
+                rounds = sorted(
+                    a / b
+                    for a, b in zip(
+                        times[("tensorpack", kind)], times[("tpflax", kind)], strict=True
+                    )
+                )
                 line += (
                     f", tensorpack {tpk:.3f} s ({bound[kind] / tpk:.0%} of bound) -> tpflax at "
-                    f"{tpk / tpf:.2f}x tensorpack's speed"
+                    f"{tpk / tpf:.2f}x tensorpack's speed (per round {rounds[0]:.2f}-"
+                    f"{rounds[-1]:.2f}x)"
                 )
                 cell += f" / tensorpack {tpk:.3f} s (speed {tpk / tpf:.2f}x)"
             for who in ("tpflax-xla", "tpflax-onednn", "tpflax-glibc"):
@@ -253,7 +296,9 @@ def main() -> int:
             print("  tensorpack: .venv-golden is absent (make golden creates it); skipped")
         if not args.no_record:
             versions = f"jax {jax.__version__}, {tp.conv_impl.active()}" + (
-                f", TF {theirs['tensorflow']} (oneDNN {theirs['onednn']})" if theirs else ""
+                f", TF {theirs.versions['tensorflow']} (oneDNN {theirs.versions['onednn']})"
+                if theirs
+                else ""
             )
             with RESULTS.open("a") as f:
                 f.write(
@@ -261,8 +306,7 @@ def main() -> int:
                     f"{args.size}px f32 NHWC | {machine()} | {versions} | "
                     + "; ".join(cells)
                     + f"; matmul {peak / 1e9:.0f} GFLOP/s, bound {bound['infer']:.3f} / "
-                    f"{bound['train']:.3f} s | medians of {args.repeats}, tpflax and linen "
-                    "interleaved, tensorpack before and after (pooled) |\n"
+                    f"{bound['train']:.3f} s | medians of {args.repeats}, all interleaved |\n"
                 )
     return 0
 
