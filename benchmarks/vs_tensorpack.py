@@ -9,10 +9,11 @@ this process; skipped with a note when that venv is absent); tpflax and flax.lin
 process (linen without tpflax's host block cache, as plain JAX runs; see CacheSwitch). All are
 timed interleaved, one call each per round in a rotating order, so every variant sees the same
 machine load (tensorpack timed alone, before and after tpflax, moved 10-40% between its own
-runs); medians of the repeats, and tensorpack's ratio per round beside it. Also measured in
-the same run: a 4096x4096 float32 matmul, the machine's practical peak, so that each time is
-also a fraction of the bound ``FLOPs / peak`` (a training step counted as 3 forward passes).
-Prints ratios and appends a row per depth to benchmarks/RESULTS.md.
+runs); medians of the repeats, and beside them tensorpack's time over tpflax's per round
+(its median and range). Also measured in the same run: a 4096x4096 float32 matmul, the
+machine's practical peak, so that each time is also a fraction of the bound ``FLOPs / peak``
+(a training step counted as 3 forward passes). Prints ratios and appends a row per depth to
+benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
@@ -266,12 +267,15 @@ def main() -> int:
                         times[("tensorpack", kind)], times[("tpflax", kind)], strict=True
                     )
                 )
+                paired = (
+                    f"per round median {statistics.median(rounds):.2f}x, "
+                    f"{rounds[0]:.2f}-{rounds[-1]:.2f}x"
+                )
                 line += (
                     f", tensorpack {tpk:.3f} s ({bound[kind] / tpk:.0%} of bound) -> tpflax at "
-                    f"{tpk / tpf:.2f}x tensorpack's speed (per round {rounds[0]:.2f}-"
-                    f"{rounds[-1]:.2f}x)"
+                    f"{tpk / tpf:.2f}x tensorpack's speed ({paired})"
                 )
-                cell += f" / tensorpack {tpk:.3f} s (speed {tpk / tpf:.2f}x)"
+                cell += f" / tensorpack {tpk:.3f} s (speed {tpk / tpf:.2f}x, {paired})"
             for who in ("tpflax-xla", "tpflax-onednn", "tpflax-glibc"):
                 if who in runs:
                     t = med[(who, kind)]
