@@ -8,7 +8,8 @@ products on CPU) and once under
 the native library is built), timed interleaved (medians), with the largest output difference;
 then the tables behind conv_impl.py's choices (3x3 convolutions as patches, max pooling's
 derivative from the taps, oneDNN per ResNet-50 convolution, BatchNorm in training on oneDNN
-per input and in whole ResNet train steps). Appends rows to
+per input and in whole ResNet train steps), and every one of those layer shapes under 'auto'
+against 'xla', forward and train pass (issue 22's "no slowdown anywhere"). Appends rows to
 benchmarks/RESULTS.md: CPU, cores, versions, date.
 """
 
@@ -425,6 +426,95 @@ def max_pool_table(rounds: int) -> list[str]:
     return lines
 
 
+def _ready(fn, *args):
+    return jax.block_until_ready(fn(*args))
+
+
+def auto_vs_xla_table(rounds: int) -> tuple[list[str], list[str]]:
+    """Issue 22's "no slowdown anywhere": every layer shape of this file (ResNet-50's
+    convolutions, the transposed ones, BatchNorm + ReLU in training, the max pools) under
+    ``tp.conv_impl('auto')`` against ``'xla'``, forward (not differentiated: inference) and a
+    training pass (forward, BatchNorm's EMA update, and the gradients of the input and the
+    parameters), through the ops the layers call; per pass, one call of each lowering per
+    round in a rotating order. A pass where 'auto' was more than 5% slower is timed again over
+    three times the rounds; returns the table's lines and the passes slower both times."""
+    from tpflax._src.conv import conv2d, conv2d_transpose
+    from tpflax._src.pool import max_pool
+
+    rng = np.random.RandomState(0)
+    cases = []  # (label, input shape, fn(x, params) -> (y, aux), params)
+    for (shape, k, stride, filters), transpose in [(s, False) for s in ONEDNN_SHAPES] + [
+        (s, True) for s in ONEDNN_TRANSPOSE_SHAPES
+    ]:
+        w_shape = (k, k, filters, shape[3]) if transpose else (k, k, shape[3], filters)
+        op = conv2d_transpose if transpose else conv2d
+
+        def conv(x, w, op=op, stride=stride):
+            y = op(x, w, None, strides=(stride, stride), padding="SAME", data_format="NHWC")
+            return y, ()
+
+        kind = "transpose " if transpose else ""
+        w = jnp.asarray(rng.randn(*w_shape) * 0.05, jnp.float32)
+        cases.append((f"{kind}{list(shape)} {k}x{k}/{stride} -> {filters}", shape, conv, w))
+    bn = tp.transform(lambda x: jax.nn.relu(tp.BatchNorm("bn", x)))
+    for shape in BATCH_NORM_SHAPES:
+        params, state = bn.init(jax.random.key(0), jnp.zeros(shape, jnp.float32))
+
+        def norm(x, params, state=state):
+            return bn.apply(params, state, x, is_training=True)  # and the EMA update
+
+        cases.append((f"BatchNorm+ReLU {list(shape)}", shape, norm, params))
+    for shape, k, s, padding in MAX_POOL_SHAPES:
+
+        def pool(x, params, k=k, s=s, padding=padding):
+            return max_pool(x, (k, k), (s, s), padding, "NHWC"), ()
+
+        cases.append((f"max pool {list(shape)} {k}x{k}/{s} {padding}", shape, pool, ()))
+    lines, slower = [], []
+    for label, shape, fn, params in cases:
+        x = jnp.asarray(np.maximum(rng.randn(*shape), -0.5), jnp.float32)
+        out = jax.eval_shape(fn, x, params)[0]
+        cot = jnp.asarray(rng.randn(*out.shape), jnp.float32)
+        runs = {}
+        for impl in ("auto", "xla"):
+
+            def forward(x, params, impl=impl, fn=fn):
+                with tp.conv_impl(impl):
+                    return fn(x, params)
+
+            def train(x, params, cot, impl=impl, fn=fn):
+                with tp.conv_impl(impl):
+                    y, vjp, aux = jax.vjp(fn, x, params, has_aux=True)
+                    return y, aux, vjp(cot)
+
+            runs[impl, "forward"] = functools.partial(_ready, jax.jit(forward), x, params)
+            runs[impl, "train"] = functools.partial(_ready, jax.jit(train), x, params, cot)
+        for run in runs.values():
+            jax.block_until_ready(run())
+
+        def medians(pass_: str, rounds: int, runs=runs) -> tuple[float, float]:
+            """auto's and xla's median ms for one pass, timed apart from the other pass (a
+            forward right after the other lowering's train pass ran from a colder cache, up
+            to 1.25x slower on small pools)."""
+            both = {impl: runs[impl, pass_] for impl in ("auto", "xla")}
+            got = time_interleaved(both, rounds)
+            return statistics.median(got["auto"]) * 1e3, statistics.median(got["xla"]) * 1e3
+
+        cells = []
+        for pass_ in ("forward", "train"):
+            a, x_ = medians(pass_, rounds)
+            cell = f"{pass_} auto {a:.2f} / xla {x_:.2f} ms ({x_ / a:.2f}x)"
+            if a > 1.05 * x_:  # timed again, three times as long, before it counts
+                a, x_ = medians(pass_, 3 * rounds)
+                cell += f", again {a:.2f} / {x_:.2f} ms ({x_ / a:.2f}x)"
+                if a > 1.05 * x_:
+                    slower.append(f"{label} {pass_}")
+            cells.append(cell)
+        lines.append(f"{label}: " + ", ".join(cells))
+        print(lines[-1], flush=True)
+    return lines, slower
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=8)
@@ -475,6 +565,9 @@ def main() -> None:
         print("BatchNorm + ReLU in training, XLA vs oneDNN (the threshold in conv_impl.py):")
     norms = onednn_batch_norm_table(args.rounds)
     steps = [batch_norm_step(args.rounds, d, args.batch, args.size) for d in (18, 50)]
+    print("every layer shape above, 'auto' against 'xla' (issue 22: no slowdown anywhere):")
+    every, slower = auto_vs_xla_table(args.rounds)
+    print("  'auto' more than 5% slower than 'xla', twice: " + (", ".join(slower) or "none"))
     if not args.no_record:
         row = (
             f"| {datetime.date.today()} | conv_lowering | ResNet-50 b{args.batch} "
@@ -524,6 +617,13 @@ def main() -> None:
                 + "; ".join(norms + steps)
                 + f" | medians of {args.rounds}, interleaved |\n"
             )
+        row += (
+            f"| {datetime.date.today()} | auto_vs_xla | every layer shape above, f32 NHWC, forward "
+            f"and train pass | {machine()} | jax {jax.__version__}, {tp.conv_impl.active()} | "
+            + "; ".join(every)
+            + f"; 'auto' > 5% slower twice: {', '.join(slower) or 'none'} | medians of "
+            f"{args.rounds}, interleaved per pass |\n"
+        )
         if not RESULTS.exists():
             RESULTS.write_text(
                 "# Benchmark results\n\nOne row per run of `make bench` (appended by the "
