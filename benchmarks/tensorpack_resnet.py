@@ -80,6 +80,13 @@ def build(depth: int, batch: int, size: int, training: bool) -> Callable[[], Non
     return call
 
 
+def seconds(call: Callable[[], None]) -> float:
+    """One call's wall time."""
+    t0 = time.perf_counter()
+    call()
+    return time.perf_counter() - t0
+
+
 def versions() -> dict[str, str]:
     return {
         "tensorflow": tf.__version__,
@@ -102,9 +109,7 @@ def serve(calls: dict[str, Callable[[], None]], out: TextIO) -> None:
         if kind not in calls:
             reply(json.dumps({"error": f"expected one of {sorted(calls)} or quit, got {kind!r}"}))
             continue
-        t0 = time.perf_counter()
-        calls[kind]()
-        reply(str(time.perf_counter() - t0))
+        reply(str(seconds(calls[kind])))
 
 
 def main() -> None:
@@ -128,15 +133,8 @@ def main() -> None:
     if args.serve:
         serve(calls, out)
         return
-    result: dict[str, object] = {}
-    for kind, call in calls.items():
-        times = []
-        for _ in range(args.repeats):
-            t0 = time.perf_counter()
-            call()
-            times.append(time.perf_counter() - t0)
-        result[kind] = times
-    print(json.dumps({**result, **versions()}))
+    times = {kind: [seconds(call) for _ in range(args.repeats)] for kind, call in calls.items()}
+    print(json.dumps({**times, **versions()}))
 
 
 if __name__ == "__main__":
