@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
 import os
 import pathlib
@@ -9,6 +10,8 @@ import pathlib
 # JAX's "rbg" generator for the suite, and for the scripts tests start (a killed run resumed,
 # data parallel): see below.
 os.environ["JAX_DEFAULT_PRNG_IMPL"] = "rbg"
+
+
 # XLA:CPU compiles faster for the suite and the scripts it starts: without LLVM's most
 # expensive passes, and with XLA's elemental emitters for fusions instead of its newer MLIR
 # ones. Most tests compile small programs and run them once, so compiling is most of their
@@ -17,11 +20,15 @@ os.environ["JAX_DEFAULT_PRNG_IMPL"] = "rbg"
 # sum a reduction in another order (float rounding: test_compat_ops compares sums on the
 # scale of their terms), and every test passes both ways. Benchmarks and users keep XLA's
 # defaults. `XLA_FLAGS= make test` runs the suite on XLA's defaults: any XLA_FLAGS a caller
-# sets, even empty, is used instead.
+# sets, even empty, is used instead. jaxlib 0.11 no longer has the emitter switch (seen with
+# 0.11.2) and XLA aborts at start on a flag it does not know, so the switch is set only for the
+# jaxlib that has it (read from the installed metadata: JAX is not imported yet).
 if "XLA_FLAGS" not in os.environ:
-    os.environ["XLA_FLAGS"] = (
-        "--xla_llvm_disable_expensive_passes=true --xla_cpu_use_fusion_emitters=false"
-    )
+    flags = ["--xla_llvm_disable_expensive_passes=true"]
+    jaxlib = importlib.metadata.version("jaxlib").split(".")
+    if (int(jaxlib[0]), int(jaxlib[1])) < (0, 11):
+        flags.append("--xla_cpu_use_fusion_emitters=false")
+    os.environ["XLA_FLAGS"] = " ".join(flags)
 
 import jax
 import pytest

@@ -113,3 +113,21 @@ def test_half_convolutions_and_products_accumulate_in_float32(dtype, layer) -> N
     # the float32 sum rounded once: within half a unit in the last place (plus float32 noise)
     ulp = jnp.finfo(dtype).eps * jnp.abs(want)
     assert bool(jnp.all(jnp.abs(y.astype(jnp.float32) - want) <= 0.5 * ulp + 1e-5))
+
+
+@pytest.mark.parametrize("layer", sorted(LAYERS))
+def test_half_products_on_gpus_ask_for_the_input_dtype(layer, monkeypatch) -> None:
+    """On GPUs the bfloat16/float16 kernels sum in float32 themselves, and a float32 result
+    ran XLA's convolutions there at float32 speed (benchmarks/gpu.py, accumulation check:
+    ResNet-50's bfloat16 step 1.56x faster without it): traced for a GPU, each product asks
+    for the input's dtype and nothing is summed through a float32 result."""
+    model = tp.transform(LAYERS[layer])
+    channels = 256 if layer.endswith("patches") else 3
+    x32 = jnp.asarray(np.random.RandomState(0).randn(2, 5, 5, channels), jnp.float32)
+    params, state = model.init(jax.random.key(0), x32)
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    jaxpr = jax.make_jaxpr(lambda x: model.apply(params, state, x)[0])(x32.astype(jnp.bfloat16))
+    text = str(jaxpr)
+    assert text.count("dot_general[") + text.count("conv_general_dilated[") == 1
+    assert "preferred_element_type=float32" not in text, text
+    assert jaxpr.out_avals[0].dtype == jnp.bfloat16
