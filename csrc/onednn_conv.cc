@@ -352,3 +352,49 @@ extern "C" const char* tpflax_onednn_version() {
 }
 
 extern "C" int tpflax_onednn_isa() { return static_cast<int>(dnnl_get_effective_cpu_isa()); }
+
+// oneDNN's instruction sets by name, from its own header, in ascending order: each set's bits
+// contain those of the sets before it.
+namespace {
+struct IsaName {
+  const char* name;
+  dnnl_cpu_isa_t isa;
+};
+constexpr IsaName kIsas[] = {
+    {"default", dnnl_cpu_isa_default},
+    {"sse41", dnnl_cpu_isa_sse41},
+    {"avx", dnnl_cpu_isa_avx},
+    {"avx2", dnnl_cpu_isa_avx2},
+    {"avx2_vnni", dnnl_cpu_isa_avx2_vnni},
+    {"avx2_vnni_2", dnnl_cpu_isa_avx2_vnni_2},
+    {"avx512_core", dnnl_cpu_isa_avx512_core},
+    {"avx512_core_vnni", dnnl_cpu_isa_avx512_core_vnni},
+    {"avx512_core_bf16", dnnl_cpu_isa_avx512_core_bf16},
+    {"avx512_core_fp16", dnnl_cpu_isa_avx512_core_fp16},
+    {"avx512_core_amx", dnnl_cpu_isa_avx512_core_amx},
+    {"avx512_core_amx_fp16", dnnl_cpu_isa_avx512_core_amx_fp16},
+};
+}  // namespace
+
+// The name of the instruction set oneDNN dispatches to here ("" when the header's list above
+// lacks it).
+extern "C" const char* tpflax_onednn_isa_name() {
+  const dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
+  for (const IsaName& entry : kIsas) {
+    if (entry.isa == isa) return entry.name;
+  }
+  return "";
+}
+
+// Whether oneDNN's kernels here include the named instruction set (its bits are all set in the
+// effective one); false for a name the list above lacks.
+extern "C" int tpflax_onednn_dispatches(const char* name) {
+  const int isa = static_cast<int>(dnnl_get_effective_cpu_isa());
+  for (const IsaName& entry : kIsas) {
+    if (std::strcmp(entry.name, name) == 0) {
+      const int bits = static_cast<int>(entry.isa);
+      return (isa & bits) == bits;
+    }
+  }
+  return 0;
+}

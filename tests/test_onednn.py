@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
+import re
 
 import jax
 import jax.numpy as jnp
@@ -192,6 +194,21 @@ def test_impl_names_and_report(monkeypatch) -> None:
     if onednn.available():
         assert tp.conv_impl.active().startswith("onednn: oneDNN 3.")
     assert "active: " in repr(tp.conv_impl)
+
+
+@needs_onednn
+@pytest.mark.skipif("ONEDNN_MAX_CPU_ISA" in os.environ, reason="oneDNN's ISA is capped")
+def test_the_report_names_the_instruction_set_this_cpu_has() -> None:
+    """The instruction set is named from oneDNN's own header, and agrees with the CPU's flags
+    (a hand-kept table of its values printed AMX as '0xfef')."""
+    with open("/proc/cpuinfo") as f:
+        flags = next(line for line in f if line.startswith("flags")).split(":")[1].split()
+    name = re.fullmatch(r"oneDNN 3\.\d+\.\d+ \((\w+)\)", onednn.describe())
+    assert name is not None, onednn.describe()
+    assert not name[1].startswith("0x")
+    assert name[1].startswith("avx512_core_amx") == ({"amx_tile", "amx_bf16"} <= set(flags))
+    assert onednn.has_bf16() == ("avx512_bf16" in flags or "amx_bf16" in flags)
+    assert onednn.has_avx512() == ({"avx512f", "avx512bw", "avx512vl", "avx512dq"} <= set(flags))
 
 
 @needs_onednn

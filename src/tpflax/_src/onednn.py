@@ -65,23 +65,6 @@ TARGETS = {
 # The post-ops of ``conv_post`` (csrc/onednn_conv.cc's kPost* codes): each binary one takes
 # the next per-channel vector.
 POST_OPS = {"add": 1, "sub": 2, "mul": 3, "relu": 4}
-# dnnl_cpu_isa_t values (oneDNN 3.2's dnnl_types.h) for the report.
-_ISA_NAMES = {
-    0x0: "default",
-    0x1: "sse41",
-    0x3: "avx",
-    0x7: "avx2",
-    0x407: "avx2_vnni",
-    0xC07: "avx2_vnni_2",
-    0x27: "avx512_core",
-    0x67: "avx512_core_vnni",
-    0xE7: "avx512_core_bf16",
-    0x1E7: "avx512_core_fp16",
-    0x3E7: "avx512_core_amx",
-    0x7E7: "avx512_core_amx_fp16",
-}
-
-
 def library_path() -> Path | None:
     """The built extension (``tpflax/_onednn_conv*.so``), or ``None``."""
     return utils.native_library("_onednn_conv")
@@ -112,6 +95,8 @@ def library() -> ctypes.CDLL | None:
                 capsule = jax.ffi.pycapsule(getattr(lib, symbol))
                 jax.ffi.register_ffi_target(name, capsule, platform="cpu")
             lib.tpflax_onednn_version.restype = ctypes.c_char_p
+            lib.tpflax_onednn_isa_name.restype = ctypes.c_char_p
+            lib.tpflax_onednn_dispatches.argtypes = [ctypes.c_char_p]
             return lib
         except (OSError, AttributeError) as e:
             reason = f"{path.name} does not load: {e}"
@@ -129,27 +114,27 @@ def describe() -> str:
     lib = library()
     if lib is None:
         return "oneDNN unavailable"
-    isa = int(lib.tpflax_onednn_isa())
+    isa = lib.tpflax_onednn_isa_name().decode() or hex(lib.tpflax_onednn_isa())
     version = lib.tpflax_onednn_version().decode()
-    return f"oneDNN {version} ({_ISA_NAMES.get(isa, hex(isa))})"
+    return f"oneDNN {version} ({isa})"
 
 
-def _dispatches(isa: int) -> bool:
-    """Whether oneDNN's kernels here include instruction set ``isa`` (a dnnl_cpu_isa_t: each
-    one's bits contain those of the sets below it)."""
+def _dispatches(isa: str) -> bool:
+    """Whether oneDNN's kernels here include the instruction set named ``isa`` (oneDNN's
+    name, e.g. ``'avx512_core'``; the extension maps it with oneDNN's own header)."""
     lib = library()
-    return lib is not None and int(lib.tpflax_onednn_isa()) & isa == isa
+    return lib is not None and bool(lib.tpflax_onednn_dispatches(isa.encode()))
 
 
 def has_avx512() -> bool:
     """Whether oneDNN dispatches AVX-512 kernels here (it was measured slower than XLA:CPU
     with AVX2 only)."""
-    return _dispatches(0x27)  # avx512_core
+    return _dispatches("avx512_core")
 
 
 def has_bf16() -> bool:
     """Whether oneDNN dispatches bfloat16 kernels here (AVX-512 with BF16, or AMX)."""
-    return _dispatches(0xE7)  # avx512_core_bf16
+    return _dispatches("avx512_core_bf16")
 
 
 def static_rank4(a: Any) -> bool:
