@@ -65,6 +65,8 @@ TARGETS = {
 # The post-ops of ``conv_post`` (csrc/onednn_conv.cc's kPost* codes): each binary one takes
 # the next per-channel vector.
 POST_OPS = {"add": 1, "sub": 2, "mul": 3, "relu": 4}
+
+
 def library_path() -> Path | None:
     """The built extension (``tpflax/_onednn_conv*.so``), or ``None``."""
     return utils.native_library("_onednn_conv")
