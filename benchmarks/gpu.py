@@ -280,7 +280,10 @@ def main() -> int:
                 if args.budget and time.perf_counter() - start > args.budget:
                     print(f"{label}: not run (--budget {args.budget:.0f} s spent)")
                     continue
+                # progress on stderr: where a run cut short by the device's time limit was
+                print(f"{label}: compiling at {time.perf_counter() - start:.0f} s", file=sys.stderr)
                 progs = programs(depth, DTYPES[name], x, y)
+                print(f"{label}: timing at {time.perf_counter() - start:.0f} s", file=sys.stderr)
                 for call, _ in progs.values():  # warm-up
                     jax.block_until_ready(call())
                 times = time_interleaved({k: c for k, (c, _) in progs.items()}, args.repeats)
