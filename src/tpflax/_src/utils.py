@@ -105,27 +105,30 @@ def shape_str(value: Any) -> str:
     return str([int(d) if isinstance(d, (int, np.integer)) else d for d in shape])
 
 
-# Backends on which half-precision convolutions and matrix products are asked for a float32
-# result (rounded once afterwards), so that they sum in float32 as TensorFlow's CPU kernels do;
-# TPUs keep that rule (not measured there). Not on GPUs: XLA's bfloat16 products there sum in
-# float32 (cuDNN's and cuBLAS's compute type) and round once themselves, and asking for a
-# float32 result made XLA run them at float32 speed: on an H200 (benchmarks/gpu.py, the
+# Half-precision convolutions and matrix products are asked for a float32 result (rounded once
+# afterwards), so that they sum in float32 as TensorFlow's CPU kernels do; TPUs keep that rule
+# (not measured there). Except bfloat16 on the backends below: XLA's bfloat16 products on
+# GPUs sum in float32 (cuDNN's and cuBLAS's compute type) and round once themselves, and asking
+# for a float32 result made XLA run them at float32 speed: on an H200 (benchmarks/gpu.py, the
 # accumulation check) a bfloat16 3x3 convolution 1.6x and its gradients 2.5x faster without
 # it, ResNet-50's bfloat16 training step 1.56x. The values are not bitwise those of the
 # float32 result rounded: 0.011% of that convolution's outputs differ (another cuDNN kernel;
-# neither is pinned on GPUs), none of the matrix product's.
-FLOAT32_RESULT_BACKENDS = frozenset({"cpu", "tpu"})
+# neither is pinned on GPUs), none of the matrix product's. float16 on GPUs was not measured
+# and keeps the float32 result.
+BFLOAT16_OWN_RESULT_BACKENDS = frozenset({"gpu"})
 
 
 def accumulation_dtype(dtype: Any) -> Any:
     """The result dtype convolutions and matrix products ask for: float32 for a
-    half-precision (float16 / bfloat16) input on backends in ``FLOAT32_RESULT_BACKENDS``, so
-    that mixed precision sums in float32 and rounds once at the end (TensorFlow's CPU kernels
-    do the same); ``None`` (the input's own dtype) otherwise, on GPUs too, whose
-    half-precision kernels sum in float32 themselves."""
+    half-precision (float16 / bfloat16) input, so that mixed precision sums in float32 and
+    rounds once at the end (TensorFlow's CPU kernels do the same), except bfloat16 on
+    ``BFLOAT16_OWN_RESULT_BACKENDS`` (GPUs), whose bfloat16 kernels sum in float32 themselves;
+    ``None`` (the input's own dtype) otherwise."""
     dt = jnp.dtype(dtype)
-    half = jnp.issubdtype(dt, jnp.floating) and dt.itemsize < 4
-    return jnp.float32 if half and jax.default_backend() in FLOAT32_RESULT_BACKENDS else None
+    if not jnp.issubdtype(dt, jnp.floating) or dt.itemsize >= 4:
+        return None
+    own = dt == jnp.bfloat16 and jax.default_backend() in BFLOAT16_OWN_RESULT_BACKENDS
+    return None if own else jnp.float32
 
 
 def matmul(x: Any, W: Any) -> Any:
