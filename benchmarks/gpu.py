@@ -17,18 +17,25 @@ params on the CPU (where tpflax's goldens pin tensorpack's numbers).
 tpflax and linen are timed interleaved (one call of each per round, order rotated), medians.
 ``--budget`` stops starting new configurations after that many seconds (device time is
 short): the configurations run in the order of the table, the headline (batch 256) first.
+``--profile`` adds each configuration's top kinds of GPU kernel in the two train steps (a
+``jax.profiler`` trace), to place a difference between tpflax and linen.
 Appends a row per configuration to benchmarks/RESULTS.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import concurrent.futures
 import datetime
 import functools
+import glob
+import gzip
 import json
+import re
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from typing import Any
@@ -200,6 +207,40 @@ def accumulation_check(batch: int, repeats: int) -> dict[str, Any]:
     return report
 
 
+def kernel_table(call: Callable[[], Any], repeats: int = 3, top: int = 12) -> list[str]:
+    """The ``top`` kinds of kernel of ``call`` by device time (a ``jax.profiler`` trace of
+    ``repeats`` calls; on a GPU the events of its streams, elsewhere every timed event; names
+    with their numbers as ``#``), each as ``'<ms per call> ms <share> <name>'``, after a line
+    with their sum."""
+    jax.block_until_ready(call())
+    with tempfile.TemporaryDirectory() as tmp:
+        jax.profiler.start_trace(tmp, create_perfetto_trace=True)
+        for _ in range(repeats):
+            jax.block_until_ready(call())
+        jax.profiler.stop_trace()
+        (trace,) = glob.glob(f"{tmp}/plugins/profile/*/perfetto_trace.json.gz")
+        with gzip.open(trace) as f:
+            data = json.load(f)
+    events = data["traceEvents"] if isinstance(data, dict) else data
+    gpu_pids = {
+        e["pid"]
+        for e in events
+        if e.get("ph") == "M"
+        and e.get("name") == "process_name"
+        and "GPU" in str(e.get("args", {}).get("name", ""))
+    }
+    totals: dict[str, float] = collections.defaultdict(float)
+    for e in events:
+        if e.get("ph") == "X" and (not gpu_pids or e.get("pid") in gpu_pids):
+            # numbered instances (fusion.12, fusion.13) count as one kind: fusion.#
+            totals[re.sub(r"\d+", "#", e.get("name", "?"))] += e.get("dur", 0) / 1e3 / repeats
+    whole = sum(totals.values()) or 1.0
+    ranked = sorted(totals.items(), key=lambda kv: -kv[1])[:top]
+    return [f"{whole:.2f} ms a call in {len(totals)} kinds of event"] + [
+        f"{ms:8.3f} ms {ms / whole:6.1%} {name[:90]}" for name, ms in ranked
+    ]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--depths", default="50,18", help="comma-separated ResNet depths")
@@ -210,6 +251,11 @@ def main() -> int:
     parser.add_argument("--json", help="also write the results as JSON lines to this file")
     parser.add_argument(
         "--no-checks", action="store_true", help="skip the float32 and accumulation checks"
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="also print each configuration's top kernels (train steps, tpflax and linen)",
     )
     parser.add_argument("--no-record", action="store_true", help="do not append to RESULTS.md")
     args = parser.parse_args()
@@ -317,6 +363,10 @@ def main() -> int:
                             f"{device.device_kind} | {versions} | " + "; ".join(cells) + " | "
                             f"medians of {args.repeats}, interleaved |\n"
                         )
+                if args.profile:
+                    for who in ("tpflax", "linen"):
+                        table = kernel_table(progs[(who, "train")][0])
+                        print(f"  {who} train step kernels: " + "\n    ".join(table))
                 del progs
     return 0
 
