@@ -10,8 +10,6 @@ import pathlib
 # JAX's "rbg" generator for the suite, and for the scripts tests start (a killed run resumed,
 # data parallel): see below.
 os.environ["JAX_DEFAULT_PRNG_IMPL"] = "rbg"
-
-
 # XLA:CPU compiles faster for the suite and the scripts it starts: without LLVM's most
 # expensive passes, and with XLA's elemental emitters for fusions instead of its newer MLIR
 # ones. Most tests compile small programs and run them once, so compiling is most of their
