@@ -194,6 +194,9 @@ def test_impl_names_and_report(monkeypatch) -> None:
     if onednn.available():
         assert tp.conv_impl.active().startswith("onednn: oneDNN 3.")
     assert "active: " in repr(tp.conv_impl)
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    with tp.conv_impl("auto"):
+        assert tp.conv_impl.active() == "auto: XLA (gpu backend; oneDNN runs on the CPU only)"
 
 
 @needs_onednn

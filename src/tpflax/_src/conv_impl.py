@@ -196,8 +196,10 @@ class ConvImpl:
         """The lowering in force, with oneDNN's version and instruction set where it runs,
         e.g. ``'auto: oneDNN 3.2.0 (avx512_core_bf16) where measured faster, else XLA'``."""
         impl = current_impl()
-        if impl == "xla" or jax.default_backend() != "cpu":
+        if impl == "xla":
             return impl
+        if jax.default_backend() != "cpu":
+            return f"{impl}: XLA ({jax.default_backend()} backend; oneDNN runs on the CPU only)"
         if not onednn.available():
             return f"{impl}: XLA (oneDNN unavailable)"
         if impl == "auto" and not onednn.has_avx512():
