@@ -23,6 +23,7 @@ import pathlib
 import platform
 import statistics
 import time
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -87,12 +88,15 @@ def train_step(train_forward):
     return train
 
 
-def matmul_peak(repeats: int) -> float:
-    """FLOP/s of a 4096x4096 float32 matmul under XLA, the median of ``repeats``."""
-    a = jnp.asarray(np.random.RandomState(0).randn(4096, 4096), jnp.float32)
-    f = jax.jit(lambda a: a @ a)
+def matmul_peak(
+    repeats: int, n: int = 4096, dtype: Any = jnp.float32, precision: str | None = None
+) -> float:
+    """FLOP/s of an ``n``x``n`` matmul under XLA (float32 by default, at JAX's default
+    ``precision``), the median of ``repeats`` after a warm-up."""
+    a = jnp.asarray(np.random.RandomState(0).randn(n, n), dtype)
+    f = jax.jit(lambda a: jnp.matmul(a, a, precision=precision))
     jax.block_until_ready(f(a))
-    return 2 * 4096**3 / statistics.median(timeit(lambda: f(a), repeats))
+    return 2 * n**3 / statistics.median(timeit(lambda: f(a), repeats))
 
 
 def build(impl: str, batch: int, size: int, depth: int = 50):

@@ -26,16 +26,12 @@ from __future__ import annotations
 
 import argparse
 import collections
-import concurrent.futures
 import datetime
 import functools
-import glob
-import gzip
 import json
 import re
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from typing import Any
@@ -43,9 +39,11 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from conv_lowering import RESULTS, TX, train_step
+from conv_lowering import RESULTS, matmul_peak
 from linen_resnet import ResNet
+from profile_resnet import trace_events
 from run import time_interleaved
+from vs_tensorpack import steps
 
 import tpflax as tp
 
@@ -60,47 +58,8 @@ def gpu() -> jax.Device | None:
         return None
 
 
-def matmul_rate(dtype: Any, precision: str | None, repeats: int, n: int = 8192) -> float:
-    """FLOP/s of an ``n``-cubed matrix product, the median of ``repeats`` after a warm-up."""
-    rng = np.random.RandomState(0)
-    a = jnp.asarray(rng.randn(n, n), dtype)
-    b = jnp.asarray(rng.randn(n, n), dtype)
-    f = jax.jit(lambda a, b: jnp.matmul(a, b, precision=precision))
-    jax.block_until_ready(f(a, b))
-    times = time_interleaved({"mm": lambda: f(a, b)}, repeats)["mm"]
-    return 2 * n**3 / statistics.median(times)
-
-
-def lowered(fn: Callable, *args: Any) -> tuple[Any, tuple[Any, ...], float]:
-    """``jax.jit(fn)`` traced and lowered for ``args``, with the seconds that took."""
-    t0 = time.perf_counter()
-    low = jax.jit(fn).trace(*args).lower()
-    return low, args, time.perf_counter() - t0
-
-
-def compile_all(
-    programs: dict[Any, tuple[Any, tuple[Any, ...], float]],
-) -> dict[Any, tuple[Callable[[], Any], float]]:
-    """``{key: (call without arguments, trace + compile seconds)}``: the lowered programs
-    compiled side by side in threads (XLA compiles outside Python's lock; a GPU compile
-    autotunes its convolutions, which takes most of it)."""
-
-    def compile_one(item: tuple[Any, tuple[Any, ...], float]) -> tuple[Any, float]:
-        t0 = time.perf_counter()
-        return item[0].compile(), item[2] + time.perf_counter() - t0
-
-    with concurrent.futures.ThreadPoolExecutor(len(programs)) as pool:
-        done = dict(zip(programs, pool.map(compile_one, programs.values()), strict=True))
-    return {
-        key: (functools.partial(exe, *programs[key][1]), seconds)
-        for key, (exe, seconds) in done.items()
-    }
-
-
-def programs(
-    depth: int, dtype: Any, x: jax.Array, y: jax.Array
-) -> dict[tuple[str, str], tuple[Callable[[], Any], float]]:
-    """``{(who, kind): (call, trace + compile seconds)}`` for tpflax and linen, inference and a
+def programs(depth: int, dtype: Any, x: jax.Array, y: jax.Array) -> dict[str, dict[str, Any]]:
+    """``{who: {kind: compiled}}`` (vs_tensorpack.steps) for tpflax and linen, inference and a
     training step, computing in ``dtype`` on float32 weights; logits returned in float32."""
     model = tp.transform(tp.zoo.resnet(depth, preprocess=False))
     pre = tp.zoo.image_preprocess
@@ -118,19 +77,24 @@ def programs(
         logits, new = net.apply({"params": p, **s}, x, train=True, mutable=["batch_stats"])
         return logits.astype(jnp.float32), new
 
-    return compile_all({
-        ("tpflax", "infer"): lowered(
-            lambda p, s, x: tp_forward(p, s, x, False)[0], params, state, x
+    return {
+        "tpflax": steps(
+            lambda p, s, x: tp_forward(p, s, x, False)[0],
+            lambda p, s, x: tp_forward(p, s, x, True),
+            params,
+            state,
+            x,
+            y,
         ),
-        ("tpflax", "train"): lowered(
-            train_step(lambda p, s, x: tp_forward(p, s, x, True)),
-            params, state, TX.init(params), x, y,
+        "linen": steps(
+            lambda p, s, x: net.apply({"params": p, **s}, x).astype(jnp.float32),
+            linen_train,
+            lp,
+            ls,
+            x,
+            y,
         ),
-        ("linen", "infer"): lowered(
-            lambda p, s, x: net.apply({"params": p, **s}, x).astype(jnp.float32), lp, ls, x
-        ),
-        ("linen", "train"): lowered(train_step(linen_train), lp, ls, TX.init(lp), x, y),
-    })  # fmt: skip
+    }
 
 
 def float32_error(depth: int, batch: int) -> dict[str, float]:
@@ -213,15 +177,7 @@ def kernel_table(call: Callable[[], Any], repeats: int = 3, top: int = 12) -> li
     with their numbers as ``#``), each as ``'<ms per call> ms <share> <name>'``, after a line
     with their sum."""
     jax.block_until_ready(call())
-    with tempfile.TemporaryDirectory() as tmp:
-        jax.profiler.start_trace(tmp, create_perfetto_trace=True)
-        for _ in range(repeats):
-            jax.block_until_ready(call())
-        jax.profiler.stop_trace()
-        (trace,) = glob.glob(f"{tmp}/plugins/profile/*/perfetto_trace.json.gz")
-        with gzip.open(trace) as f:
-            data = json.load(f)
-    events = data["traceEvents"] if isinstance(data, dict) else data
+    events = trace_events(call, repeats)
     gpu_pids = {
         e["pid"]
         for e in events
@@ -273,9 +229,9 @@ def main() -> int:
 
     versions = f"jax {jax.__version__}, {tp.conv_impl.active()}"
     peak = {
-        "bfloat16": matmul_rate(jnp.bfloat16, None, 10),
-        "float32": matmul_rate(jnp.float32, None, 10),
-        "float32-highest": matmul_rate(jnp.float32, "highest", 10),
+        "bfloat16": matmul_peak(10, 8192, jnp.bfloat16),
+        "float32": matmul_peak(10, 8192),
+        "float32-highest": matmul_peak(10, 8192, precision="highest"),
     }
     print(
         f"{device.device_kind}; {versions}; 8192^3 matmul: bfloat16 {peak['bfloat16'] / 1e12:.0f}"
@@ -330,10 +286,16 @@ def main() -> int:
                 print(f"{label}: compiling at {time.perf_counter() - start:.0f} s", file=sys.stderr)
                 progs = programs(depth, DTYPES[name], x, y)
                 print(f"{label}: timing at {time.perf_counter() - start:.0f} s", file=sys.stderr)
-                for call, _ in progs.values():  # warm-up
+                calls = {(w, k): c["call"] for w, kinds in progs.items() for k, c in kinds.items()}
+                for call in calls.values():  # warm-up
                     jax.block_until_ready(call())
-                times = time_interleaved({k: c for k, (c, _) in progs.items()}, args.repeats)
+                times = time_interleaved(calls, args.repeats)
                 med = {k: statistics.median(v) for k, v in times.items()}
+                compile_s = {
+                    (w, k): c["trace"] + c["compile"]
+                    for w, kinds in progs.items()
+                    for k, c in kinds.items()
+                }
                 flops = 2 * tp.zoo.count_macs(tp.zoo.resnet(depth)) * batch
                 ceiling = peak[name]
                 cells = []
@@ -343,7 +305,7 @@ def main() -> int:
                         f"{kind} tpflax {tpf * 1e3:.2f} ms ({n * flops / tpf / 1e12:.0f} TFLOP/s,"
                         f" {n * flops / tpf / ceiling:.0%} of matmul) / linen {lin * 1e3:.2f} ms "
                         f"({lin / tpf:.2f}x tpflax's time); compile "
-                        f"{progs[('tpflax', kind)][1]:.0f} / {progs[('linen', kind)][1]:.0f} s"
+                        f"{compile_s[('tpflax', kind)]:.0f} / {compile_s[('linen', kind)]:.0f} s"
                     )
                 print(f"{label}: " + "; ".join(cells))
                 emit(
@@ -353,7 +315,7 @@ def main() -> int:
                         "dtype": name,
                         "flops": flops,
                         "times": {f"{w}/{k}": v for (w, k), v in times.items()},
-                        "compile": {f"{w}/{k}": c for (w, k), (_, c) in progs.items()},
+                        "compile": {f"{w}/{k}": c for (w, k), c in compile_s.items()},
                     }
                 )
                 if not args.no_record:
@@ -365,7 +327,7 @@ def main() -> int:
                         )
                 if args.profile:
                     for who in ("tpflax", "linen"):
-                        table = kernel_table(progs[(who, "train")][0])
+                        table = kernel_table(progs[who]["train"]["call"])
                         print(f"  {who} train step kernels: " + "\n    ".join(table))
                 del progs
     return 0

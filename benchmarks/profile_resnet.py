@@ -98,21 +98,26 @@ def kernel_kinds(hlo: str) -> dict[str, tuple[str, float]]:
     return out
 
 
+def trace_events(call, repeats: int) -> list[dict]:
+    """The events of a ``jax.profiler`` trace (perfetto's JSON) of ``repeats`` calls."""
+    with tempfile.TemporaryDirectory() as tmp:
+        jax.profiler.start_trace(tmp, create_perfetto_trace=True)
+        for _ in range(repeats):
+            jax.block_until_ready(call())
+        jax.profiler.stop_trace()
+        (trace,) = glob.glob(f"{tmp}/plugins/profile/*/perfetto_trace.json.gz")
+        with gzip.open(trace) as f:
+            data = json.load(f)
+    return data["traceEvents"] if isinstance(data, dict) else data
+
+
 def profile(fn, args, repeats: int) -> tuple[dict[str, list[float]], float]:
     """Per kind ``[milliseconds, GFLOP]`` per call, and the median wall time of a call."""
     compiled = jax.jit(fn).lower(*args).compile()
     kinds = kernel_kinds(compiled.as_text())
     jax.block_until_ready(compiled(*args))
     wall = statistics.median(timeit(lambda: compiled(*args), repeats))
-    with tempfile.TemporaryDirectory() as tmp:
-        jax.profiler.start_trace(tmp, create_perfetto_trace=True)
-        for _ in range(repeats):
-            jax.block_until_ready(compiled(*args))
-        jax.profiler.stop_trace()
-        (trace,) = glob.glob(f"{tmp}/plugins/profile/*/perfetto_trace.json.gz")
-        with gzip.open(trace) as f:
-            data = json.load(f)
-    events = data["traceEvents"] if isinstance(data, dict) else data
+    events = trace_events(lambda: compiled(*args), repeats)
     table: dict[str, list[float]] = collections.defaultdict(lambda: [0.0, 0.0])
     for e in events:
         kind = kinds.get(e.get("name", ""))
