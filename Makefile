@@ -100,6 +100,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/vs_tensorpack.py
 	$(BIN)/python benchmarks/bfloat16.py
 	$(BIN)/python benchmarks/gpu.py
+	$(BIN)/python benchmarks/bn_variance.py
 
 # The loaders against mutated files for 5 minutes with fresh seeds (make test runs a few
 # seconds of it); findings are saved to tests/fuzz_corpus/, which make test replays.

@@ -2,10 +2,13 @@
 ResNet training step (the benchmarks' SGD step, BatchNorm in training) with the statistics
 summed in two passes over each activation (``mean((d - mean(d))^2)``) and in one
 (``mean(d^2) - mean(d)^2``), beside flax.linen's (one unshifted pass); interleaved medians
-and, with ``--profile``, each one's top kernels. Runs on JAX's default backend; the measurement
-behind the rule (GPUs one pass, CPUs two) and the way to redo it on another machine.
+and, with ``--profile``, each one's top kernels. The measurement behind the rule (GPUs one
+pass, CPUs two) and the way to redo it on another machine. In `make bench` (gpu.py's batch
+256) where JAX sees a GPU; elsewhere it prints a note and stops, unless ``--any-backend``
+(then on JAX's default backend; on the CPU a smaller ``--batch``).
 
     python bn_variance.py --depth 50 --batch 256 --profile    # the H200 measurement
+    python bn_variance.py --depth 18 --batch 8 --any-backend  # the CPU's
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from conv_lowering import TX, train_step
-from gpu import kernel_table
+from gpu import gpu, kernel_table
 from linen_resnet import ResNet
 from run import time_interleaved
 from vs_tensorpack import compiled
@@ -32,7 +35,11 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--profile", action="store_true", help="also print the top kernels")
+    parser.add_argument("--any-backend", action="store_true", help="run without a GPU too")
     args = parser.parse_args()
+    if gpu() is None and not args.any_backend:
+        print(f"bn_variance.py: JAX sees no GPU (backend {jax.default_backend()!r}); skipped")
+        return
     rng = np.random.RandomState(0)
     x = jnp.asarray(rng.uniform(0, 255, (args.batch, 224, 224, 3)), jnp.float32)
     y = jnp.asarray(np.arange(args.batch) % 1000, jnp.int32)

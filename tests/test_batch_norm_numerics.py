@@ -94,8 +94,8 @@ def _rel_err(got, ref) -> float:
 
 @pytest.fixture(params=["two passes", "one pass"])
 def variance_rule(request, monkeypatch) -> str:
-    """``norm_ops.moments``' variance as this backend computes it, and as GPUs do
-    (``ONE_PASS_VARIANCE_BACKENDS``), both run here."""
+    """``norm_ops.moments``' variance in two passes (CPUs' rule) or in one (GPUs', from
+    ``ONE_PASS_VARIANCE_BACKENDS``), either run on this backend."""
     one_pass = frozenset({jax.default_backend()}) if request.param == "one pass" else frozenset()
     monkeypatch.setattr(norm_ops, "ONE_PASS_VARIANCE_BACKENDS", one_pass)
     return request.param
