@@ -214,6 +214,49 @@ def test_where_auto_runs_it(monkeypatch) -> None:
         assert not conv_impl.use_onednn_batch_norm(big, 3)
 
 
+@pytest.mark.skipif(
+    not (onednn.available() and onednn.has_avx512()), reason="'auto' runs XLA's BatchNorm here"
+)
+@pytest.mark.parametrize("listed", [True, False], ids=["isa_listed", "isa_not_listed"])
+def test_undifferentiated_forward_on_xla_where_measured_faster(listed, monkeypatch) -> None:
+    """Where this machine's instruction set is in conv_impl.XLA_BATCH_NORM_FORWARD_ISAS, a
+    BatchNorm in training below ONE_THREAD_BELOW that nothing differentiates is XLA's (values,
+    statistics and EMA bitwise those of 'xla'), and differentiated it is oneDNN's (bitwise
+    those of 'onednn'); elsewhere both are oneDNN's."""
+    isas = frozenset({onednn.isa()}) if listed else frozenset()
+    monkeypatch.setattr(conv_impl, "XLA_BATCH_NORM_FORWARD_ISAS", isas)
+    x, _, _, cot = _operands((8, 16, 16, 64), 64, seed=7)  # between 2^16 and 2^20 elements
+    assert conv_impl.ONEDNN_BATCH_NORM_MIN_ELEMENTS <= x.size < obn.ONE_THREAD_BELOW
+    model = tp.transform(lambda x: tp.BatchNorm("bn", x))
+    params, state = model.init(jax.random.key(0), x)
+
+    def forward(impl):
+        def f(params, x):
+            with tp.conv_impl(impl):
+                return model.apply(params, state, x, is_training=True)
+
+        return jax.jit(f)
+
+    text = forward("auto").lower(params, x).as_text()
+    assert ("tpflax_onednn_bn_fwd" in text) != listed
+    got = jax.tree.leaves(forward("auto")(params, x))
+    want = jax.tree.leaves(forward("xla" if listed else "onednn")(params, x))
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_array_equal(a, b)
+    step = _layer_step(model, state, cot, "auto")
+    jaxpr = str(jax.make_jaxpr(step)(params, x))
+    assert "tpflax_onednn_bn_fwd" in jaxpr and "tpflax_onednn_bn_bwd" in jaxpr
+    got = jax.tree.leaves(jax.jit(step)(params, x))
+    want = jax.tree.leaves(jax.jit(_layer_step(model, state, cot, "onednn"))(params, x))
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_array_equal(a, b)
+    with tp.conv_impl("auto"):
+        big = jax.ShapeDtypeStruct((8, 64, 64, 32), jnp.float32)  # 2^20 elements: two threads
+        assert not conv_impl.undifferentiated_batch_norm_on_xla(big)
+    with tp.conv_impl("onednn"):
+        assert not conv_impl.undifferentiated_batch_norm_on_xla(x)
+
+
 LARGE = sorted((Path(__file__).parent / "golden" / "batch_norm_large").glob("*.npz"))
 
 

@@ -265,7 +265,14 @@ def _batch_normalize(
             jnp.full((channels,), fill, jnp.float32) if p is None else p.reshape(channels)
             for p, fill in zip(affine, (1.0, 0.0), strict=True)
         )
-        y, mean, var = onednn_batch_norm.batch_norm(inputs, gamma, beta, eps, nchw=args.axis == 1)
+        y, mean, var = onednn_batch_norm.batch_norm(
+            inputs,
+            gamma,
+            beta,
+            eps,
+            nchw=args.axis == 1,
+            xla_unless_differentiated=conv_impl.undifferentiated_batch_norm_on_xla(inputs),
+        )
     else:
         mean, var = moments(inputs, reduce_axes, sync_statistics)
         y = normalize(inputs, mean, var, *affine, eps, centered=args.fused)

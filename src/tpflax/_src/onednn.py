@@ -111,14 +111,21 @@ def available() -> bool:
     return jax.default_backend() == "cpu" and library() is not None
 
 
+def isa() -> str:
+    """The instruction set oneDNN's kernels use here, by oneDNN's name
+    (``'avx512_core_amx'``, ``'avx512_core_bf16'``, ...); ``''`` without the library."""
+    lib = library()
+    if lib is None:
+        return ""
+    return lib.tpflax_onednn_isa_name().decode() or hex(lib.tpflax_onednn_isa())
+
+
 def describe() -> str:
     """``'oneDNN 3.2.0 (avx512_core_bf16)'``, or why it is unavailable."""
     lib = library()
     if lib is None:
         return "oneDNN unavailable"
-    isa = lib.tpflax_onednn_isa_name().decode() or hex(lib.tpflax_onednn_isa())
-    version = lib.tpflax_onednn_version().decode()
-    return f"oneDNN {version} ({isa})"
+    return f"oneDNN {lib.tpflax_onednn_version().decode()} ({isa()})"
 
 
 def _dispatches(isa: str) -> bool:

@@ -33,7 +33,7 @@ from jax import lax
 from jax.extend.core import Primitive
 from jax.interpreters import ad, batching, mlir
 
-from tpflax._src import onednn
+from tpflax._src import norm_ops, onednn
 
 # Below this many input elements oneDNN's batch normalization runs on one OpenMP thread
 # (onednn_common.h's OneThread): with two, its barriers stalled for 2-10x the call's time
@@ -168,7 +168,24 @@ def _reference(fn: Any) -> Any:
     return lambda *args, one_thread, **params: fn(*args, **params)
 
 
+def xla_forward(
+    x: jax.Array, gamma: jax.Array, beta: jax.Array, *, epsilon: float, nchw: bool
+) -> list:
+    """``[y, mean, variance]`` by XLA's formula: tpflax's BatchNorm without oneDNN
+    (:func:`tpflax._src.norm_ops.moments`, the fused kernel's rounding)."""
+    axes = _axes(nchw)
+    mean, var = norm_ops.moments(x, axes)
+    g, b = _channel(gamma, nchw), _channel(beta, nchw)
+    y = norm_ops.normalize(x, mean, var, g, b, epsilon, centered=True)
+    return [y, mean.reshape(-1), var.reshape(-1)]
+
+
 FWD = _primitive("tpflax_onednn_bn_fwd", _ffi_impl("tpflax_onednn_bn_fwd"), True)
+# The forward as XLA's formula where nothing differentiates it, oneDNN's where something does:
+# its JVP rule is FWD's (conv_impl.undifferentiated_batch_norm_on_xla says where it is used).
+FWD_XLA_UNLESS_DIFFERENTIATED = _primitive(
+    "tpflax_bn_fwd_xla_unless_differentiated", _reference(xla_forward), True
+)
 BWD = _primitive("tpflax_onednn_bn_bwd", _ffi_impl("tpflax_onednn_bn_bwd"), True)
 # The forward's output tangent, linear in (tx, tgamma, tbeta); evaluated (forward mode) by
 # XLA's formula, transposed (reverse mode) by oneDNN's backward.
@@ -211,6 +228,7 @@ def _reference_jvp(reference: Any, multiple: bool) -> Any:
 
 
 ad.primitive_jvps[FWD] = _forward_jvp
+ad.primitive_jvps[FWD_XLA_UNLESS_DIFFERENTIATED] = _forward_jvp
 ad.primitive_transposes[TANGENT] = _tangent_transpose
 ad.primitive_jvps[TANGENT] = _reference_jvp(tangent_reference, False)
 ad.primitive_jvps[BWD] = _reference_jvp(backward_reference, True)
@@ -223,16 +241,18 @@ def batch_norm(
     epsilon: float,
     *,
     nchw: bool,
+    xla_unless_differentiated: bool = False,
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """``(y, mean, variance)``: float32 ``x`` (``[N, H, W, C]``, or ``[N, C, H, W]`` with
     ``nchw``) normalized by its own batch mean and biased variance over all axes but the
     channels, ``y = gamma * (x - mean) / sqrt(variance + epsilon) + beta``, with float32
     ``[C]`` ``gamma`` and ``beta``; the statistics ``[C]``. Differentiable in every mode
-    (see the module doc)."""
+    (see the module doc). With ``xla_unless_differentiated``, a call that nothing
+    differentiates computes :func:`xla_forward` instead (XLA's values, bitwise)."""
     if onednn.library() is None:
         raise RuntimeError("oneDNN BatchNorm is unavailable here (see tpflax's log)")
     y, mean, var = onednn.bind(
-        FWD,
+        FWD_XLA_UNLESS_DIFFERENTIATED if xla_unless_differentiated else FWD,
         x,
         gamma.astype(jnp.float32),
         beta.astype(jnp.float32),
