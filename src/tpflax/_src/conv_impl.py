@@ -46,10 +46,10 @@ faster formulation.
   1.2-3x faster (with two threads these were erratic, often slower than XLA); the ResNet-50
   train step ran 1.07-1.10x faster with it, and 1.02-1.03x more (ResNet-18 1.09x) when the
   threshold came down from 2^20 to 2^16 with the small ones on one thread. On the instruction
-  sets of ``XLA_BATCH_NORM_FORWARD_ISAS`` (the Xeon with AMX, where one oneDNN thread lost
-  those forward passes to XLA's fusions on every core), such a BatchNorm below 2^20 elements
-  that nothing differentiates computes XLA's formula, and JAX calls oneDNN's rule only when
-  something differentiates it (as the inference convolutions above).
+  sets of ``XLA_BATCH_NORM_FORWARD_ISAS`` (the Xeon with AMX, where oneDNN lost those
+  forward passes to XLA's fusions on every core: one thread, or two that stalled), such a
+  BatchNorm that nothing differentiates computes XLA's formula, and JAX calls oneDNN's rule
+  only when something differentiates it (as the inference convolutions above).
 * with that library and AVX-512, max pooling with overlapping windows (a stride smaller than
   the window, at most 49 taps) on float32 rank-4 inputs of at least
   ``ONEDNN_MAX_POOL_MIN_ELEMENTS`` takes its value and each window's first maximum from
@@ -112,13 +112,14 @@ ONEDNN_INFERENCE_MIN_MACS = 10**6
 # at par at 3.3e4.
 ONEDNN_BATCH_NORM_MIN_ELEMENTS = 1 << 16
 # oneDNN's instruction sets (onednn.isa) on which such a BatchNorm that nothing differentiates
-# (a forward pass in training mode outside jax.grad) takes XLA's formula below
-# onednn_batch_norm.ONE_THREAD_BELOW elements, where oneDNN runs on one OpenMP thread (two
-# stalled) and XLA's fusions on every core; differentiated, it stays oneDNN's. Measured
-# (benchmarks/RESULTS.md, 2026-12-04): on the Intel Xeon with AMX one oneDNN thread ran those
-# forward passes 0.75-0.93x XLA's speed, its train passes 1.01-1.29x; on the AMD EPYC
-# (avx512_core_bf16) the same forward passes ran 1.03-2.09x faster on oneDNN, so it keeps
-# them there, as does any machine not measured.
+# (a forward pass in training mode outside jax.grad) takes XLA's formula; differentiated, it
+# stays oneDNN's. Measured on the Intel Xeon with AMX (benchmarks/RESULTS.md, 2026-12-04):
+# below 2^20 elements, where oneDNN runs on one OpenMP thread, those forward passes ran
+# 0.75-0.93x XLA's speed (XLA's fusions use every core); above, on two threads, 0.69-1.21x
+# with 13-22 ms stalls in some calls (0.87-0.89x at [8, 56, 56, 256] twice in one run),
+# while every train pass but stalled ones ran faster on oneDNN. On the AMD EPYC
+# (avx512_core_bf16) the forward passes ran 1.03-2.09x faster on oneDNN, so it keeps them
+# there, as does any machine not measured.
 XLA_BATCH_NORM_FORWARD_ISAS = frozenset({"avx512_core_amx"})
 # Max pooling with overlapping windows on oneDNN (its value and first maxima; AVX-512) from
 # this many input elements (benchmarks/conv_lowering.py, max_pool_table): ResNet's 3x3/2 stem
@@ -302,15 +303,10 @@ def use_onednn_batch_norm(x: jax.Array, axis: int) -> bool:
 def undifferentiated_batch_norm_on_xla(x: jax.Array) -> bool:
     """Whether a BatchNorm that :func:`use_onednn_batch_norm` sends to oneDNN takes XLA's
     formula instead when nothing differentiates it (JAX calls oneDNN's rule only when
-    something does): under 'auto', below ``onednn_batch_norm.ONE_THREAD_BELOW`` elements, on
-    the instruction sets of ``XLA_BATCH_NORM_FORWARD_ISAS``."""
-    from tpflax._src.onednn_batch_norm import ONE_THREAD_BELOW
-
-    return (
-        current_impl() == "auto"
-        and x.size < ONE_THREAD_BELOW
-        and onednn.isa() in XLA_BATCH_NORM_FORWARD_ISAS
-    )
+    something does): under 'auto', on the instruction sets of
+    ``XLA_BATCH_NORM_FORWARD_ISAS``."""
+    del x  # every size, measured
+    return current_impl() == "auto" and onednn.isa() in XLA_BATCH_NORM_FORWARD_ISAS
 
 
 def use_onednn_max_pool(x: jax.Array, pool: tuple[int, int], stride: tuple[int, int]) -> bool:
