@@ -271,7 +271,7 @@ def _batch_normalize(
             beta,
             eps,
             nchw=args.axis == 1,
-            xla_unless_differentiated=conv_impl.undifferentiated_batch_norm_on_xla(inputs),
+            xla_unless_differentiated=conv_impl.undifferentiated_batch_norm_on_xla(),
         )
     else:
         mean, var = moments(inputs, reduce_axes, sync_statistics)

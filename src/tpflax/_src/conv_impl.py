@@ -300,12 +300,11 @@ def use_onednn_batch_norm(x: jax.Array, axis: int) -> bool:
     return x.size >= ONEDNN_BATCH_NORM_MIN_ELEMENTS and onednn.available() and onednn.has_avx512()
 
 
-def undifferentiated_batch_norm_on_xla(x: jax.Array) -> bool:
+def undifferentiated_batch_norm_on_xla() -> bool:
     """Whether a BatchNorm that :func:`use_onednn_batch_norm` sends to oneDNN takes XLA's
     formula instead when nothing differentiates it (JAX calls oneDNN's rule only when
     something does): under 'auto', on the instruction sets of
-    ``XLA_BATCH_NORM_FORWARD_ISAS``."""
-    del x  # every size, measured
+    ``XLA_BATCH_NORM_FORWARD_ISAS``, at every input size (measured)."""
     return current_impl() == "auto" and onednn.isa() in XLA_BATCH_NORM_FORWARD_ISAS
 
 
