@@ -1,7 +1,8 @@
 """BatchNorm's variance in one pass or two (``norm_ops.ONE_PASS_VARIANCE_BACKENDS``): tpflax's
 ResNet training step (the benchmarks' SGD step, BatchNorm in training) with the statistics
 summed in two passes over each activation (``mean((d - mean(d))^2)``) and in one
-(``mean(d^2) - mean(d)^2``), beside flax.linen's (one unshifted pass); interleaved medians
+(``mean(d^2) - mean(d)^2``), beside flax.linen's (one unshifted pass), each compiled by
+vs_tensorpack.py's builders (their inference programs too, unused here); interleaved medians
 and, with ``--profile``, each one's top kernels. The measurement behind the rule (GPUs one
 pass, CPUs two) and the way to redo it on another machine. In `make bench` (gpu.py's batch
 256) where JAX sees a GPU; elsewhere it prints a note and stops, unless ``--any-backend``
@@ -15,17 +16,15 @@ from __future__ import annotations
 
 import argparse
 import statistics
+from unittest import mock
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from conv_lowering import TX, train_step
 from gpu import gpu, kernel_table
-from linen_resnet import ResNet
 from run import time_interleaved
-from vs_tensorpack import compiled
+from vs_tensorpack import linen_steps, tpflax_steps
 
-import tpflax as tp
 from tpflax._src import norm_ops
 
 
@@ -43,35 +42,20 @@ def main() -> None:
     rng = np.random.RandomState(0)
     x = jnp.asarray(rng.uniform(0, 255, (args.batch, 224, 224, 3)), jnp.float32)
     y = jnp.asarray(np.arange(args.batch) % 1000, jnp.int32)
-    model = tp.transform(tp.zoo.resnet(args.depth))
-    params, state = jax.jit(model.init)(jax.random.key(0), x)
-
-    def tp_train(p, s, x):
-        return model.apply(p, s, x, is_training=True)
-
-    rule = norm_ops.ONE_PASS_VARIANCE_BACKENDS
     progs = {}
     for name, backends in (("two passes", frozenset()), ("one pass", {jax.default_backend()})):
-        norm_ops.ONE_PASS_VARIANCE_BACKENDS = frozenset(backends)  # read when traced
-        progs[f"tpflax {name}"] = compiled(
-            train_step(tp_train), params, state, TX.init(params), x, y
-        )
-    norm_ops.ONE_PASS_VARIANCE_BACKENDS = rule
-    net = ResNet(args.depth)
-    variables = jax.jit(net.init)(jax.random.key(0), x)
-    lp, ls = variables["params"], {"batch_stats": variables["batch_stats"]}
-
-    def linen_train(p, s, x):
-        return net.apply({"params": p, **s}, x, train=True, mutable=["batch_stats"])
-
-    progs["linen"] = compiled(train_step(linen_train), lp, ls, TX.init(lp), x, y)
+        # read when traced, so inside the compile
+        with mock.patch.object(norm_ops, "ONE_PASS_VARIANCE_BACKENDS", frozenset(backends)):
+            progs[f"tpflax {name}"] = tpflax_steps(args.depth, x, y)["train"]
+    progs["linen"] = linen_steps(args.depth, x, y)["train"]
     calls = {k: v["call"] for k, v in progs.items()}
     for call in calls.values():  # warm-up
         jax.block_until_ready(call())
     med = {k: statistics.median(t) for k, t in time_interleaved(calls, args.rounds).items()}
+    one_pass = jax.default_backend() in norm_ops.ONE_PASS_VARIANCE_BACKENDS
     print(
         f"ResNet-{args.depth} b{args.batch} float32 train step on {jax.default_backend()} "
-        f"(rule here: {'one pass' if jax.default_backend() in rule else 'two passes'}), "
+        f"(rule here: {'one pass' if one_pass else 'two passes'}), "
         f"medians of {args.rounds}: " + ", ".join(f"{k} {v * 1e3:.2f} ms" for k, v in med.items())
     )
     if args.profile:

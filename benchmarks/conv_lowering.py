@@ -24,7 +24,6 @@ import platform
 import re
 import statistics
 import time
-from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -432,10 +431,10 @@ def max_pool_table(rounds: int) -> list[str]:
     return lines
 
 
-def compiled_program(fn: Callable, *args: Any) -> str:
-    """``jax.jit(fn)``'s optimized HLO for ``args``, without the source metadata (op names,
-    stack frames, file tables) that differs between two traces of the same computation."""
-    text = re.sub(r", metadata=\{[^{}]*\}", "", jax.jit(fn).lower(*args).compile().as_text())
+def program_text(compiled: Any) -> str:
+    """A compiled function's optimized HLO without the source metadata (op names, stack
+    frames, file tables) that differs between two traces of the same computation."""
+    text = re.sub(r", metadata=\{[^{}]*\}", "", compiled.as_text())
     tables = ("FileNames", "FunctionNames", "FileLocations", "StackFrames")
     return "\n\n".join(b for b in text.split("\n\n") if not b.startswith(tables))
 
@@ -497,11 +496,13 @@ def auto_vs_xla_table(rounds: int) -> tuple[list[str], list[str]]:
                     y, vjp, aux = jax.vjp(fn, x, params, has_aux=True)
                     return y, aux, vjp(cot)
 
-            # run.timeit waits for the results
-            runs[impl, "forward"] = functools.partial(jax.jit(forward), x, params)
-            runs[impl, "train"] = functools.partial(jax.jit(train), x, params, cot)
-            programs[impl, "forward"] = compiled_program(forward, x, params)
-            programs[impl, "train"] = compiled_program(train, x, params, cot)
+            for pass_, f, args in (
+                ("forward", forward, (x, params)),
+                ("train", train, (x, params, cot)),
+            ):
+                exe = jax.jit(f).lower(*args).compile()
+                runs[impl, pass_] = functools.partial(exe, *args)  # run.timeit waits for it
+                programs[impl, pass_] = program_text(exe)
         for run in runs.values():
             jax.block_until_ready(run())
 
